@@ -1,0 +1,1 @@
+"""dbops: database migrations from source control."""
