@@ -1,0 +1,311 @@
+"""The `dbops` command."""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from typing import Any
+
+from dbops.config import env_placeholders, locations_from, parse_placeholders
+from dbops.engine import Engine, RunInfo, ScriptResult, Settings
+from dbops.errors import ConfigError, DbopsError, LintFailed
+from dbops.output import Console, entry_json
+from dbops.sources import CommitInfo
+from dbops.targets import open_target
+from dbops.urls import redact
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # exit 2 with our wording
+        self.print_usage(sys.stderr)
+        raise ConfigError(f"{message} (see `dbops --help`)")
+
+
+def _positive(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number of seconds") from None
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"{value!r} must not be negative")
+    return number
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--url", default=argparse.SUPPRESS, help="database URL (DBOPS_URL); none: the embedded database")
+    common.add_argument("--locations", default=argparse.SUPPRESS, help="comma-separated script folders (DBOPS_LOCATIONS, default sql)")
+    common.add_argument("--schema", default=argparse.SUPPRESS, help="schema of the history table (default public)")
+    common.add_argument("--table", default=argparse.SUPPRESS, help="history table (default flyway_schema_history)")
+    common.add_argument("--placeholder", action="append", default=argparse.SUPPRESS, metavar="K=V", help="placeholder value, repeatable")
+    common.add_argument("--ignore-invalid-names", action="store_true", default=argparse.SUPPRESS, help="warn about, and skip, badly named .sql files")
+    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="one JSON document on stdout")
+    common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="log more")
+
+    parser = _Parser(prog="dbops", description="Database migrations from source control.", parents=[common])
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    migrate = commands.add_parser("migrate", parents=[common], help="apply pending migrations")
+    migrate.add_argument("--target", help="stop at this version")
+    migrate.add_argument("--dry-run", action="store_true", help="print the SQL that would run; change nothing")
+    migrate.add_argument("--out-of-order", action="store_true", help="also apply scripts older than the latest applied one")
+    migrate.add_argument("--mixed", action="store_true", help="allow scripts that mix non-transactional and transactional statements")
+    migrate.add_argument("--direct", action="store_true", help="run the engine without Dagster")
+    migrate.add_argument("--lock-timeout", type=_positive, default=600.0, help="seconds to wait for the run lock (default 600)")
+    migrate.add_argument("--statement-timeout", type=_positive, help="seconds one statement may run")
+    migrate.add_argument("--commit", default=os.environ.get("DBOPS_COMMIT", ""), help="commit id to record")
+    migrate.add_argument("--author", default=os.environ.get("DBOPS_AUTHOR", ""), help="commit author to record")
+    migrate.add_argument("--message", default=os.environ.get("DBOPS_MESSAGE", ""), help="commit message to record")
+    migrate.add_argument("--source", default=os.environ.get("DBOPS_SOURCE", "cli"), help=argparse.SUPPRESS)
+
+    commands.add_parser("info", parents=[common], help="show every migration and its state")
+    commands.add_parser("validate", parents=[common], help="check applied migrations against the scripts")
+    commands.add_parser("lint", parents=[common], help="static checks of the scripts (Redshift dialect)")
+    commands.add_parser("repair", parents=[common], help="remove failed rows, realign checksums")
+    baseline = commands.add_parser("baseline", parents=[common], help="mark an existing database as at a version")
+    baseline.add_argument("--version", default="1", help="baseline version (default 1)")
+    undo = commands.add_parser("undo", parents=[common], help="apply undo (U) scripts")
+    undo.add_argument("--target", help="undo every applied version above this one (default: the latest only)")
+    local = commands.add_parser("local", parents=[common], help="manage the embedded database")
+    local.add_argument("action", choices=["start", "stop", "status", "url"])
+    commands.add_parser("ui", parents=[common], help="open the Dagster UI on this project")
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    placeholders = env_placeholders()
+    placeholders.update(parse_placeholders(getattr(args, "placeholder", [])))
+    return Settings(
+        locations=locations_from(getattr(args, "locations", None)),
+        schema=getattr(args, "schema", None) or os.environ.get("DBOPS_SCHEMA") or "public",
+        table=getattr(args, "table", None) or os.environ.get("DBOPS_TABLE") or "flyway_schema_history",
+        placeholders=placeholders,
+        ignore_invalid_names=getattr(args, "ignore_invalid_names", False),
+        out_of_order=getattr(args, "out_of_order", False),
+        mixed=getattr(args, "mixed", False),
+        target_version=getattr(args, "target", None) if args.command == "migrate" else None,
+        lock_timeout=getattr(args, "lock_timeout", 600.0),
+        statement_timeout=getattr(args, "statement_timeout", None),
+    )
+
+
+def _url(args: argparse.Namespace) -> str | None:
+    return getattr(args, "url", None) or os.environ.get("DBOPS_URL") or None
+
+
+def _engine(args: argparse.Namespace, console: Console) -> Engine:
+    engine = Engine(open_target(_url(args)), _settings(args))
+    for warning in engine.catalog.warnings:
+        console.log(f"warning: {warning}")
+    return engine
+
+
+def result_json(result: ScriptResult) -> dict[str, Any]:
+    m = result.migration
+    return {
+        "version": m.version.text if m.version else None,
+        "description": m.description,
+        "script": m.script,
+        "checksum": m.checksum,
+        "status": result.status,
+        "execution_time_ms": result.execution_ms,
+        "statements": result.statements,
+        "rows_affected": result.rows_affected,
+        "in_transaction": result.in_transaction,
+    }
+
+
+def print_results(console: Console, results: list[ScriptResult], target: str, elapsed: float, run_id: str | None) -> None:
+    """The migrate summary shared by --direct and Dagster runs."""
+    if console.as_json:
+        console.json({"applied": [result_json(r) for r in results], "target": target, "run_id": run_id, "seconds": round(elapsed, 3)})
+        return
+    if not results:
+        console.result(f"Nothing to migrate: {target} is up to date.")
+    else:
+        console.table(
+            "Applied",
+            ["Version", "Description", "Script", "Statements", "Rows", "Time (ms)", "Mode"],
+            (
+                [r.migration.version or "", r.migration.description, r.migration.script, r.statements, r.rows_affected,
+                 r.execution_ms, "transaction" if r.in_transaction else "autocommit"]
+                for r in results
+            ),
+        )
+        console.result(f"Applied {len(results)} migration(s) to {target} in {elapsed:.2f}s.")
+    if run_id:
+        console.result(f"Dagster run: {run_id}")
+
+
+def cmd_migrate(args: argparse.Namespace, console: Console) -> int:
+    engine = _engine(args, console)
+    target = engine.target.redacted_url
+    commit = CommitInfo(id=args.commit, author=args.author, message=args.message) if args.commit or args.author or args.message else None
+    if args.dry_run:
+        todo = engine.dry_run()
+        if console.as_json:
+            console.json({"pending": [{"script": e.script, "version": e.version, "sql": e.migration.sql} for e in todo], "target": target})
+            return 0
+        for entry in todo:
+            m = entry.migration
+            mode = "in a transaction" if m.in_transaction else "in autocommit, statement by statement"
+            console.result(f"-- {m.path} ({mode})\n{m.sql.rstrip()}\n")
+        console.result(f"{len(todo)} migration(s) would be applied to {target}; nothing was changed.")
+        return 0
+    if not args.direct:
+        from dbops.orchestration.launch import launch_migrate
+
+        return launch_migrate(engine, args, console, commit)
+    started = time.perf_counter()
+    run = RunInfo(source=args.source, commit=commit)
+    results: list[ScriptResult] = []
+    pending = len(engine.plan().pending()) if console.tty else 0
+    with console.progress(pending) as advance:
+        for result in engine.migrate(run=run, on_event=console.log):
+            results.append(result)
+            advance(result.migration.script)
+            if not console.tty and not console.as_json:
+                console.result(f"applied {result.migration.path} ({result.statements} statements, {result.execution_ms} ms)")
+    print_results(console, results, target, time.perf_counter() - started, None)
+    return 0
+
+
+def cmd_info(args: argparse.Namespace, console: Console) -> int:
+    engine = _engine(args, console)
+    plan = engine.plan()
+    info = engine.target.info()
+    if console.as_json:
+        console.json({"migrations": [entry_json(e) for e in plan.entries], "target": info.url, "ssl": info.ssl})
+    else:
+        console.plan(plan, info.url, info.ssl)
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace, console: Console) -> int:
+    engine = _engine(args, console)
+    plan = engine.plan()
+    problems = plan.problems()
+    if console.as_json:
+        console.json({"valid": not problems, "problems": problems, "target": engine.target.redacted_url})
+    else:
+        for problem in problems:
+            console.result(f"error: {problem}")
+        if not problems:
+            pending = len(plan.pending())
+            console.result(f"Validated {len(engine.catalog.migrations)} script(s) against {engine.target.redacted_url}: OK ({pending} pending).")
+    return 1 if problems else 0
+
+
+def cmd_lint(args: argparse.Namespace, console: Console) -> int:
+    from dbops.lint import lint_catalog
+
+    engine = _engine(args, console)
+    findings = lint_catalog(engine.catalog)
+    errors = [f for f in findings if f.severity == "error"]
+    if console.as_json:
+        console.json({"findings": [f.as_dict() for f in findings], "errors": len(errors)})
+    else:
+        for finding in findings:
+            console.result(str(finding))
+        console.result(f"{len(findings)} finding(s), {len(errors)} error(s) in {len(engine.catalog.migrations)} script(s).")
+    if errors:
+        raise LintFailed(f"lint found {len(errors)} error(s)") if not console.as_json else SystemExit(1)
+    return 0
+
+
+def cmd_repair(args: argparse.Namespace, console: Console) -> int:
+    engine = _engine(args, console)
+    actions = engine.repair()
+    if console.as_json:
+        console.json({"actions": actions, "target": engine.target.redacted_url})
+    else:
+        for action in actions:
+            console.result(action)
+        console.result("Repair: nothing to do." if not actions else f"Repair: {len(actions)} change(s).")
+    return 0
+
+
+def cmd_baseline(args: argparse.Namespace, console: Console) -> int:
+    engine = _engine(args, console)
+    engine.baseline(args.version)
+    if console.as_json:
+        console.json({"baseline": args.version, "target": engine.target.redacted_url})
+    else:
+        console.result(f"Baselined {engine.target.redacted_url} at version {args.version}.")
+    return 0
+
+
+def cmd_undo(args: argparse.Namespace, console: Console) -> int:
+    engine = _engine(args, console)
+    results = engine.undo(args.target)
+    if console.as_json:
+        console.json({"undone": [result_json(r) for r in results], "target": engine.target.redacted_url})
+    else:
+        for r in results:
+            console.result(f"undid version {r.migration.version} with {r.migration.path} ({r.execution_ms} ms)")
+        console.result(f"Undo: {len(results)} version(s) undone.")
+    return 0
+
+
+def cmd_local(args: argparse.Namespace, console: Console) -> int:
+    from dbops.targets.embedded import EmbeddedDatabase
+
+    db = EmbeddedDatabase.default()
+    if args.action == "start":
+        url = db.url(db.start())
+        message = f"embedded database running: {url}"
+    elif args.action == "stop":
+        url = ""
+        message = "embedded database stopped" if db.stop() else "embedded database was not running"
+    else:
+        socket_dir = db.running_socket_dir()
+        if args.action == "url":
+            socket_dir = socket_dir or db.start()
+        url = db.url(socket_dir) if socket_dir else ""
+        message = url if args.action == "url" else (f"running: {url}" if url else f"stopped (data in {db.pgdata})")
+    if console.as_json:
+        console.json({"action": args.action, "running": bool(db.running_socket_dir()), "url": url, "pgdata": str(db.pgdata)})
+    else:
+        console.result(message)
+    return 0
+
+
+def cmd_ui(args: argparse.Namespace, console: Console) -> int:
+    from dbops.orchestration.launch import open_ui
+
+    return open_ui(console)
+
+
+COMMANDS = {
+    "migrate": cmd_migrate,
+    "info": cmd_info,
+    "validate": cmd_validate,
+    "lint": cmd_lint,
+    "repair": cmd_repair,
+    "baseline": cmd_baseline,
+    "undo": cmd_undo,
+    "local": cmd_local,
+    "ui": cmd_ui,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run a command, turn user errors into a message and an exit code."""
+    console = Console()
+    try:
+        args = build_parser().parse_args(argv)
+        console = Console(as_json=getattr(args, "json", False), verbose=getattr(args, "verbose", False))
+        logging.basicConfig(level=logging.INFO if console.verbose else logging.WARNING, stream=sys.stderr)
+        return COMMANDS[args.command](args, console)
+    except DbopsError as exc:
+        print(f"error: {redact(str(exc))}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,422 @@
+"""plan / migrate / validate / baseline / repair / undo, under the run lock."""
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from functools import cached_property
+from typing import NoReturn
+
+from dbops.errors import ConfigError, MigrationFailed, ValidationFailed
+from dbops.history import BASELINE_DESCRIPTION, AuditRecord, History
+from dbops.locks import make_lock
+from dbops.migrations import BASELINE, REPEATABLE, VERSIONED, Catalog, Migration, PlaceholderContext, Version, discover
+from dbops.plan import FAILED, MISSING, Plan, PlanEntry, build_plan
+from dbops.sources import CommitInfo, FolderSource, Snapshot
+from dbops.statements import Statement
+from dbops.targets.base import Session, SqlError, Target
+
+DEFAULT_TABLE = "flyway_schema_history"
+
+
+@dataclass
+class Settings:
+    """Everything that shapes a run besides the target and the scripts."""
+
+    locations: list[str] = field(default_factory=lambda: ["sql"])
+    schema: str = "public"
+    table: str = DEFAULT_TABLE
+    placeholders: dict[str, str] = field(default_factory=dict)
+    ignore_invalid_names: bool = False
+    out_of_order: bool = False
+    mixed: bool = False
+    target_version: str | None = None
+    lock_timeout: float = 600.0
+    statement_timeout: float | None = None
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """Who and what started a run, recorded in the audit table."""
+
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    source: str = "cli"
+    commit: CommitInfo | None = None
+
+
+@dataclass
+class ScriptResult:
+    """What happened to one script."""
+
+    migration: Migration
+    status: str
+    execution_ms: int
+    statements: int
+    rows_affected: int
+    in_transaction: bool
+    error: str = ""
+
+    @property
+    def script(self) -> str:
+        return self.migration.script
+
+
+Event = Callable[[str], None]
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+class Engine:
+    """Applies one snapshot of scripts to one target."""
+
+    def __init__(self, target: Target, settings: Settings | None = None, snapshot: Snapshot | None = None) -> None:
+        self.target = target
+        self.settings = settings or Settings()
+        self._snapshot = snapshot
+
+    @cached_property
+    def snapshot(self) -> Snapshot:
+        return self._snapshot or FolderSource(self.settings.locations).snapshot()
+
+    @cached_property
+    def catalog(self) -> Catalog:
+        """The scripts, discovered once; every naming or placeholder problem raises here."""
+        context = PlaceholderContext(
+            values=self.settings.placeholders,
+            schema=self.settings.schema,
+            user=self.target.user,
+            database=self.target.database,
+            table=self.settings.table,
+        )
+        return discover(self.snapshot.files, context, self.settings.ignore_invalid_names)
+
+    @cached_property
+    def target_version(self) -> Version | None:
+        raw = self.settings.target_version
+        if raw in (None, "", "latest"):
+            return None
+        try:
+            return Version.parse(raw.lstrip("Vv"))
+        except ValueError:
+            raise ConfigError(f"--target {raw}: not a version; use digits separated by . or _") from None
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        session = self.target.connect()
+        try:
+            yield session
+        finally:
+            session.close()
+
+    def _history(self, session: Session) -> History:
+        return History(session, self.settings.schema, self.settings.table)
+
+    def _plan(self, history: History) -> Plan:
+        exists = history.exists()
+        rows = history.rows() if exists else []
+        return build_plan(
+            self.catalog, rows, out_of_order=self.settings.out_of_order, target=self.target_version, has_history=exists
+        )
+
+    def plan(self) -> Plan:
+        """Every script and history row with its state (reads only)."""
+        self.catalog
+        with self.session() as session:
+            plan = self._plan(self._history(session))
+            session.rollback()
+            return plan
+
+    def validate(self, plan: Plan | None = None) -> Plan:
+        """Raise ValidationFailed when applied migrations differ from the scripts."""
+        plan = plan or self.plan()
+        problems = plan.problems()
+        if problems:
+            raise ValidationFailed("validation failed:\n  " + "\n  ".join(problems))
+        return plan
+
+    @contextmanager
+    def locked(self, on_event: Event | None = None) -> Iterator[tuple[Session, History]]:
+        """The run lock plus a working session with the history tables in place."""
+        lock = make_lock(self.target, self.settings.schema, self.settings.table)
+        lock.acquire(self.settings.lock_timeout, on_event)
+        try:
+            if lock.waited > 1 and on_event:
+                on_event(f"got the run lock after waiting {lock.waited:.1f}s")
+            with self.session() as session:
+                history = self._history(session)
+                history.ensure()
+                if self.settings.statement_timeout:
+                    session.execute(f"set statement_timeout to {int(self.settings.statement_timeout * 1000)}")
+                    session.commit()
+                yield session, history
+        finally:
+            lock.release()
+
+    def check_selection(self, pending: list[PlanEntry], select: set[str] | None) -> list[PlanEntry]:
+        """Pending entries to apply; selecting a script whose pending predecessor is not selected raises."""
+        if select is None:
+            return pending
+        chosen: list[PlanEntry] = []
+        skipped: PlanEntry | None = None
+        for entry in pending:
+            assert entry.migration is not None
+            if entry.migration.script in select:
+                if skipped is not None:
+                    raise ConfigError(
+                        f"{entry.path} cannot be applied before {skipped.path}, which is pending and not selected; "
+                        "select both (or apply the earlier one first)"
+                    )
+                chosen.append(entry)
+            elif skipped is None:
+                skipped = entry
+        return chosen
+
+    def refuse_mixed(self, entries: list[PlanEntry]) -> None:
+        """A script mixing non-transactional and transactional statements could be half-applied: refuse it."""
+        for entry in entries:
+            m = entry.migration
+            assert m is not None
+            if m.is_mixed and not (self.settings.mixed or m.config.mixed) and m.config.execute_in_transaction is None:
+                odd = m.non_transactional[0]
+                other = next(s for s in m.statements if not s.non_transactional)
+                raise ConfigError(
+                    f"{m.path}:{odd.line}: {odd.non_transactional} cannot run in a transaction, but the script also has "
+                    f"transactional statements (line {other.line}: {other.first_line}); a failure would leave it "
+                    "half-applied. Move the non-transactional statement to a script of its own, or allow it with "
+                    "--mixed (or mixed=true in its .sql.conf)"
+                )
+
+    def migrate(
+        self,
+        run: RunInfo | None = None,
+        select: set[str] | None = None,
+        on_event: Event | None = None,
+    ) -> Iterator[ScriptResult]:
+        """Apply pending scripts in order, yielding each result as it finishes; stop at the first failure."""
+        run = run or RunInfo()
+        self.catalog
+        with self.locked(on_event) as (session, history):
+            plan = self._plan(history)
+            session.rollback()
+            self.validate(plan)
+            todo = self.check_selection(plan.pending(), select)
+            self.refuse_mixed(todo)
+            if not todo:
+                return
+            applier = _Applier(self, session, history, run)
+            applier.callbacks("beforeMigrate")
+            for entry in todo:
+                assert entry.migration is not None
+                result = applier.apply(entry.migration)
+                yield result
+            applier.callbacks("afterMigrate")
+
+    def dry_run(self, select: set[str] | None = None) -> list[PlanEntry]:
+        """The entries migrate would apply, without taking the lock or changing anything."""
+        plan = self.plan()
+        self.validate(plan)
+        todo = self.check_selection(plan.pending(), select)
+        self.refuse_mixed(todo)
+        return todo
+
+    def baseline(self, version: str = "1", description: str = BASELINE_DESCRIPTION) -> None:
+        """Mark an existing database as being at `version`."""
+        try:
+            parsed = Version.parse(version.lstrip("Vv"))
+        except ValueError:
+            raise ConfigError(f"--version {version}: not a version") from None
+        with self.locked() as (session, history):
+            rows = [r for r in history.rows() if r.type != "SCHEMA"]
+            if rows:
+                if any(r.type == "BASELINE" and r.version and Version.parse(r.version) == parsed for r in rows):
+                    session.rollback()
+                    return
+                raise ConfigError(
+                    f"{self.settings.schema}.{self.settings.table} already has {len(rows)} migration(s); "
+                    "baseline only marks a database that dbops has not migrated yet"
+                )
+            history.insert(history.next_rank(), parsed.text, description, "BASELINE", BASELINE_DESCRIPTION, None, 0, True)
+            session.commit()
+
+    def repair(self) -> list[str]:
+        """Remove failed rows, realign checksums and descriptions, mark missing scripts deleted."""
+        actions: list[str] = []
+        with self.locked() as (session, history):
+            plan = self._plan(history)
+            rank = history.next_rank()
+            for entry in plan.entries:
+                row, m = entry.applied, entry.migration
+                if row is None:
+                    continue
+                if entry.state == FAILED:
+                    history.delete_rank(row.installed_rank)
+                    actions.append(f"removed failed row {row.script} (rank {row.installed_rank})")
+                elif entry.state == MISSING and row.version:
+                    history.insert(rank, row.version, row.description, "DELETE", row.script, row.checksum, 0, True)
+                    rank += 1
+                    actions.append(f"marked missing version {row.version} ({row.script}) as deleted")
+                elif m is not None and entry.problems:
+                    history.update_checksum(row.installed_rank, m.checksum, m.description, m.history_type)
+                    actions.append(f"realigned {m.path}: checksum {row.checksum} -> {m.checksum}")
+            session.commit()
+        return actions
+
+    def undo(self, target: str | None = None, run: RunInfo | None = None) -> list[ScriptResult]:
+        """Apply U scripts in reverse order for applied versions above `target` (default: the latest one)."""
+        run = run or RunInfo()
+        undo_scripts = {m.version: m for m in self.catalog.undo}
+        floor = Version.parse(target.lstrip("Vv")) if target else None
+        results: list[ScriptResult] = []
+        with self.locked() as (session, history):
+            plan = self._plan(history)
+            session.rollback()
+            applied = [
+                e for e in plan.entries
+                if e.applied and e.applied.success and e.applied.type == "SQL" and e.applied.version and e.state != FAILED
+                and e.state in ("Success",)
+            ]
+            applied.sort(key=lambda e: Version.parse(e.applied.version), reverse=True)  # type: ignore[union-attr]
+            chosen = [e for e in applied if floor is None or Version.parse(e.applied.version) > floor]  # type: ignore[union-attr]
+            if floor is None:
+                chosen = chosen[:1]
+            applier = _Applier(self, session, history, run)
+            for entry in chosen:
+                version = Version.parse(entry.applied.version)  # type: ignore[union-attr]
+                script = undo_scripts.get(version)
+                if script is None:
+                    raise ConfigError(f"no undo script U{version}__….sql for version {version} ({entry.path}); write one to undo it")
+                results.append(applier.apply(script))
+        return results
+
+
+class _Applier:
+    """Runs scripts on the working session and records them."""
+
+    def __init__(self, engine: Engine, session: Session, history: History, run: RunInfo) -> None:
+        self.engine = engine
+        self.session = session
+        self.history = history
+        self.run = run
+        self.rank = history.next_rank()
+        session.commit()
+
+    def callbacks(self, event: str) -> None:
+        for callback in self.engine.catalog.callbacks_for(event):
+            try:
+                for statement in callback.statements:
+                    self.session.execute(statement.sql)
+                self.session.commit()
+            except SqlError as exc:
+                self.session.rollback()
+                raise MigrationFailed(f"{callback.path}: {event} callback failed: {exc}") from None
+
+    def apply(self, migration: Migration) -> ScriptResult:
+        self.callbacks("beforeEachMigrate")
+        started = _now()
+        clock = time.perf_counter()
+        statements = migration.statements
+        transactional = migration.in_transaction
+        rank = self.rank
+        rows = 0
+        done = 0
+        try:
+            if transactional:
+                self.session.set_autocommit(False)
+            else:
+                self.session.set_autocommit(True)
+                self._record(rank, migration, 0, success=False)
+            for statement in statements:
+                affected = self._execute(statement)
+                rows += max(affected, 0)
+                done += 1
+            elapsed = int((time.perf_counter() - clock) * 1000)
+            if transactional:
+                self._record(rank, migration, elapsed, success=True)
+            else:
+                self.history.update_success(rank, elapsed)
+            self._audit(migration, "success", "", started)
+            if transactional:
+                self.session.commit()
+        except SqlError as exc:
+            failed = statements[done] if done < len(statements) else None
+            self._fail(migration, exc, failed, done, transactional, started)
+        finally:
+            if not transactional:
+                self.session.set_autocommit(False)
+        self.rank += 1
+        self.callbacks("afterEachMigrate")
+        return ScriptResult(migration, "success", elapsed, len(statements), rows, transactional)
+
+    def _execute(self, statement: Statement) -> int:
+        return self.session.execute(statement.sql)
+
+    def _record(self, rank: int, migration: Migration, elapsed: int, success: bool) -> None:
+        self.history.insert(
+            rank,
+            migration.version.text if migration.version else None,
+            migration.description,
+            migration.history_type,
+            migration.script,
+            migration.checksum,
+            elapsed,
+            success,
+        )
+
+    def _audit(self, migration: Migration, status: str, error: str, started: datetime) -> None:
+        commit = self.run.commit or CommitInfo(id="")
+        self.history.audit(
+            AuditRecord(
+                run_id=self.run.run_id,
+                source=self.run.source,
+                commit_id=commit.id,
+                commit_author=commit.author,
+                commit_message=commit.message,
+                script=migration.script,
+                version=migration.version.text if migration.version else None,
+                checksum=migration.checksum,
+                status=status,
+                error=error,
+                started_at=started,
+                finished_at=_now(),
+                installed_by=self.session.user,
+                target=self.engine.target.redacted_url,
+            )
+        )
+
+    def _fail(
+        self, migration: Migration, exc: SqlError, failed: Statement | None, done: int, transactional: bool, started: datetime
+    ) -> NoReturn:
+        where = f"{migration.path}:{failed.line}" if failed else migration.path
+        statement = f" in statement `{failed.first_line}`" if failed else ""
+        error = f"{where}: {exc}"
+        try:
+            if transactional:
+                self.session.rollback()
+            self._audit(migration, "failed", error, started)
+            if transactional:
+                self.session.commit()
+        except SqlError:
+            pass
+        self.callbacks_quietly("afterMigrateError")
+        if transactional:
+            outcome = "Nothing of this script was applied (its transaction was rolled back); fix it and migrate again."
+        else:
+            outcome = (
+                f"The script runs outside a transaction: {done} of {len(migration.statements)} statement(s) were applied "
+                "and it is recorded as failed. Undo what it did by hand if needed, then run `dbops repair` and migrate again."
+            )
+        raise MigrationFailed(f"{where}: migration {migration.label} failed{statement}:\n  {exc}\n{outcome}")
+
+    def callbacks_quietly(self, event: str) -> None:
+        try:
+            self.callbacks(event)
+        except MigrationFailed:
+            pass
+
+
+__all__ = ["Engine", "RunInfo", "ScriptResult", "Settings", "BASELINE", "REPEATABLE", "VERSIONED"]

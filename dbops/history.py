@@ -1,0 +1,233 @@
+"""Flyway's schema history table and dbops's audit table, for PostgreSQL and Redshift."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from dbops.targets.base import REDSHIFT, Session
+
+BASELINE_DESCRIPTION = "<< Flyway Baseline >>"
+SCHEMA_DESCRIPTION = "<< Flyway Schema Creation >>"
+AUDIT_TABLE = "dbops_audit"
+
+
+def quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+@dataclass
+class AppliedMigration:
+    """One row of the history table."""
+
+    installed_rank: int
+    version: str | None
+    description: str
+    type: str
+    script: str
+    checksum: int | None
+    installed_by: str
+    installed_on: datetime | None
+    execution_time: int
+    success: bool
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    """One attempt to apply a script: who, which commit, what happened."""
+
+    run_id: str
+    source: str
+    commit_id: str
+    commit_author: str
+    commit_message: str
+    script: str
+    version: str | None
+    checksum: int | None
+    status: str
+    error: str
+    started_at: datetime
+    finished_at: datetime
+    installed_by: str
+    target: str
+
+
+def history_ddl(dialect: str, schema: str, table: str) -> list[str]:
+    """The statements Flyway uses to create its history table, in this dialect."""
+    qualified = f"{quote_ident(schema)}.{quote_ident(table)}"
+    if dialect == REDSHIFT:
+        return [
+            f"""CREATE TABLE {qualified} (
+    "installed_rank" INT NOT NULL SORTKEY,
+    "version" VARCHAR(50),
+    "description" VARCHAR(200) NOT NULL,
+    "type" VARCHAR(20) NOT NULL,
+    "script" VARCHAR(1000) NOT NULL,
+    "checksum" INT,
+    "installed_by" VARCHAR(100) NOT NULL,
+    "installed_on" TIMESTAMP NOT NULL DEFAULT getdate(),
+    "execution_time" INT NOT NULL,
+    "success" BOOLEAN NOT NULL,
+    CONSTRAINT {quote_ident(table + "_pk")} PRIMARY KEY ("installed_rank")
+)"""
+        ]
+    return [
+        f"""CREATE TABLE {qualified} (
+    "installed_rank" INT NOT NULL,
+    "version" VARCHAR(50),
+    "description" VARCHAR(200) NOT NULL,
+    "type" VARCHAR(20) NOT NULL,
+    "script" VARCHAR(1000) NOT NULL,
+    "checksum" INT,
+    "installed_by" VARCHAR(100) NOT NULL,
+    "installed_on" TIMESTAMP NOT NULL DEFAULT now(),
+    "execution_time" INT NOT NULL,
+    "success" BOOLEAN NOT NULL
+)""",
+        f"ALTER TABLE {qualified} ADD CONSTRAINT {quote_ident(table + '_pk')} PRIMARY KEY (\"installed_rank\")",
+        f"CREATE INDEX {quote_ident(table + '_s_idx')} ON {qualified} (\"success\")",
+    ]
+
+
+def audit_ddl(dialect: str, schema: str) -> list[str]:
+    """The audit table: one row per attempt, written even when the attempt fails."""
+    qualified = f"{quote_ident(schema)}.{AUDIT_TABLE}"
+    text = "VARCHAR(65535)" if dialect == REDSHIFT else "TEXT"
+    sortkey = " SORTKEY" if dialect == REDSHIFT else ""
+    return [
+        f"""CREATE TABLE {qualified} (
+    "run_id" VARCHAR(64) NOT NULL,
+    "source" VARCHAR(20) NOT NULL,
+    "commit_id" VARCHAR(64),
+    "commit_author" VARCHAR(256),
+    "commit_message" {text},
+    "script" VARCHAR(1000) NOT NULL,
+    "version" VARCHAR(50),
+    "checksum" INT,
+    "status" VARCHAR(20) NOT NULL,
+    "error" {text},
+    "started_at" TIMESTAMP NOT NULL{sortkey},
+    "finished_at" TIMESTAMP NOT NULL,
+    "installed_by" VARCHAR(100) NOT NULL,
+    "target" VARCHAR(1000)
+)"""
+    ]
+
+
+class History:
+    """Reads and writes the history and audit tables through one session."""
+
+    def __init__(self, session: Session, schema: str, table: str) -> None:
+        self.session = session
+        self.schema = schema
+        self.table = table
+        self.qualified = f"{quote_ident(schema)}.{quote_ident(table)}"
+        self.audit_qualified = f"{quote_ident(schema)}.{AUDIT_TABLE}"
+
+    def _table_exists(self, name: str) -> bool:
+        rows = self.session.query(
+            "select 1 from information_schema.tables where table_schema = %s and table_name = %s",
+            (self.schema, name),
+        )
+        return bool(rows)
+
+    def exists(self) -> bool:
+        return self._table_exists(self.table)
+
+    def schema_exists(self) -> bool:
+        return bool(self.session.query("select 1 from information_schema.schemata where schema_name = %s", (self.schema,)))
+
+    def create(self) -> None:
+        """Create the schema (recorded as Flyway does), history and audit tables, in one transaction."""
+        dialect = self.session.dialect
+        created_schema = False
+        if not self.schema_exists():
+            self.session.execute(f"CREATE SCHEMA {quote_ident(self.schema)}")
+            created_schema = True
+        if not self.exists():
+            for statement in history_ddl(dialect, self.schema, self.table):
+                self.session.execute(statement)
+            if created_schema:
+                self.insert(0, None, SCHEMA_DESCRIPTION, "SCHEMA", quote_ident(self.schema), None, 0, True)
+        if not self._table_exists(AUDIT_TABLE):
+            for statement in audit_ddl(dialect, self.schema):
+                self.session.execute(statement)
+
+    def ensure(self) -> None:
+        """Create what is missing, committed; safe to call from concurrent migrators under the lock."""
+        if self.exists() and self._table_exists(AUDIT_TABLE):
+            self.session.commit()
+            return
+        self.create()
+        self.session.commit()
+
+    def rows(self) -> list[AppliedMigration]:
+        """Every history row, in installed_rank order ([] when the table does not exist)."""
+        if not self.exists():
+            return []
+        rows = self.session.query(
+            f'select "installed_rank", "version", "description", "type", "script", "checksum", '
+            f'"installed_by", "installed_on", "execution_time", "success" from {self.qualified} '
+            f'order by "installed_rank"'
+        )
+        return [AppliedMigration(*row) for row in rows]
+
+    def next_rank(self) -> int:
+        return int(self.session.query(f'select coalesce(max("installed_rank"), 0) + 1 from {self.qualified}')[0][0])
+
+    def insert(
+        self,
+        rank: int,
+        version: str | None,
+        description: str,
+        type_: str,
+        script: str,
+        checksum: int | None,
+        execution_time: int,
+        success: bool,
+    ) -> None:
+        self.session.execute(
+            f'insert into {self.qualified} ("installed_rank", "version", "description", "type", "script", '
+            f'"checksum", "installed_by", "execution_time", "success") values (%s, %s, %s, %s, %s, %s, %s, %s, %s)',
+            (rank, version, description[:200], type_, script[:1000], checksum, self.session.user[:100], execution_time, success),
+        )
+
+    def update_success(self, rank: int, execution_time: int) -> None:
+        self.session.execute(
+            f'update {self.qualified} set "success" = %s, "execution_time" = %s where "installed_rank" = %s',
+            (True, execution_time, rank),
+        )
+
+    def delete_failed(self) -> int:
+        return self.session.execute(f'delete from {self.qualified} where not "success"')
+
+    def update_checksum(self, rank: int, checksum: int | None, description: str, type_: str) -> None:
+        self.session.execute(
+            f'update {self.qualified} set "checksum" = %s, "description" = %s, "type" = %s where "installed_rank" = %s',
+            (checksum, description[:200], type_, rank),
+        )
+
+    def delete_rank(self, rank: int) -> None:
+        self.session.execute(f'delete from {self.qualified} where "installed_rank" = %s', (rank,))
+
+    def audit(self, record: AuditRecord) -> None:
+        self.session.execute(
+            f'insert into {self.audit_qualified} ("run_id", "source", "commit_id", "commit_author", "commit_message", '
+            f'"script", "version", "checksum", "status", "error", "started_at", "finished_at", "installed_by", "target") '
+            f"values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            (
+                record.run_id[:64],
+                record.source[:20],
+                record.commit_id[:64],
+                record.commit_author[:256],
+                record.commit_message[:65535],
+                record.script[:1000],
+                record.version,
+                record.checksum,
+                record.status[:20],
+                record.error[:65535],
+                record.started_at,
+                record.finished_at,
+                record.installed_by[:100],
+                record.target[:1000],
+            ),
+        )

@@ -1,0 +1,192 @@
+"""The run lock: one migrator per history table at a time; it dies with its session."""
+from __future__ import annotations
+
+import hashlib
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+
+from dbops.errors import LockTimeout
+from dbops.history import quote_ident
+from dbops.targets.base import REDSHIFT, Session, SqlError, Target
+
+LOCK_TABLE = "dbops_lock"
+POLL_SECONDS = 0.2
+
+
+def lock_key(schema: str, table: str) -> int:
+    """A signed 64-bit advisory lock key derived from the history table's name."""
+    digest = hashlib.sha256(f"dbops:{schema}.{table}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+class RunLock(ABC):
+    """Held on a session of its own for the whole run."""
+
+    def __init__(self, target: Target, schema: str, table: str) -> None:
+        self.target = target
+        self.schema = schema
+        self.table = table
+        self.session: Session | None = None
+        self.waited = 0.0
+
+    def acquire(self, timeout: float, on_wait: Callable[[str], None] | None = None) -> None:
+        """Take the lock, waiting at most `timeout` seconds; LockTimeout names the holder."""
+        self.session = self.target.connect()
+        started = time.monotonic()
+        try:
+            self._acquire(timeout, on_wait)
+        except BaseException:
+            self.release()
+            raise
+        finally:
+            self.waited = time.monotonic() - started
+
+    @abstractmethod
+    def _acquire(self, timeout: float, on_wait: Callable[[str], None] | None) -> None: ...
+
+    @abstractmethod
+    def holder(self) -> str:
+        """Who holds the lock, as far as the server can tell."""
+
+    def release(self) -> None:
+        if self.session is not None:
+            try:
+                self.session.rollback()
+            except Exception:
+                pass
+            try:
+                self.session.close()
+            except Exception:
+                pass
+            self.session = None
+
+    def _timeout(self, timeout: float) -> LockTimeout:
+        return LockTimeout(
+            f"waited {timeout:g}s for the run lock on {self.schema}.{self.table}; it is held by {self.holder()}. "
+            "Wait for that run to finish, or raise --lock-timeout"
+        )
+
+    def __enter__(self) -> RunLock:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+class AdvisoryLock(RunLock):
+    """PostgreSQL: a session-level advisory lock keyed on the history table."""
+
+    def _acquire(self, timeout: float, on_wait: Callable[[str], None] | None) -> None:
+        assert self.session is not None
+        key = lock_key(self.schema, self.table)
+        self.session.set_autocommit(True)
+        deadline = time.monotonic() + timeout
+        told = False
+        while not self.session.query("select pg_try_advisory_lock(%s)", (key,))[0][0]:
+            if not told and on_wait:
+                on_wait(f"waiting for the run lock held by {self.holder()}")
+                told = True
+            if time.monotonic() >= deadline:
+                raise self._timeout(timeout)
+            time.sleep(POLL_SECONDS)
+
+    def holder(self) -> str:
+        key = lock_key(self.schema, self.table) & 0xFFFFFFFFFFFFFFFF
+        rows = self._query_quietly(
+            "select a.pid, coalesce(a.application_name, ''), coalesce(a.usename::text, ''), "
+            "coalesce(a.client_addr::text, 'local'), a.backend_start "
+            "from pg_locks l join pg_stat_activity a on a.pid = l.pid "
+            "where l.locktype = 'advisory' and l.granted and l.classid = %s and l.objid = %s and l.objsubid = 1",
+            ((key >> 32) & 0xFFFFFFFF, key & 0xFFFFFFFF),
+        )
+        return _describe(rows)
+
+    def _query_quietly(self, sql: str, params: tuple) -> list[tuple]:
+        try:
+            return self.session.query(sql, params) if self.session else []
+        except SqlError:
+            return []
+
+
+class TableLock(RunLock):
+    """Redshift (no advisory locks): `LOCK dbops_lock` inside a transaction held open for the run."""
+
+    def _acquire(self, timeout: float, on_wait: Callable[[str], None] | None) -> None:
+        assert self.session is not None
+        session = self.session
+        qualified = f"{quote_ident(self.schema)}.{LOCK_TABLE}"
+        session.set_autocommit(True)
+        if not session.query(
+            "select 1 from information_schema.tables where table_schema = %s and table_name = %s",
+            (self.schema, LOCK_TABLE),
+        ):
+            try:
+                if not session.query("select 1 from information_schema.schemata where schema_name = %s", (self.schema,)):
+                    session.execute(f"create schema if not exists {quote_ident(self.schema)}")
+                session.execute(f"create table if not exists {qualified} (id int)")
+            except SqlError:
+                pass  # another migrator created it at the same moment
+        session.set_autocommit(False)
+        deadline = time.monotonic() + timeout
+        told = False
+        slice_ms = 1000
+        while True:
+            remaining = deadline - time.monotonic()
+            wait_ms = max(1, min(slice_ms, int(remaining * 1000)))
+            try:
+                session.execute(f"set statement_timeout to {wait_ms}")
+                session.execute(f"lock table {qualified}")
+                session.execute("set statement_timeout to 0")
+                return
+            except SqlError:
+                session.rollback()
+            if not told and on_wait:
+                on_wait(f"waiting for the run lock held by {self.holder()}")
+                told = True
+            if time.monotonic() >= deadline:
+                raise self._timeout(timeout)
+
+    def holder(self) -> str:
+        probe = self.target.connect()
+        try:
+            probe.set_autocommit(True)
+            if probe.dialect == REDSHIFT:
+                rows = probe.query(
+                    "select t.pid, coalesce(c.application_name, ''), coalesce(c.username, ''), "
+                    "coalesce(c.remotehost, 'local'), t.txn_start "
+                    "from svv_transactions t left join stl_connection_log c on c.pid = t.pid and c.event = 'initiating session' "
+                    "where t.relation = (select oid from pg_class where relname = %s limit 1) and t.granted "
+                    "and t.lock_mode = 'AccessExclusiveLock' order by c.recordtime desc limit 1",
+                    (LOCK_TABLE,),
+                )
+            else:
+                rows = probe.query(
+                    "select a.pid, coalesce(a.application_name, ''), coalesce(a.usename::text, ''), "
+                    "coalesce(a.client_addr::text, 'local'), a.xact_start "
+                    "from pg_locks l join pg_stat_activity a on a.pid = l.pid "
+                    "where l.locktype = 'relation' and l.granted and l.mode = 'AccessExclusiveLock' "
+                    "and l.relation = to_regclass(%s)",
+                    (f"{quote_ident(self.schema)}.{LOCK_TABLE}",),
+                )
+            return _describe(rows)
+        except SqlError:
+            return "another session (the server did not say which)"
+        finally:
+            probe.close()
+
+
+def _describe(rows: list[tuple]) -> str:
+    if not rows:
+        return "another session (it may just have finished)"
+    pid, app, user, addr, since = rows[0]
+    who = app or "a session"
+    started = f", since {since:%Y-%m-%d %H:%M:%S}" if since else ""
+    return f"{who} (server pid {pid}, user {user or '?'}, from {addr}{started})"
+
+
+def make_lock(target: Target, schema: str, table: str) -> RunLock:
+    """The lock the target asks for: advisory on PostgreSQL, the lock table on Redshift."""
+    if target.lock_kind == "table":
+        return TableLock(target, schema, table)
+    return AdvisoryLock(target, schema, table)

@@ -1,0 +1,356 @@
+"""Discover migration scripts: Flyway names, versions, checksums, placeholders, per-script config."""
+from __future__ import annotations
+
+import codecs
+import re
+import zlib
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import cached_property, total_ordering
+from pathlib import PurePosixPath
+
+from dbops.errors import ConfigError, ScriptError
+from dbops.sources import ScriptFile
+from dbops.statements import Statement, split
+
+VERSIONED, REPEATABLE, UNDO, BASELINE = "V", "R", "U", "B"
+HISTORY_TYPES = {VERSIONED: "SQL", REPEATABLE: "SQL", UNDO: "UNDO_SQL", BASELINE: "SQL_BASELINE"}
+
+CALLBACK_EVENTS = frozenset(
+    {
+        "beforeMigrate", "beforeEachMigrate", "beforeEachMigrateStatement", "afterEachMigrateStatement",
+        "afterEachMigrateStatementError", "afterEachMigrate", "afterEachMigrateError", "afterMigrate",
+        "afterMigrateApplied", "afterVersioned", "afterMigrateError", "beforeUndo", "beforeEachUndo",
+        "afterEachUndo", "afterEachUndoError", "afterUndo", "afterUndoError", "beforeClean", "afterClean",
+        "afterCleanError", "beforeInfo", "afterInfo", "afterInfoError", "beforeValidate", "afterValidate",
+        "afterValidateError", "beforeBaseline", "afterBaseline", "afterBaselineError", "beforeRepair",
+        "afterRepair", "afterRepairError", "createSchema", "beforeConnect", "afterConnect",
+    }
+)
+CONF_KEYS = {"executeintransaction", "encoding", "placeholderreplacement", "mixed"}
+_VERSION_PART = re.compile(r"[0-9]+")
+_PLACEHOLDER = re.compile(r"\$\{([^}\r\n]+)\}")
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+
+@total_ordering
+@dataclass(frozen=True)
+class Version:
+    """A Flyway version: parts compared as integers, trailing zeros ignored; text as stored."""
+
+    text: str
+    parts: tuple[int, ...]
+
+    @classmethod
+    def parse(cls, raw: str) -> Version:
+        """Parse `1.2`, `1_2`, `001`; raise ValueError when a part is not a number."""
+        pieces = re.split(r"[._]", raw)
+        if not raw or not all(_VERSION_PART.fullmatch(p) for p in pieces):
+            raise ValueError(raw)
+        parts = [int(p) for p in pieces]
+        while len(parts) > 1 and parts[-1] == 0:
+            parts.pop()
+        return cls(text=raw.replace("_", "."), parts=tuple(parts))
+
+    def __lt__(self, other: Version) -> bool:
+        return self.parts < other.parts
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Version) and self.parts == other.parts
+
+    def __hash__(self) -> int:
+        return hash(self.parts)
+
+    def __str__(self) -> str:
+        return self.text
+
+
+@dataclass(frozen=True)
+class ScriptConfig:
+    """Per-script settings from `<script>.sql.conf` (Flyway's keys, plus dbops's `mixed`)."""
+
+    execute_in_transaction: bool | None = None
+    encoding: str = "utf-8"
+    placeholder_replacement: bool = True
+    mixed: bool = False
+
+
+@dataclass
+class Migration:
+    """One script: what it is, where it came from, its checksum and its SQL (placeholders replaced)."""
+
+    kind: str
+    version: Version | None
+    description: str
+    script: str
+    path: str
+    text: str
+    sql: str
+    checksum: int
+    config: ScriptConfig = field(default_factory=ScriptConfig)
+
+    @property
+    def history_type(self) -> str:
+        return HISTORY_TYPES[self.kind]
+
+    @property
+    def label(self) -> str:
+        """`V3 (add orders)` or `R (reporting views)`, for messages."""
+        return f"{self.kind}{self.version or ''} ({self.description})" if self.description else f"{self.kind}{self.version}"
+
+    @cached_property
+    def statements(self) -> list[Statement]:
+        return split(self.sql)
+
+    @cached_property
+    def non_transactional(self) -> list[Statement]:
+        return [s for s in self.statements if s.non_transactional]
+
+    @property
+    def in_transaction(self) -> bool:
+        """Whether the script runs in one transaction (the default) or in autocommit."""
+        if self.config.execute_in_transaction is not None:
+            return self.config.execute_in_transaction
+        return not self.non_transactional
+
+    @property
+    def is_mixed(self) -> bool:
+        """Non-transactional statements together with transactional ones."""
+        return bool(self.non_transactional) and len(self.non_transactional) < len(self.statements)
+
+
+@dataclass
+class Callback:
+    """A Flyway SQL callback such as `afterMigrate__grants.sql`."""
+
+    event: str
+    description: str
+    script: str
+    path: str
+    sql: str
+
+    @cached_property
+    def statements(self) -> list[Statement]:
+        return split(self.sql)
+
+
+@dataclass
+class Catalog:
+    """Every script of a snapshot, in Flyway's order, plus the warnings discovery produced."""
+
+    versioned: list[Migration]
+    repeatable: list[Migration]
+    undo: list[Migration]
+    baseline: list[Migration]
+    callbacks: list[Callback]
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def migrations(self) -> list[Migration]:
+        """Versioned then repeatable scripts: the order migrate applies them in."""
+        return self.versioned + self.repeatable
+
+    def callbacks_for(self, event: str) -> list[Callback]:
+        return [c for c in self.callbacks if c.event == event]
+
+
+@dataclass(frozen=True)
+class PlaceholderContext:
+    """Values for `${name}` placeholders, user-defined (case-insensitive) and Flyway's built-ins."""
+
+    values: dict[str, str] = field(default_factory=dict)
+    schema: str = "public"
+    user: str = ""
+    database: str = ""
+    table: str = "flyway_schema_history"
+    timestamp: str = field(default_factory=lambda: datetime.now().strftime("%Y-%m-%d %H:%M:%S"))
+
+    def lookup(self, name: str, filename: str) -> str | None:
+        builtins = {
+            "flyway:defaultschema": self.schema,
+            "flyway:user": self.user,
+            "flyway:database": self.database,
+            "flyway:timestamp": self.timestamp,
+            "flyway:filename": filename,
+            "flyway:table": self.table,
+        }
+        key = name.strip().lower()
+        if key in builtins:
+            return builtins[key]
+        return {k.lower(): v for k, v in self.values.items()}.get(key)
+
+
+def checksum(text: str) -> int:
+    """Flyway's checksum: CRC32 over each line's UTF-8 bytes, terminators excluded, BOM dropped."""
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    crc = zlib.crc32(text.replace("\r", "").replace("\n", "").encode("utf-8", "surrogatepass"))
+    return crc - (1 << 32) if crc >= (1 << 31) else crc
+
+
+def line_of(text: str, offset: int) -> int:
+    """1-based line number of `offset`, counting \\r\\n, \\r and \\n as line breaks."""
+    return len(_LINE_BREAK.findall(text, 0, offset)) + 1
+
+
+def replace_placeholders(text: str, context: PlaceholderContext, path: str) -> str:
+    """Replace every `${name}`; an undefined one raises ScriptError naming file and line."""
+    filename = PurePosixPath(path).name
+
+    def substitute(match: re.Match[str]) -> str:
+        value = context.lookup(match.group(1), filename)
+        if value is None:
+            raise ScriptError(
+                path,
+                f"no value for placeholder ${{{match.group(1)}}}; "
+                f"pass --placeholder {match.group(1)}=VALUE or set DBOPS_PLACEHOLDER_{match.group(1).upper()}",
+                line=line_of(text, match.start()),
+            )
+        return value
+
+    return _PLACEHOLDER.sub(substitute, text)
+
+
+@dataclass(frozen=True)
+class ParsedName:
+    kind: str
+    version: Version | None
+    description: str
+
+
+def parse_name(filename: str) -> ParsedName | str | None:
+    """A script's kind, version and description; a callback event name (str); None if invalid."""
+    stem = filename[: -len(".sql")]
+    head, sep, desc = stem.partition("__")
+    event = head if head in CALLBACK_EVENTS else None
+    if event:
+        return event
+    if not head or head[0] not in "VRUB":
+        return None
+    kind, raw_version = head[0], head[1:]
+    description = desc.replace("_", " ")
+    if kind == REPEATABLE:
+        return ParsedName(kind, None, description) if raw_version == "" and sep else None
+    try:
+        version = Version.parse(raw_version)
+    except ValueError:
+        return None
+    return ParsedName(kind, version, description)
+
+
+def parse_conf(file: ScriptFile) -> ScriptConfig:
+    """Read a `.sql.conf` file: `key=value` lines, `#` comments, Flyway's keys."""
+    values: dict[str, str] = {}
+    text = _decode(file.data, "utf-8", file.display_path)
+    for number, line in enumerate(_LINE_BREAK.split(text), start=1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, sep, value = line.partition("=")
+        key = key.strip().lower()
+        if not sep or key not in CONF_KEYS:
+            raise ScriptError(
+                file.display_path,
+                f"unknown setting {line!r}; allowed: executeInTransaction, encoding, placeholderReplacement, mixed",
+                line=number,
+            )
+        values[key] = value.strip()
+    encoding = values.get("encoding", "utf-8")
+    try:
+        codecs.lookup(encoding)
+    except LookupError:
+        raise ScriptError(file.display_path, f"unknown encoding {encoding!r}") from None
+    return ScriptConfig(
+        execute_in_transaction=_bool(values, "executeintransaction", file, None),
+        encoding=encoding,
+        placeholder_replacement=bool(_bool(values, "placeholderreplacement", file, True)),
+        mixed=bool(_bool(values, "mixed", file, False)),
+    )
+
+
+def _bool(values: dict[str, str], key: str, file: ScriptFile, default: bool | None) -> bool | None:
+    if key not in values:
+        return default
+    value = values[key].lower()
+    if value not in ("true", "false"):
+        raise ScriptError(file.display_path, f"{key} must be true or false, not {values[key]!r}")
+    return value == "true"
+
+
+def _decode(data: bytes, encoding: str, path: str) -> str:
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise ScriptError(
+            path,
+            f"bytes at offset {exc.start} are not valid {encoding}; save the file as UTF-8 "
+            f"or set encoding= in its .sql.conf",
+            line=line,
+        ) from None
+
+
+def discover(
+    files: list[ScriptFile],
+    placeholders: PlaceholderContext | None = None,
+    ignore_invalid_names: bool = False,
+) -> Catalog:
+    """Turn the files of a snapshot into a Catalog; every problem with names or content raises."""
+    context = placeholders or PlaceholderContext()
+    confs = {f.display_path[: -len(".conf")].lower(): f for f in files if f.relpath.lower().endswith(".sql.conf")}
+    catalog = Catalog([], [], [], [], [])
+    invalid: list[str] = []
+    for file in files:
+        name = PurePosixPath(file.relpath).name
+        if not name.lower().endswith(".sql"):
+            continue
+        parsed = parse_name(name[: -len(".sql")] + ".sql")
+        if parsed is None:
+            invalid.append(file.display_path)
+            continue
+        conf_file = confs.get(file.display_path.lower())
+        config = parse_conf(conf_file) if conf_file else ScriptConfig()
+        text = _decode(file.data, config.encoding, file.display_path)
+        sql = replace_placeholders(text, context, file.display_path) if config.placeholder_replacement else text
+        if isinstance(parsed, str):
+            event, _, desc = name[: -len(".sql")].partition("__")
+            catalog.callbacks.append(Callback(event, desc.replace("_", " "), file.relpath, file.display_path, sql))
+            continue
+        migration = Migration(
+            kind=parsed.kind,
+            version=parsed.version,
+            description=parsed.description,
+            script=file.relpath,
+            path=file.display_path,
+            text=text,
+            sql=sql,
+            checksum=checksum(sql if parsed.kind == REPEATABLE else text),
+            config=config,
+        )
+        {VERSIONED: catalog.versioned, REPEATABLE: catalog.repeatable, UNDO: catalog.undo, BASELINE: catalog.baseline}[
+            parsed.kind
+        ].append(migration)
+    if invalid:
+        message = (
+            "file names that fit no migration pattern (V<version>__<description>.sql, R__<description>.sql, "
+            "U…, B…, or a callback): " + ", ".join(sorted(invalid))
+        )
+        if not ignore_invalid_names:
+            raise ConfigError(f"{message}. Rename them, or pass --ignore-invalid-names to skip them")
+        catalog.warnings.append(f"skipped {message}")
+    for group in (catalog.versioned, catalog.undo, catalog.baseline):
+        group.sort(key=lambda m: m.version)  # type: ignore[arg-type,return-value]
+        _refuse_duplicates(group, key=lambda m: m.version, what="version")
+    catalog.repeatable.sort(key=lambda m: m.description.encode("utf-16-be"))
+    _refuse_duplicates(catalog.repeatable, key=lambda m: m.description, what="description")
+    catalog.callbacks.sort(key=lambda c: (c.event, c.description.encode("utf-16-be")))
+    return catalog
+
+
+def _refuse_duplicates(group: list[Migration], key, what: str) -> None:
+    for previous, current in zip(group, group[1:]):
+        if key(previous) == key(current):
+            raise ConfigError(
+                f"{previous.path} and {current.path} have the same {what} "
+                f"({key(previous)}); give one of them another {what}"
+            )

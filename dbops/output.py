@@ -1,0 +1,112 @@
+"""How results reach the user: rich tables on a terminal, plain lines in a pipe, JSON on request."""
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from dbops.plan import Plan, PlanEntry
+
+INFO_COLUMNS = ("version", "description", "type", "script", "checksum", "state", "installed_rank", "installed_on", "execution_time_ms")
+
+
+def entry_json(entry: PlanEntry) -> dict[str, Any]:
+    """One `info --json` migration record."""
+    row = entry.applied
+    record: dict[str, Any] = {
+        "version": entry.version,
+        "description": entry.description,
+        "type": entry.type,
+        "script": entry.script,
+        "checksum": entry.checksum,
+        "state": entry.state,
+        "installed_rank": row.installed_rank if row else None,
+        "installed_on": row.installed_on.isoformat(sep=" ") if row and row.installed_on else None,
+        "execution_time_ms": row.execution_time if row else None,
+    }
+    if entry.problems:
+        record["problems"] = entry.problems
+    return record
+
+
+class Console:
+    """Writes tables and messages; results on stdout, logs on stderr."""
+
+    def __init__(self, as_json: bool = False, verbose: bool = False) -> None:
+        self.as_json = as_json
+        self.verbose = verbose
+        self.tty = sys.stdout.isatty() and not as_json
+        self._rich = None
+        if self.tty:
+            from rich.console import Console as RichConsole
+
+            self._rich = RichConsole(highlight=False)
+
+    def log(self, message: str) -> None:
+        """A progress message: stderr, so stdout stays clean for --json."""
+        print(message, file=sys.stderr, flush=True)
+
+    def result(self, message: str) -> None:
+        if self.as_json:
+            return
+        if self._rich:
+            self._rich.print(message, markup=False)
+        else:
+            print(message, flush=True)
+
+    def json(self, document: dict[str, Any]) -> None:
+        print(json.dumps(document, indent=2, default=str))
+
+    def table(self, title: str, columns: list[str], rows: Iterable[Iterable[Any]]) -> None:
+        rows = [["" if v is None else str(v) for v in row] for row in rows]
+        if self._rich:
+            from rich.table import Table
+
+            table = Table(title=title, title_justify="left")
+            for column in columns:
+                table.add_column(column)
+            for row in rows:
+                table.add_row(*row)
+            self._rich.print(table)
+            return
+        print(title)
+        widths = [max([len(c)] + [len(r[i]) for r in rows]) for i, c in enumerate(columns)]
+        print("  ".join(c.ljust(w) for c, w in zip(columns, widths)).rstrip())
+        for row in rows:
+            print("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip())
+
+    def plan(self, plan: Plan, target: str, ssl: str) -> None:
+        self.result(f"Target: {target} (SSL: {ssl})")
+        self.table(
+            "Migrations",
+            ["Category", "Version", "Description", "Type", "Installed On", "State"],
+            (
+                [
+                    "Repeatable" if e.version is None and e.type in ("SQL", "") else "Versioned",
+                    e.version or "",
+                    e.description,
+                    e.type,
+                    f"{e.applied.installed_on:%Y-%m-%d %H:%M:%S}" if e.applied and e.applied.installed_on else "",
+                    e.state + (" (in autocommit)" if e.migration and e.is_pending and not e.migration.in_transaction else ""),
+                ]
+                for e in plan.entries
+            ),
+        )
+        for problem in plan.problems():
+            self.result(f"! {problem}")
+
+    @contextmanager
+    def progress(self, total: int) -> Iterator[Any]:
+        """A progress bar on a terminal; a no-op elsewhere."""
+        if not self._rich or total == 0:
+            yield lambda description: None
+            return
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        with Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=self._rich, transient=True
+        ) as bar:
+            task = bar.add_task("migrating", total=total)
+            yield lambda description: bar.update(task, advance=1, description=description)

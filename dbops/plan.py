@@ -1,0 +1,243 @@
+"""Match scripts with history rows and give each a state, as Flyway's `info` does."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from dbops.history import AppliedMigration
+from dbops.migrations import BASELINE, REPEATABLE, UNDO, VERSIONED, Catalog, Migration, Version
+
+PENDING = "Pending"
+SUCCESS = "Success"
+FAILED = "Failed"
+MISSING = "Missing"
+FUTURE = "Future"
+OUTDATED = "Outdated"
+SUPERSEDED = "Superseded"
+IGNORED = "Ignored"
+BASELINE_STATE = "Baseline"
+BELOW_BASELINE = "Below Baseline"
+ABOVE_TARGET = "Above Target"
+UNDONE = "Undone"
+DELETED = "Deleted"
+AVAILABLE = "Available"
+
+
+@dataclass
+class PlanEntry:
+    """A script, a history row, or both, with its state and what is wrong with it."""
+
+    state: str
+    migration: Migration | None = None
+    applied: AppliedMigration | None = None
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def version(self) -> str | None:
+        if self.migration and self.migration.version:
+            return self.migration.version.text
+        return self.applied.version if self.applied else None
+
+    @property
+    def description(self) -> str:
+        return self.migration.description if self.migration else self.applied.description if self.applied else ""
+
+    @property
+    def type(self) -> str:
+        return self.applied.type if self.applied else self.migration.history_type if self.migration else ""
+
+    @property
+    def script(self) -> str:
+        return self.migration.script if self.migration else self.applied.script if self.applied else ""
+
+    @property
+    def path(self) -> str:
+        return self.migration.path if self.migration else self.script
+
+    @property
+    def checksum(self) -> int | None:
+        return self.migration.checksum if self.migration else self.applied.checksum if self.applied else None
+
+    @property
+    def is_pending(self) -> bool:
+        return self.state in (PENDING, OUTDATED)
+
+
+@dataclass
+class Plan:
+    """Every script and history row, in the order `info` shows them."""
+
+    entries: list[PlanEntry]
+    has_history: bool
+
+    def pending(self) -> list[PlanEntry]:
+        return [e for e in self.entries if e.is_pending and e.migration is not None]
+
+    def problems(self) -> list[str]:
+        return [f"{e.path}: {p}" for e in self.entries for p in e.problems]
+
+
+def _version_of(row: AppliedMigration) -> Version | None:
+    try:
+        return Version.parse(row.version) if row.version else None
+    except ValueError:
+        return None
+
+
+def build_plan(
+    catalog: Catalog,
+    rows: list[AppliedMigration],
+    *,
+    out_of_order: bool = False,
+    target: Version | None = None,
+    has_history: bool = True,
+) -> Plan:
+    """States for every script and row (pure: no database access)."""
+    entries: list[PlanEntry] = []
+    by_version: dict[Version, list[AppliedMigration]] = {}
+    repeatable_rows: dict[str, list[AppliedMigration]] = {}
+    baseline: Version | None = None
+    for row in rows:
+        if row.type == "SCHEMA":
+            entries.append(PlanEntry(SUCCESS, applied=row))
+            continue
+        version = _version_of(row)
+        if row.type in ("BASELINE", "SQL_BASELINE") and row.success and version:
+            baseline = max(baseline, version) if baseline else version
+        if version is None:
+            repeatable_rows.setdefault(row.description, []).append(row)
+        else:
+            by_version.setdefault(version, []).append(row)
+
+    # The row that counts for each version: the last one, unless an undo or delete marker follows it.
+    current: dict[Version, AppliedMigration] = {}
+    for version, version_rows in by_version.items():
+        for row in version_rows:
+            if row.type in ("UNDO_SQL", "DELETE") and row.success:
+                entries.append(PlanEntry(UNDONE if row.type == "UNDO_SQL" else DELETED, applied=row))
+                current.pop(version, None)
+            elif row.type not in ("UNDO_SQL", "DELETE"):
+                if version in current:
+                    entries.append(PlanEntry(UNDONE, applied=current[version]))
+                current[version] = row
+
+    latest_applied = max((v for v, r in current.items() if r.success), default=None)
+    files = {m.version: m for m in catalog.versioned}
+    latest_file = max(files, default=None)
+
+    pending_baseline = None
+    if not any(r.success for r in current.values()) and catalog.baseline:
+        candidates = [b for b in catalog.baseline if target is None or b.version <= target]
+        if candidates:
+            pending_baseline = candidates[-1]
+            baseline = pending_baseline.version
+
+    for version in sorted(set(files) | set(current)):
+        migration, row = files.get(version), current.get(version)
+        if row is not None:
+            entries.append(_applied_entry(migration, row, latest_file))
+        elif migration is None:
+            continue
+        elif baseline is not None and version <= baseline:
+            entries.append(PlanEntry(BELOW_BASELINE, migration=migration))
+        elif target is not None and version > target:
+            entries.append(PlanEntry(ABOVE_TARGET, migration=migration))
+        elif latest_applied is not None and version < latest_applied and not out_of_order:
+            entries.append(
+                PlanEntry(
+                    IGNORED,
+                    migration=migration,
+                    problems=[
+                        f"version {version} is older than the latest applied version {latest_applied} and was never "
+                        "applied; apply it with --out-of-order, or give it a newer version"
+                    ],
+                )
+            )
+        else:
+            entries.append(PlanEntry(PENDING, migration=migration))
+
+    if pending_baseline is not None:
+        entries.insert(
+            next((i for i, e in enumerate(entries) if e.state == PENDING), len(entries)),
+            PlanEntry(PENDING, migration=pending_baseline),
+        )
+    else:
+        for migration in catalog.baseline:
+            entries.append(PlanEntry(AVAILABLE, migration=migration))
+
+    files_by_description = {m.description: m for m in catalog.repeatable}
+    for migration in catalog.repeatable:
+        history = repeatable_rows.get(migration.description, [])
+        for old in history[:-1]:
+            entries.append(PlanEntry(SUPERSEDED, applied=old))
+        last = history[-1] if history else None
+        if last is None:
+            entries.append(PlanEntry(PENDING, migration=migration))
+        elif not last.success:
+            entries.append(_failed(migration, last))
+        elif last.checksum != migration.checksum:
+            entries.append(PlanEntry(OUTDATED, migration=migration, applied=last))
+        else:
+            entries.append(PlanEntry(SUCCESS, migration=migration, applied=last))
+    for description, history in repeatable_rows.items():
+        if description in files_by_description:
+            continue
+        for old in history[:-1]:
+            entries.append(PlanEntry(SUPERSEDED, applied=old))
+        last = history[-1]
+        if last.type == "SCHEMA":
+            continue
+        if not last.success:
+            entries.append(_failed(None, last))
+        else:
+            entries.append(
+                PlanEntry(MISSING, applied=last, problems=[f"applied repeatable '{description}' has no script any more ({last.script})"])
+            )
+    for migration in catalog.undo:
+        entries.append(PlanEntry(AVAILABLE, migration=migration))
+    return Plan(entries=entries, has_history=has_history)
+
+
+def _failed(migration: Migration | None, row: AppliedMigration) -> PlanEntry:
+    return PlanEntry(
+        FAILED,
+        migration=migration,
+        applied=row,
+        problems=[
+            f"{row.script} failed on {row.installed_on:%Y-%m-%d %H:%M:%S} and may be partly applied; "
+            "clean up what it did, then run `dbops repair` and migrate again"
+            if row.installed_on
+            else f"{row.script} failed; run `dbops repair` and migrate again"
+        ],
+    )
+
+
+def _applied_entry(migration: Migration | None, row: AppliedMigration, latest_file: Version | None) -> PlanEntry:
+    if row.type in ("BASELINE", "SQL_BASELINE") and row.success:
+        return PlanEntry(BASELINE_STATE, migration=migration, applied=row)
+    if not row.success:
+        return _failed(migration, row)
+    if migration is None:
+        version = _version_of(row)
+        if latest_file is None or (version is not None and version > latest_file):
+            return PlanEntry(FUTURE, applied=row)
+        return PlanEntry(
+            MISSING,
+            applied=row,
+            problems=[f"version {row.version} ({row.script}) was applied but its script is gone; restore it, or run `dbops repair` to mark it deleted"],
+        )
+    entry = PlanEntry(SUCCESS, migration=migration, applied=row)
+    if row.checksum != migration.checksum:
+        entry.problems.append(
+            f"checksum mismatch for version {row.version}: applied {row.checksum}, file now {migration.checksum}; "
+            "revert the file (put the change in a new migration) or run `dbops repair` to accept it"
+        )
+    if row.description != migration.description:
+        entry.problems.append(
+            f"description mismatch for version {row.version}: applied '{row.description}', file '{migration.description}'"
+        )
+    if row.type != migration.history_type:
+        entry.problems.append(f"type mismatch for version {row.version}: applied {row.type}, file {migration.history_type}")
+    return entry
+
+
+__all__ = ["Plan", "PlanEntry", "build_plan", "BASELINE", "REPEATABLE", "UNDO", "VERSIONED"]

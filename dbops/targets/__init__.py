@@ -1,0 +1,26 @@
+"""Database targets: pick a driver from the URL."""
+from __future__ import annotations
+
+from dbops.errors import ConfigError
+from dbops.targets.base import Session, SqlError, Target
+from dbops.urls import redact, scheme_of
+
+__all__ = ["Session", "SqlError", "Target", "open_target"]
+
+
+def open_target(url: str | None) -> Target:
+    """A Target for `url`: postgresql:// (psycopg), redshift:// (redshift_connector), none: embedded."""
+    if not url:
+        from dbops.targets.embedded import EmbeddedTarget
+
+        return EmbeddedTarget()
+    scheme = scheme_of(url)
+    if scheme in ("postgresql", "postgres"):
+        from dbops.targets.postgres import PostgresTarget
+
+        return PostgresTarget(url)
+    if scheme == "redshift":
+        from dbops.targets.redshift import RedshiftTarget
+
+        return RedshiftTarget(url)
+    raise ConfigError(f"unsupported URL {redact(url)}: use postgresql://…, redshift://… or no URL for the embedded database")

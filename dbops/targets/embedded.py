@@ -1,0 +1,104 @@
+"""The local default database: PostgreSQL from the `pgserver` package, data in `.dbops/pgdata`."""
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+from dbops.errors import ConnectError
+from dbops.targets.base import TargetInfo
+from dbops.targets.postgres import PostgresTarget
+
+DATABASE = "warehouse"
+
+
+def dbops_home() -> Path:
+    """Folder for local state (`DBOPS_HOME`, default `.dbops` in the working directory)."""
+    return Path(os.environ.get("DBOPS_HOME", ".dbops")).resolve()
+
+
+def _pgserver():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        logging.getLogger("pgserver").setLevel(logging.ERROR)
+        import pgserver
+        import pgserver.utils
+    return pgserver
+
+
+@dataclass
+class EmbeddedDatabase:
+    """Start, stop and locate the embedded PostgreSQL server."""
+
+    pgdata: Path
+
+    @classmethod
+    def default(cls) -> EmbeddedDatabase:
+        return cls(dbops_home() / "pgdata")
+
+    def running_socket_dir(self) -> str | None:
+        """The unix socket folder of the running server, or None when it is stopped."""
+        if not (self.pgdata / "postmaster.pid").exists():
+            return None
+        info = _pgserver().utils.PostmasterInfo.read_from_pgdata(self.pgdata)
+        if info is None or not info.is_running() or info.socket_dir is None:
+            return None
+        return str(info.socket_dir)
+
+    def start(self) -> str:
+        """Start the server if needed (init on first use); return its socket folder."""
+        running = self.running_socket_dir()
+        if running:
+            return running
+        self.pgdata.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            server = _pgserver().get_server(self.pgdata, cleanup_mode=None)
+        except Exception as exc:  # pgserver raises subprocess and OS errors of many kinds
+            raise ConnectError(f"cannot start the embedded database in {self.pgdata}: {exc}") from None
+        socket_dir = str(server.get_postmaster_info().socket_dir)
+        self._ensure_database(socket_dir)
+        return socket_dir
+
+    def _ensure_database(self, socket_dir: str) -> None:
+        import psycopg
+
+        with psycopg.connect(host=socket_dir, user="postgres", dbname="postgres", autocommit=True) as conn:
+            if not conn.execute("select 1 from pg_database where datname = %s", (DATABASE,)).fetchone():
+                conn.execute(f'create database "{DATABASE}"')
+
+    def stop(self) -> bool:
+        """Stop the server; False when it was not running."""
+        if not self.running_socket_dir():
+            return False
+        pgserver = _pgserver()
+        from pgserver._commands import pg_ctl
+
+        user = "pgserver" if os.geteuid() == 0 else None
+        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self.pgdata, user=user)
+        del pgserver
+        return True
+
+    def url(self, socket_dir: str) -> str:
+        return f"postgresql://postgres@/{DATABASE}?host={socket_dir}"
+
+
+class EmbeddedTarget(PostgresTarget):
+    """The embedded database as a target; started on first connect."""
+
+    def __init__(self, database: EmbeddedDatabase | None = None) -> None:
+        self.database_server = database or EmbeddedDatabase.default()
+        self._started = False
+        super().__init__(f"postgresql://postgres@/{DATABASE}")
+
+    def connect(self):
+        if not self._started:
+            socket_dir = self.database_server.start()
+            self._params["host"] = socket_dir
+            self.url = self.database_server.url(socket_dir)
+            self._started = True
+        return super().connect()
+
+    def info(self) -> TargetInfo:
+        return TargetInfo(url=self.redacted_url, driver="psycopg (embedded pgserver)", ssl="not used (unix socket)")

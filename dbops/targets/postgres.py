@@ -1,0 +1,132 @@
+"""PostgreSQL through psycopg 3."""
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from dbops.errors import ConfigError, ConnectError
+from dbops.targets.base import POSTGRESQL, REDSHIFT, ConnectionLost, Session, SqlError, Target, TargetInfo, application_name
+from dbops.urls import redact
+
+DBOPS_PARAMS = ("lock",)
+
+
+def _sql_error(exc: psycopg.Error) -> Exception:
+    if isinstance(exc, psycopg.OperationalError) and (exc.sqlstate is None or exc.sqlstate.startswith(("08", "57P"))):
+        return ConnectionLost(f"lost the connection to the database: {str(exc).strip()}")
+    diag = exc.diag
+    message = diag.message_primary or str(exc).strip()
+    if diag.message_detail:
+        message += f" ({diag.message_detail})"
+    return SqlError(message, exc.sqlstate)
+
+
+class PostgresSession(Session):
+    """A psycopg 3 connection; dialect detected from `version()`."""
+
+    def __init__(self, conn: psycopg.Connection) -> None:
+        self.conn = conn
+        version, self.user, self.database = self.query("select version(), current_user, current_database()")[0]
+        self.dialect = REDSHIFT if "redshift" in str(version).lower() else POSTGRESQL
+        self.conn.commit()
+
+    def execute(self, sql: str, params: Sequence[Any] | None = None) -> int:
+        try:
+            with self.conn.cursor() as cur:
+                cur.execute(sql, params, prepare=False if params is None else None)
+                return cur.rowcount
+        except psycopg.Error as exc:
+            raise _sql_error(exc) from None
+
+    def query(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple]:
+        try:
+            with self.conn.cursor() as cur:
+                cur.execute(sql, params)
+                return cur.fetchall()
+        except psycopg.Error as exc:
+            raise _sql_error(exc) from None
+
+    def commit(self) -> None:
+        try:
+            self.conn.commit()
+        except psycopg.Error as exc:
+            raise _sql_error(exc) from None
+
+    def rollback(self) -> None:
+        try:
+            self.conn.rollback()
+        except psycopg.Error as exc:
+            raise _sql_error(exc) from None
+
+    def set_autocommit(self, on: bool) -> None:
+        if self.conn.autocommit != on:
+            if self.conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                self.rollback()
+            self.conn.autocommit = on
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def backend_pid(self) -> int:
+        return self.conn.info.backend_pid
+
+    def cancel(self) -> None:
+        try:
+            self.conn.cancel_safe()
+        except psycopg.Error:
+            pass
+
+
+class PostgresTarget(Target):
+    """`postgresql://user[:password]@host[:port]/db[?sslmode=…&lock=table]`; password also from DBOPS_PASSWORD."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        try:
+            params = conninfo_to_dict(url)
+        except psycopg.ProgrammingError as exc:
+            raise ConfigError(f"invalid database URL {redact(url)}: {exc}") from None
+        self.lock_kind = str(params.pop("lock", "advisory"))
+        if self.lock_kind not in ("advisory", "table"):
+            raise ConfigError(f"lock={self.lock_kind} in {redact(url)}: use lock=advisory or lock=table")
+        if "password" not in params and os.environ.get("DBOPS_PASSWORD"):
+            params["password"] = os.environ["DBOPS_PASSWORD"]
+        params.setdefault("application_name", application_name())
+        params.setdefault("connect_timeout", "10")
+        self._params = params
+
+    def connect(self) -> Session:
+        try:
+            conn = psycopg.connect(make_conninfo(**self._params), autocommit=False)
+        except psycopg.Error as exc:
+            raise ConnectError(f"cannot connect to {self.redacted_url}: {_scrub(str(exc), self._params)}") from None
+        return PostgresSession(conn)
+
+    @property
+    def redacted_url(self) -> str:
+        return redact(self.url)
+
+    @property
+    def user(self) -> str:
+        return str(self._params.get("user", ""))
+
+    @property
+    def database(self) -> str:
+        return str(self._params.get("dbname", ""))
+
+    def info(self) -> TargetInfo:
+        sslmode = str(self._params.get("sslmode", "prefer"))
+        ssl = "off" if sslmode == "disable" else f"on (sslmode={sslmode})" if sslmode != "prefer" else "when offered (sslmode=prefer)"
+        if str(self._params.get("host", "")).startswith("/"):
+            ssl = "not used (unix socket)"
+        return TargetInfo(url=self.redacted_url, driver="psycopg", ssl=ssl)
+
+
+def _scrub(message: str, params: dict[str, Any]) -> str:
+    password = params.get("password")
+    message = message.strip()
+    return message.replace(str(password), "***") if password else message

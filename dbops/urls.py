@@ -1,0 +1,34 @@
+"""Parse target URLs and show them without secrets."""
+from __future__ import annotations
+
+import re
+from urllib.parse import parse_qsl, urlsplit
+
+SECRET_PARAMS = {"password", "secret", "token", "sessiontoken", "session_token", "secret_access_key", "access_key_secret"}
+_USERINFO_PASSWORD = re.compile(r"(?P<head>^[a-zA-Z][a-zA-Z0-9+.-]*://[^/@:]*:)(?P<pw>[^/@]*)(?P<at>@)")
+
+
+def redact(url: str) -> str:
+    """The URL with any password (user info or query parameter) replaced by `***`."""
+    if not url:
+        return url
+    url = _USERINFO_PASSWORD.sub(lambda m: m["head"] + ("***" if m["pw"] else "") + m["at"], url)
+
+    def mask(match: re.Match[str]) -> str:
+        return f"{match[1]}={'***'}"
+
+    return re.sub(
+        r"(?i)(?<=[?&])(" + "|".join(sorted(SECRET_PARAMS)) + r")=[^&#]*",
+        mask,
+        url,
+    )
+
+
+def query_params(url: str) -> dict[str, str]:
+    """Query parameters of a URL, last one wins, keys lower-cased."""
+    return {k.lower(): v for k, v in parse_qsl(urlsplit(url).query, keep_blank_values=True)}
+
+
+def scheme_of(url: str) -> str:
+    """The URL's scheme, lower-cased ('' when there is none)."""
+    return urlsplit(url).scheme.lower() if "://" in url else ""
