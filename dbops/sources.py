@@ -100,3 +100,28 @@ def read_folder(location: str) -> list[ScriptFile]:
 
 def _walk_error(exc: OSError) -> None:
     raise ConfigError(f"{exc.filename}: cannot list folder: {exc.strerror}; fix its permissions") from None
+
+
+# Run tags that say where a run's scripts come from (set by sensors and the CLI, read by the migrate job).
+TAG_SOURCE = "dbops/source"
+TAG_COMMIT = "dbops/commit"
+TAG_AUTHOR = "dbops/author"
+TAG_MESSAGE = "dbops/message"
+TAG_REPOSITORY = "dbops/repository"
+TAG_TARGET = "dbops/target"
+
+
+def source_for_tags(tags: dict[str, str], locations: list[str]) -> Source:
+    """The source a run should read: `dbops/repository` + `dbops/commit` when set, else the folders."""
+    repository = tags.get(TAG_REPOSITORY, "")
+    if not repository:
+        return FolderSource(locations)
+    kind, _, where = repository.partition(":")
+    raise ConfigError(f"run tag {TAG_REPOSITORY}={repository!r}: unknown repository kind {kind!r} (expected git:… or codecommit:…)")
+
+
+def commit_from_tags(tags: dict[str, str]) -> CommitInfo | None:
+    """The commit a run records in the audit table, from its tags."""
+    if not tags.get(TAG_COMMIT):
+        return None
+    return CommitInfo(id=tags[TAG_COMMIT], author=tags.get(TAG_AUTHOR, ""), message=tags.get(TAG_MESSAGE, ""))
