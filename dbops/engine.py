@@ -183,7 +183,7 @@ class Engine:
             assert m is not None
             if m.is_mixed and not (self.settings.mixed or m.config.mixed) and m.config.execute_in_transaction is None:
                 odd = m.non_transactional[0]
-                other = next(s for s in m.statements if not s.non_transactional)
+                other = next(s for s in m.statements if not s.non_transactional and not s.neutral)
                 raise ConfigError(
                     f"{m.path}:{odd.line}: {odd.non_transactional} cannot run in a transaction, but the script also has "
                     f"transactional statements (line {other.line}: {other.first_line}); a failure would leave it "

@@ -115,8 +115,8 @@ class Migration:
 
     @property
     def is_mixed(self) -> bool:
-        """Non-transactional statements together with transactional ones."""
-        return bool(self.non_transactional) and len(self.non_transactional) < len(self.statements)
+        """Non-transactional statements together with transactional ones (ANALYZE, SET, SELECT do not count)."""
+        return bool(self.non_transactional) and any(not s.non_transactional and not s.neutral for s in self.statements)
 
 
 @dataclass

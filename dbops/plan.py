@@ -213,7 +213,7 @@ def _failed(migration: Migration | None, row: AppliedMigration) -> PlanEntry:
 
 def _applied_entry(migration: Migration | None, row: AppliedMigration, latest_file: Version | None) -> PlanEntry:
     if row.type in ("BASELINE", "SQL_BASELINE") and row.success:
-        return PlanEntry(BASELINE_STATE, migration=migration, applied=row)
+        return PlanEntry(BASELINE_STATE, applied=row)
     if not row.success:
         return _failed(migration, row)
     if migration is None:

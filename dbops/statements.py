@@ -37,6 +37,8 @@ _NON_TRANSACTIONAL = [
 ]
 _NON_TX_RE = [(re.compile(p, re.S), label) for p, label in _NON_TRANSACTIONAL]
 _WS = re.compile(r"\s+")
+# Statements that change nothing a half-applied script could leave behind (they may sit beside VACUUM).
+_NEUTRAL = re.compile(r"(ANALYZE|SET|RESET|SHOW)\b|SELECT\b(?!.*\bINTO\b)", re.S)
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,11 @@ class Statement:
     def non_transactional(self) -> str | None:
         """The kind of statement that cannot run in a transaction block, or None."""
         return non_transactional_kind(self.normalized)
+
+    @cached_property
+    def neutral(self) -> bool:
+        """True for ANALYZE, SET, SHOW and plain SELECT: harmless in autocommit next to VACUUM."""
+        return bool(_NEUTRAL.match(self.normalized))
 
     @property
     def first_line(self) -> str:

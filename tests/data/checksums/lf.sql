@@ -1,0 +1,2 @@
+create table a (id int);
+insert into a values (1);

@@ -1,0 +1,2 @@
+-- Größe, naïve café, 日本語, emoji 😀
+comment on table a is 'Straße';
