@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from tests.pg import PgServer, start_server
+from tests.rig import Bouncer, RigDatabase, start_bouncer
 
 
 @pytest.fixture(scope="session")
@@ -41,3 +42,40 @@ def scripts(tmp_path: Path):
         return folder
 
     return write
+
+
+@pytest.fixture(scope="session")
+def bouncer(pg_server: PgServer) -> Bouncer:
+    """pgbouncer in front of the test server, so redshift_connector can reach it (one per test process)."""
+    running = start_bouncer(pg_server)
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def rs_db(pg_server: PgServer, bouncer: Bouncer) -> RigDatabase:
+    """A new, empty database reached with a `redshift://` URL through pgbouncer (plus its psycopg URL for checks)."""
+    name = pg_server.create_database()
+    return RigDatabase(name=name, url=bouncer.url(name), pg_url=pg_server.url(name), driver="redshift")
+
+
+@pytest.fixture
+def rs_url(rs_db: RigDatabase) -> str:
+    """The `redshift://` URL (redshift_connector through pgbouncer, sslmode=disable) of a new, empty database."""
+    return rs_db.url
+
+
+@pytest.fixture(params=["psycopg", "redshift"])
+def any_db(request: pytest.FixtureRequest, pg_server: PgServer) -> RigDatabase:
+    """A new, empty database, once through psycopg directly and once through redshift_connector and pgbouncer."""
+    name = pg_server.create_database()
+    if request.param == "psycopg":
+        return RigDatabase(name=name, url=pg_server.url(name), pg_url=pg_server.url(name), driver="psycopg")
+    bouncer = request.getfixturevalue("bouncer")
+    return RigDatabase(name=name, url=bouncer.url(name), pg_url=pg_server.url(name), driver="redshift")
+
+
+@pytest.fixture
+def any_url(any_db: RigDatabase) -> str:
+    """The URL dbops is given, parametrized over both drivers; use `any_db.pg_url` to inspect with psycopg."""
+    return any_db.url

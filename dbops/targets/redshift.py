@@ -1,0 +1,239 @@
+"""Amazon Redshift through redshift_connector; the dialect is detected from the server, so it also drives PostgreSQL."""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+import redshift_connector
+
+from dbops.errors import ConfigError, ConnectError
+from dbops.targets.base import POSTGRESQL, REDSHIFT, ConnectionLost, Session, SqlError, Target, TargetInfo, application_name
+from dbops.targets.redshift_auth import AuthOptions, ClientFactory, Credentials, default_client_factory, resolve
+from dbops.urls import redact
+
+DEFAULT_PORT = 5439
+SSL_MODES = ("verify-ca", "verify-full", "disable")
+PARAMS = (
+    "sslmode", "lock", "secret_arn", "iam", "cluster_identifier", "workgroup", "region",
+    "auto_create", "db_groups", "connect_timeout", "application_name",
+)
+_TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off", "")
+
+
+def _fields(exc: BaseException) -> dict[str, str]:
+    """The server's error fields (C: sqlstate, M: message, D: detail) when redshift_connector has them."""
+    return exc.args[0] if exc.args and isinstance(exc.args[0], dict) else {}
+
+
+def _describe(exc: BaseException) -> str:
+    fields = _fields(exc)
+    if fields:
+        message = fields.get("M", "").strip() or str(exc)
+        return f"{message} ({fields['D'].strip()})" if fields.get("D") else message
+    parts = [str(a) for a in exc.args if not isinstance(a, BaseException)] or [type(exc).__name__]
+    causes = [f"{type(a).__name__}: {a}" for a in exc.args if isinstance(a, BaseException)]
+    return "; ".join(parts + causes)
+
+
+def _sql_error(exc: BaseException) -> Exception:
+    code = _fields(exc).get("C")
+    if code is None and isinstance(exc, (redshift_connector.InterfaceError, redshift_connector.OperationalError, OSError)):
+        return ConnectionLost(f"lost the connection to the database: {_describe(exc)}")
+    if code and code.startswith(("08", "57P")):
+        return ConnectionLost(f"lost the connection to the database: {_describe(exc)}")
+    return SqlError(_describe(exc), code)
+
+
+_ERRORS = (redshift_connector.Error, OSError)
+
+
+class RedshiftSession(Session):
+    """A redshift_connector connection. It opens a transaction implicitly at the first statement."""
+
+    def __init__(self, conn: redshift_connector.Connection, canceller: Callable[[int], None] | None = None) -> None:
+        self.conn = conn
+        self._canceller = canceller
+        version, self.user, self.database, self._pid = self.query(
+            "select version(), current_user, current_database(), pg_backend_pid()"
+        )[0]
+        self.dialect = REDSHIFT if "redshift" in str(version).lower() else POSTGRESQL
+        self.commit()
+
+    def _cursor(self, sql: str, params: Sequence[Any] | None) -> Any:
+        cursor = self.conn.cursor()
+        # Without params the SQL is sent as written (a literal % stays a %); with params only %s and %% are special.
+        cursor.execute(sql, tuple(params) if params is not None else None)
+        return cursor
+
+    def execute(self, sql: str, params: Sequence[Any] | None = None) -> int:
+        try:
+            cursor = self._cursor(sql, params)
+            count = cursor.rowcount
+            cursor.close()
+            return int(count) if count is not None else -1
+        except _ERRORS as exc:
+            raise _sql_error(exc) from None
+
+    def query(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple]:
+        try:
+            cursor = self._cursor(sql, params)
+            rows = [tuple(row) for row in cursor.fetchall()] if cursor.description else []
+            cursor.close()
+            return rows
+        except _ERRORS as exc:
+            raise _sql_error(exc) from None
+
+    def commit(self) -> None:
+        if self.conn.in_transaction:
+            try:
+                self.conn.commit()
+            except _ERRORS as exc:
+                raise _sql_error(exc) from None
+
+    def rollback(self) -> None:
+        try:
+            self.conn.rollback()
+        except _ERRORS as exc:
+            raise _sql_error(exc) from None
+
+    def set_autocommit(self, on: bool) -> None:
+        """redshift_connector keeps an open transaction open when autocommit is switched on: end it first."""
+        if self.conn.in_transaction:
+            self.rollback()
+        self.conn.autocommit = on
+
+    def close(self) -> None:
+        try:
+            self.conn.close()
+        except _ERRORS:
+            pass
+
+    def backend_pid(self) -> int:
+        return int(self._pid)
+
+    def cancel(self) -> None:
+        if self._canceller is not None:
+            try:
+                self._canceller(self.backend_pid())
+            except (SqlError, ConnectError):
+                pass
+
+
+def _flag(params: dict[str, str], name: str) -> bool:
+    value = params.get(name, "").lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ConfigError(f"redshift URL: {name}={params[name]} is not true or false")
+
+
+class RedshiftTarget(Target):
+    """`redshift://[user[:password]@]host[:5439]/db[?sslmode=…&secret_arn=…&iam=true&…]`; SSL on by default."""
+
+    def __init__(self, url: str, client_factory: ClientFactory = default_client_factory) -> None:
+        self.url = url
+        self._client_factory = client_factory
+        self._credentials: Credentials | None = None
+        try:
+            parts = urlsplit(url)
+            port = parts.port or DEFAULT_PORT
+        except ValueError as exc:
+            raise ConfigError(f"invalid database URL {redact(url)}: {exc}") from None
+        params = {k.lower(): v for k, v in parse_qsl(parts.query, keep_blank_values=True)}
+        unknown = sorted(set(params) - set(PARAMS))
+        if unknown:
+            raise ConfigError(f"redshift URL {redact(url)}: unknown parameter(s) {', '.join(unknown)}; known: {', '.join(PARAMS)}")
+        self.host = parts.hostname or ""
+        self.port = port
+        self._database = unquote(parts.path.lstrip("/"))
+        if not self.host or not self._database:
+            raise ConfigError(f"redshift URL {redact(url)} needs a host and a database: redshift://user@host:5439/dev")
+        self.sslmode = params.get("sslmode", "verify-ca").lower()
+        if self.sslmode not in SSL_MODES:
+            raise ConfigError(
+                f"sslmode={self.sslmode} in {redact(url)}: redshift_connector always verifies the server certificate; "
+                "use sslmode=verify-ca (the default) or verify-full (sslmode=disable is for a local test rig only)"
+            )
+        self.lock_kind = params.get("lock", "table")
+        if self.lock_kind not in ("table", "advisory"):
+            raise ConfigError(f"lock={self.lock_kind} in {redact(url)}: use lock=table (Redshift) or lock=advisory (PostgreSQL only)")
+        try:
+            self.connect_timeout = float(params.get("connect_timeout", "10"))
+        except ValueError:
+            raise ConfigError(f"connect_timeout={params['connect_timeout']} in {redact(url)} is not a number of seconds") from None
+        self.application_name = params.get("application_name") or application_name()
+        self.auth = AuthOptions(
+            user=unquote(parts.username or ""),
+            password=unquote(parts.password) if parts.password is not None else None,
+            database=self._database,
+            secret_arn=params.get("secret_arn") or None,
+            iam=_flag(params, "iam"),
+            cluster_identifier=params.get("cluster_identifier") or None,
+            workgroup=params.get("workgroup") or None,
+            region=params.get("region") or None,
+            auto_create=_flag(params, "auto_create"),
+            db_groups=tuple(g for g in params.get("db_groups", "").split(",") if g),
+        )
+        self.auth.check()
+
+    def credentials(self) -> Credentials:
+        """The user and password to connect with, fetched once (IAM ones again shortly before they expire)."""
+        if self._credentials is None or not self._credentials.fresh():
+            self._credentials = resolve(self.auth, self._client_factory)
+        return self._credentials
+
+    def connect(self) -> RedshiftSession:
+        credentials = self.credentials()
+        try:
+            conn = redshift_connector.connect(
+                host=self.host,
+                port=self.port,
+                database=self._database,
+                user=credentials.user,
+                password=credentials.password,
+                ssl=self.sslmode != "disable",
+                sslmode=self.sslmode if self.sslmode != "disable" else "verify-ca",
+                timeout=int(self.connect_timeout) or None,
+                application_name=self.application_name,
+                tcp_keepalive=True,
+            )
+        except _ERRORS as exc:
+            raise ConnectError(f"cannot connect to {self.redacted_url}: {self._scrub(_describe(exc), credentials)}") from None
+        sock = getattr(conn, "_usock", None)
+        if sock is not None:
+            sock.settimeout(None)  # the timeout bounds connecting only, not a long VACUUM
+        try:
+            return RedshiftSession(conn, self._cancel_backend)
+        except (SqlError, ConnectError):
+            conn.close()
+            raise
+
+    def _cancel_backend(self, pid: int) -> None:
+        session = self.connect()
+        try:
+            session.set_autocommit(True)
+            session.query("select pg_cancel_backend(%s)", (pid,))
+        finally:
+            session.close()
+
+    @staticmethod
+    def _scrub(message: str, credentials: Credentials) -> str:
+        return message.replace(credentials.password, "***") if credentials.password else message
+
+    @property
+    def redacted_url(self) -> str:
+        return redact(self.url)
+
+    @property
+    def user(self) -> str:
+        return self.auth.user or self.credentials().user
+
+    @property
+    def database(self) -> str:
+        return self._database
+
+    def info(self) -> TargetInfo:
+        ssl = "off (sslmode=disable)" if self.sslmode == "disable" else f"on (sslmode={self.sslmode})"
+        return TargetInfo(url=self.redacted_url, driver="redshift_connector", ssl=ssl)
