@@ -150,7 +150,7 @@ def cmd_migrate(args: argparse.Namespace, console: Console) -> int:
             return 0
         for entry in todo:
             m = entry.migration
-            mode = "in a transaction" if m.in_transaction else "in autocommit, statement by statement"
+            mode = "in a transaction" if m.in_transaction_on(engine.dialect) else "in autocommit, statement by statement"
             console.result(f"-- {m.path} ({mode})\n{m.sql.rstrip()}\n")
         console.result(f"{len(todo)} migration(s) would be applied to {target}; nothing was changed.")
         return 0
@@ -179,7 +179,7 @@ def cmd_info(args: argparse.Namespace, console: Console) -> int:
     if console.as_json:
         console.json({"migrations": [entry_json(e) for e in plan.entries], "target": info.url, "ssl": info.ssl})
     else:
-        console.plan(plan, info.url, info.ssl)
+        console.plan(plan, info.url, info.ssl, engine.dialect)
     return 0
 
 

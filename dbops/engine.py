@@ -78,6 +78,7 @@ class Engine:
         self.target = target
         self.settings = settings or Settings()
         self._snapshot = snapshot
+        self.dialect: str | None = None
 
     @cached_property
     def snapshot(self) -> Snapshot:
@@ -127,6 +128,7 @@ class Engine:
         """Every script and history row with its state (reads only)."""
         self.catalog
         with self.session() as session:
+            self.dialect = session.dialect
             plan = self._plan(self._history(session))
             session.rollback()
             return plan
@@ -176,14 +178,14 @@ class Engine:
                 skipped = entry
         return chosen
 
-    def refuse_mixed(self, entries: list[PlanEntry]) -> None:
+    def refuse_mixed(self, entries: list[PlanEntry], dialect: str | None) -> None:
         """A script mixing non-transactional and transactional statements could be half-applied: refuse it."""
         for entry in entries:
             m = entry.migration
             assert m is not None
-            if m.is_mixed and not (self.settings.mixed or m.config.mixed) and m.config.execute_in_transaction is None:
-                odd = m.non_transactional[0]
-                other = next(s for s in m.statements if not s.non_transactional and not s.neutral)
+            if m.is_mixed_on(dialect) and not (self.settings.mixed or m.config.mixed) and m.config.execute_in_transaction is None:
+                odd = m.non_transactional_on(dialect)[0]
+                other = next(s for s in m.statements if s not in m.non_transactional_on(dialect) and not s.neutral)
                 raise ConfigError(
                     f"{m.path}:{odd.line}: {odd.non_transactional} cannot run in a transaction, but the script also has "
                     f"transactional statements (line {other.line}: {other.first_line}); a failure would leave it "
@@ -201,11 +203,12 @@ class Engine:
         run = run or RunInfo()
         self.catalog
         with self.locked(on_event) as (session, history):
+            self.dialect = session.dialect
             plan = self._plan(history)
             session.rollback()
             self.validate(plan)
             todo = self.check_selection(plan.pending(), select)
-            self.refuse_mixed(todo)
+            self.refuse_mixed(todo, session.dialect)
             if not todo:
                 return
             applier = _Applier(self, session, history, run)
@@ -221,7 +224,7 @@ class Engine:
         plan = self.plan()
         self.validate(plan)
         todo = self.check_selection(plan.pending(), select)
-        self.refuse_mixed(todo)
+        self.refuse_mixed(todo, self.dialect)
         return todo
 
     def baseline(self, version: str = "1", description: str = BASELINE_DESCRIPTION) -> None:
@@ -320,7 +323,7 @@ class _Applier:
         started = _now()
         clock = time.perf_counter()
         statements = migration.statements
-        transactional = migration.in_transaction
+        transactional = migration.in_transaction_on(self.session.dialect)
         rank = self.rank
         rows = 0
         done = 0
@@ -368,7 +371,7 @@ class _Applier:
         )
 
     def _audit(self, migration: Migration, status: str, error: str, started: datetime) -> None:
-        commit = self.run.commit or CommitInfo(id="")
+        commit = self.engine.snapshot.file_commits.get(migration.path) or self.run.commit or CommitInfo(id="")
         self.history.audit(
             AuditRecord(
                 run_id=self.run.run_id,

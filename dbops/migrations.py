@@ -104,19 +104,33 @@ class Migration:
 
     @cached_property
     def non_transactional(self) -> list[Statement]:
+        """Statements Redshift or PostgreSQL refuse in a transaction (what `plan` and `lint` show)."""
         return [s for s in self.statements if s.non_transactional]
+
+    def non_transactional_on(self, dialect: str | None) -> list[Statement]:
+        """Statements that `dialect` refuses in a transaction (None: either dialect)."""
+        if dialect is None:
+            return self.non_transactional
+        return [s for s in self.statements if s.non_transactional_on(dialect)]
+
+    def in_transaction_on(self, dialect: str | None) -> bool:
+        """Whether the script runs in one transaction (the default) or in autocommit on `dialect`."""
+        if self.config.execute_in_transaction is not None:
+            return self.config.execute_in_transaction
+        return not self.non_transactional_on(dialect)
+
+    def is_mixed_on(self, dialect: str | None) -> bool:
+        """Non-transactional statements together with transactional ones (ANALYZE, SET, SELECT do not count)."""
+        odd = self.non_transactional_on(dialect)
+        return bool(odd) and any(s not in odd and not s.neutral for s in self.statements)
 
     @property
     def in_transaction(self) -> bool:
-        """Whether the script runs in one transaction (the default) or in autocommit."""
-        if self.config.execute_in_transaction is not None:
-            return self.config.execute_in_transaction
-        return not self.non_transactional
+        return self.in_transaction_on(None)
 
     @property
     def is_mixed(self) -> bool:
-        """Non-transactional statements together with transactional ones (ANALYZE, SET, SELECT do not count)."""
-        return bool(self.non_transactional) and any(not s.non_transactional and not s.neutral for s in self.statements)
+        return self.is_mixed_on(None)
 
 
 @dataclass

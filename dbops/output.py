@@ -77,7 +77,7 @@ class Console:
         for row in rows:
             print("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip())
 
-    def plan(self, plan: Plan, target: str, ssl: str) -> None:
+    def plan(self, plan: Plan, target: str, ssl: str, dialect: str | None = None) -> None:
         self.result(f"Target: {target} (SSL: {ssl})")
         self.table(
             "Migrations",
@@ -89,7 +89,7 @@ class Console:
                     e.description,
                     e.type,
                     f"{e.applied.installed_on:%Y-%m-%d %H:%M:%S}" if e.applied and e.applied.installed_on else "",
-                    e.state + (" (in autocommit)" if e.migration and e.is_pending and not e.migration.in_transaction else ""),
+                    e.state + (" (in autocommit)" if e.migration and e.is_pending and not e.migration.in_transaction_on(dialect) else ""),
                 ]
                 for e in plan.entries
             ),

@@ -8,34 +8,37 @@ from functools import cached_property
 from sqlparse import tokens as T
 from sqlparse.engine import FilterStack
 
-# Statements Redshift (and PostgreSQL) refuse inside a transaction block. Each pattern is
-# matched against the statement with comments removed, upper-cased, whitespace collapsed.
+# Statements that cannot run inside a transaction block, with the dialects that refuse them. Each
+# pattern is matched against the statement with comments removed, upper-cased, whitespace collapsed.
+_BOTH = frozenset({"redshift", "postgresql"})
+_RS = frozenset({"redshift"})
+_PG = frozenset({"postgresql"})
 _NON_TRANSACTIONAL = [
-    (r"VACUUM\b", "VACUUM"),
-    (r"CREATE DATABASE\b", "CREATE DATABASE"),
-    (r"DROP DATABASE\b", "DROP DATABASE"),
-    (r"ALTER DATABASE\b.*\b(RENAME TO|CONNECTION LIMIT|COLLATE|ISOLATION LEVEL|INTEGRATION)\b", "ALTER DATABASE"),
-    (r"ALTER TABLE\b.*\bAPPEND FROM\b", "ALTER TABLE APPEND"),
-    (r"ALTER TABLE\b.*\bALTER (COLUMN )?\S+ TYPE\b", "ALTER TABLE ALTER COLUMN TYPE"),
-    (r"CREATE EXTERNAL TABLE\b", "CREATE EXTERNAL TABLE"),
-    (r"ALTER TABLE \S+ (ADD|DROP) PARTITION\b", "ALTER TABLE ADD/DROP PARTITION"),
-    (r"ALTER (EXTERNAL )?TABLE\b.*\bSET (LOCATION|FILE FORMAT|TABLE PROPERTIES)\b", "ALTER EXTERNAL TABLE"),
-    (r"ALTER EXTERNAL TABLE\b", "ALTER EXTERNAL TABLE"),
-    (r"DROP EXTERNAL TABLE\b", "DROP EXTERNAL TABLE"),
-    (r"CREATE EXTERNAL SCHEMA\b", "CREATE EXTERNAL SCHEMA"),
-    (r"DROP (EXTERNAL )?SCHEMA\b.*\bDROP EXTERNAL DATABASE\b", "DROP EXTERNAL SCHEMA"),
-    (r"CREATE EXTERNAL (FUNCTION|VIEW|MODEL)\b", "CREATE EXTERNAL OBJECT"),
-    (r"DROP EXTERNAL (FUNCTION|VIEW)\b", "DROP EXTERNAL OBJECT"),
-    (r"CREATE (OR REPLACE )?LIBRARY\b", "CREATE LIBRARY"),
-    (r"DROP LIBRARY\b", "DROP LIBRARY"),
-    (r"CREATE DATASHARE\b", "CREATE DATASHARE"),
-    (r"CREATE INDEX CONCURRENTLY\b|CREATE UNIQUE INDEX CONCURRENTLY\b", "CREATE INDEX CONCURRENTLY"),
-    (r"DROP INDEX CONCURRENTLY\b", "DROP INDEX CONCURRENTLY"),
-    (r"REINDEX\b.*\bCONCURRENTLY\b", "REINDEX CONCURRENTLY"),
-    (r"(CREATE|DROP) TABLESPACE\b", "TABLESPACE"),
-    (r"ALTER SYSTEM\b", "ALTER SYSTEM"),
+    (r"VACUUM\b", "VACUUM", _BOTH),
+    (r"CREATE DATABASE\b", "CREATE DATABASE", _BOTH),
+    (r"DROP DATABASE\b", "DROP DATABASE", _BOTH),
+    (r"ALTER DATABASE\b.*\b(RENAME TO|CONNECTION LIMIT|COLLATE|ISOLATION LEVEL|INTEGRATION)\b", "ALTER DATABASE", _RS),
+    (r"ALTER TABLE\b.*\bAPPEND FROM\b", "ALTER TABLE APPEND", _RS),
+    (r"ALTER TABLE\b.*\bALTER (COLUMN )?\S+ TYPE\b", "ALTER TABLE ALTER COLUMN TYPE", _RS),
+    (r"CREATE EXTERNAL TABLE\b", "CREATE EXTERNAL TABLE", _RS),
+    (r"ALTER TABLE \S+ (ADD|DROP) (IF NOT EXISTS )?PARTITION\b", "ALTER TABLE ADD/DROP PARTITION", _RS),
+    (r"ALTER (EXTERNAL )?TABLE\b.*\bSET (LOCATION|FILE FORMAT|TABLE PROPERTIES)\b", "ALTER EXTERNAL TABLE", _RS),
+    (r"ALTER EXTERNAL TABLE\b", "ALTER EXTERNAL TABLE", _RS),
+    (r"DROP EXTERNAL TABLE\b", "DROP EXTERNAL TABLE", _RS),
+    (r"CREATE EXTERNAL SCHEMA\b", "CREATE EXTERNAL SCHEMA", _RS),
+    (r"DROP (EXTERNAL )?SCHEMA\b.*\bDROP EXTERNAL DATABASE\b", "DROP EXTERNAL SCHEMA", _RS),
+    (r"CREATE EXTERNAL (FUNCTION|VIEW|MODEL)\b", "CREATE EXTERNAL OBJECT", _RS),
+    (r"DROP EXTERNAL (FUNCTION|VIEW)\b", "DROP EXTERNAL OBJECT", _RS),
+    (r"CREATE (OR REPLACE )?LIBRARY\b", "CREATE LIBRARY", _RS),
+    (r"DROP LIBRARY\b", "DROP LIBRARY", _RS),
+    (r"CREATE DATASHARE\b", "CREATE DATASHARE", _RS),
+    (r"CREATE (UNIQUE )?INDEX CONCURRENTLY\b", "CREATE INDEX CONCURRENTLY", _PG),
+    (r"DROP INDEX CONCURRENTLY\b", "DROP INDEX CONCURRENTLY", _PG),
+    (r"REINDEX\b.*\bCONCURRENTLY\b", "REINDEX CONCURRENTLY", _PG),
+    (r"(CREATE|DROP) TABLESPACE\b", "TABLESPACE", _PG),
+    (r"ALTER SYSTEM\b", "ALTER SYSTEM", _PG),
 ]
-_NON_TX_RE = [(re.compile(p, re.S), label) for p, label in _NON_TRANSACTIONAL]
+_NON_TX_RE = [(re.compile(p, re.S), label, dialects) for p, label, dialects in _NON_TRANSACTIONAL]
 _WS = re.compile(r"\s+")
 # Statements that change nothing a half-applied script could leave behind (they may sit beside VACUUM).
 _NEUTRAL = re.compile(r"(ANALYZE|SET|RESET|SHOW)\b|SELECT\b(?!.*\bINTO\b)", re.S)
@@ -47,16 +50,20 @@ class Statement:
 
     sql: str
     line: int
+    normalized: str = ""
 
-    @cached_property
-    def normalized(self) -> str:
-        """Upper-cased text without comments or string contents, whitespace collapsed."""
-        return normalize(self.sql)
+    def __post_init__(self) -> None:
+        if not self.normalized:
+            object.__setattr__(self, "normalized", normalize(self.sql))
 
     @cached_property
     def non_transactional(self) -> str | None:
-        """The kind of statement that cannot run in a transaction block, or None."""
+        """The kind of statement that cannot run in a transaction block on Redshift or PostgreSQL, or None."""
         return non_transactional_kind(self.normalized)
+
+    def non_transactional_on(self, dialect: str) -> str | None:
+        """The kind of statement that `dialect` refuses inside a transaction block, or None."""
+        return non_transactional_kind(self.normalized, dialect)
 
     @cached_property
     def neutral(self) -> bool:
@@ -82,7 +89,7 @@ def split(sql: str) -> list[Statement]:
             if body.endswith(";"):
                 body = body[:-1].rstrip()
             if body:
-                statements.append(Statement(sql=body, line=line + text.count("\n", 0, start)))
+                statements.append(Statement(body, line + text.count("\n", 0, start), _normalize_tokens(raw)))
         line += text.count("\n")
     return statements
 
@@ -102,21 +109,25 @@ def _first_code_offset(stmt) -> int | None:
 
 def normalize(sql: str) -> str:
     """Comments dropped, literals blanked, upper-cased, whitespace collapsed."""
+    return " ".join(filter(None, (_normalize_tokens(raw) for raw in FilterStack().run(sql))))
+
+
+def _normalize_tokens(stmt) -> str:
     parts: list[str] = []
-    for raw in FilterStack().run(sql):
-        for token in raw.flatten():
-            if token.ttype in T.Comment:
-                parts.append(" ")
-            elif token.ttype is T.Literal or token.ttype in T.Literal.String.Single:
-                parts.append("''")
-            else:
-                parts.append(token.value)
-    return _WS.sub(" ", "".join(parts)).strip().upper()
+    for token in stmt.flatten():
+        if token.ttype in T.Comment:
+            parts.append(" ")
+        elif token.ttype is T.Literal or token.ttype in T.Literal.String.Single:
+            parts.append("''")
+        else:
+            parts.append(token.value)
+    text = _WS.sub(" ", "".join(parts)).strip().upper()
+    return text[:-1].rstrip() if text.endswith(";") else text
 
 
-def non_transactional_kind(normalized: str) -> str | None:
-    """The label of the non-transactional statement `normalized` starts with, or None."""
-    for pattern, label in _NON_TX_RE:
-        if pattern.match(normalized):
+def non_transactional_kind(normalized: str, dialect: str | None = None) -> str | None:
+    """The label of the non-transactional statement `normalized` starts with (on `dialect`, or on any), or None."""
+    for pattern, label, dialects in _NON_TX_RE:
+        if (dialect is None or dialect in dialects) and pattern.match(normalized):
             return label
     return None
