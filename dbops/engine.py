@@ -339,12 +339,12 @@ class _Applier:
                 done += 1
             elapsed = int((time.perf_counter() - clock) * 1000)
             if transactional:
-                self._record(rank, migration, elapsed, success=True)
+                self.session.execute_and_commit(
+                    [self._record_statement(rank, migration, elapsed, success=True), self._audit_statement(migration, "success", "", started)]
+                )
             else:
                 self.history.update_success(rank, elapsed)
-            self._audit(migration, "success", "", started)
-            if transactional:
-                self.session.commit()
+                self._audit(migration, "success", "", started)
         except SqlError as exc:
             failed = statements[done] if done < len(statements) else None
             self._fail(migration, exc, failed, done, transactional, started)
@@ -359,7 +359,10 @@ class _Applier:
         return self.session.execute(statement.sql)
 
     def _record(self, rank: int, migration: Migration, elapsed: int, success: bool) -> None:
-        self.history.insert(
+        self.session.execute(*self._record_statement(rank, migration, elapsed, success))
+
+    def _record_statement(self, rank: int, migration: Migration, elapsed: int, success: bool) -> tuple[str, tuple]:
+        return self.history.insert_statement(
             rank,
             migration.version.text if migration.version else None,
             migration.description,
@@ -371,8 +374,11 @@ class _Applier:
         )
 
     def _audit(self, migration: Migration, status: str, error: str, started: datetime) -> None:
-        commit = self.engine.snapshot.file_commits.get(migration.path) or self.run.commit or CommitInfo(id="")
-        self.history.audit(
+        self.session.execute(*self._audit_statement(migration, status, error, started))
+
+    def _audit_statement(self, migration: Migration, status: str, error: str, started: datetime) -> tuple[str, tuple]:
+        commit = self.run.commit or CommitInfo(id="")
+        return self.history.audit_statement(
             AuditRecord(
                 run_id=self.run.run_id,
                 source=self.run.source,

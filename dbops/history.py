@@ -174,7 +174,10 @@ class History:
     def next_rank(self) -> int:
         return int(self.session.query(f'select coalesce(max("installed_rank"), 0) + 1 from {self.qualified}')[0][0])
 
-    def insert(
+    def insert(self, *args, **kwargs) -> None:
+        self.session.execute(*self.insert_statement(*args, **kwargs))
+
+    def insert_statement(
         self,
         rank: int,
         version: str | None,
@@ -184,8 +187,9 @@ class History:
         checksum: int | None,
         execution_time: int,
         success: bool,
-    ) -> None:
-        self.session.execute(
+    ) -> tuple[str, tuple]:
+        """The insert of one history row, as (sql, params)."""
+        return (
             f'insert into {self.qualified} ("installed_rank", "version", "description", "type", "script", '
             f'"checksum", "installed_by", "execution_time", "success") values (%s, %s, %s, %s, %s, %s, %s, %s, %s)',
             (rank, version, description[:200], type_, script[:1000], checksum, self.session.user[:100], execution_time, success),
@@ -210,7 +214,11 @@ class History:
         self.session.execute(f'delete from {self.qualified} where "installed_rank" = %s', (rank,))
 
     def audit(self, record: AuditRecord) -> None:
-        self.session.execute(
+        self.session.execute(*self.audit_statement(record))
+
+    def audit_statement(self, record: AuditRecord) -> tuple[str, tuple]:
+        """The insert of one audit row, as (sql, params)."""
+        return (
             f'insert into {self.audit_qualified} ("run_id", "source", "commit_id", "commit_author", "commit_message", '
             f'"script", "version", "checksum", "status", "error", "started_at", "finished_at", "installed_by", "target") '
             f"values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",

@@ -48,6 +48,12 @@ class Session(ABC):
     @abstractmethod
     def commit(self) -> None: ...
 
+    def execute_and_commit(self, statements: list[tuple[str, Sequence[Any] | None]]) -> None:
+        """Run bookkeeping statements, then commit; a driver may send them in one round trip."""
+        for sql, params in statements:
+            self.execute(sql, params)
+        self.commit()
+
     @abstractmethod
     def rollback(self) -> None: ...
 

@@ -50,6 +50,15 @@ class PostgresSession(Session):
         except psycopg.Error as exc:
             raise _sql_error(exc) from None
 
+    def execute_and_commit(self, statements: list[tuple[str, Sequence[Any] | None]]) -> None:
+        try:
+            with self.conn.pipeline(), self.conn.cursor() as cur:
+                for sql, params in statements:
+                    cur.execute(sql, params)
+                self.conn.commit()
+        except psycopg.Error as exc:
+            raise _sql_error(exc) from None
+
     def commit(self) -> None:
         try:
             self.conn.commit()
