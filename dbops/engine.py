@@ -377,7 +377,7 @@ class _Applier:
         self.session.execute(*self._audit_statement(migration, status, error, started))
 
     def _audit_statement(self, migration: Migration, status: str, error: str, started: datetime) -> tuple[str, tuple]:
-        commit = self.run.commit or CommitInfo(id="")
+        commit = self.engine.snapshot.file_commits.get(migration.path) or self.run.commit or CommitInfo(id="")
         return self.history.audit_statement(
             AuditRecord(
                 run_id=self.run.run_id,

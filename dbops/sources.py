@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from dbops.errors import ConfigError, ScriptError
+from dbops.errors import ConfigError, DbopsError, ScriptError
 
 SCRIPT_SUFFIXES = (".sql", ".sql.conf")
 
@@ -37,11 +37,38 @@ class CommitInfo:
 
 @dataclass
 class Snapshot:
-    """The scripts of one exact state of a source, plus the commit it came from (if any)."""
+    """The scripts of one exact state of a source, plus the commit it came from (if any).
+
+    `file_commits` maps a file's display path to the commit that brought it, when a run folds
+    several commits together; files not listed came with `commit`.
+    """
 
     files: list[ScriptFile]
     commit: CommitInfo | None = None
     notes: list[str] = field(default_factory=list)
+    file_commits: dict[str, CommitInfo] = field(default_factory=dict)
+
+    def commit_for(self, display_path: str) -> CommitInfo | None:
+        """The commit that brought this file: its own entry, else the snapshot's commit."""
+        return self.file_commits.get(display_path) or self.commit
+
+
+@dataclass(frozen=True)
+class CommitChange:
+    """One commit of a branch and the script files it added, changed or deleted (display paths)."""
+
+    commit: CommitInfo
+    paths: tuple[str, ...] = ()
+
+
+class SourceError(DbopsError):
+    """A repository cannot be read: unknown repository, branch or commit, no access, throttled."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, code: str = "") -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class Source(Protocol):
@@ -109,15 +136,36 @@ TAG_AUTHOR = "dbops/author"
 TAG_MESSAGE = "dbops/message"
 TAG_REPOSITORY = "dbops/repository"
 TAG_TARGET = "dbops/target"
+TAG_SKIPPED = "dbops/skipped_commits"
 
 
 def source_for_tags(tags: dict[str, str], locations: list[str]) -> Source:
-    """The source a run should read: `dbops/repository` + `dbops/commit` when set, else the folders."""
+    """The source a run should read: `dbops/repository` + `dbops/commit` when set, else the folders.
+
+    `git:<path-or-url>` reads that commit with git, `codecommit:<name>` from AWS CodeCommit (region
+    from AWS_REGION); `dbops/skipped_commits` (comma-separated ids) lists earlier commits the run
+    folds in, so each script is attributed to the commit that brought it.
+    """
     repository = tags.get(TAG_REPOSITORY, "")
     if not repository:
         return FolderSource(locations)
     kind, _, where = repository.partition(":")
-    raise ConfigError(f"run tag {TAG_REPOSITORY}={repository!r}: unknown repository kind {kind!r} (expected git:… or codecommit:…)")
+    commit = tags.get(TAG_COMMIT, "").strip()
+    batch = tuple(c for c in (part.strip() for part in tags.get(TAG_SKIPPED, "").split(",")) if c)
+    if kind not in ("git", "codecommit"):
+        raise ConfigError(f"run tag {TAG_REPOSITORY}={repository!r}: unknown repository kind {kind!r} (expected git:… or codecommit:…)")
+    if not where or not commit:
+        raise ConfigError(
+            f"run tags {TAG_REPOSITORY}={repository!r} and {TAG_COMMIT}={commit!r}: a repository run needs both "
+            "the repository and the commit id; start it from the sensor or set both tags"
+        )
+    if kind == "git":
+        from dbops.git_source import GitSource
+
+        return GitSource(where, commit, tuple(locations), batch=batch)
+    from dbops.codecommit_source import CodeCommitSource
+
+    return CodeCommitSource(where, commit, locations=tuple(locations), batch=batch, region=os.environ.get("AWS_REGION") or None)
 
 
 def commit_from_tags(tags: dict[str, str]) -> CommitInfo | None:
@@ -125,3 +173,35 @@ def commit_from_tags(tags: dict[str, str]) -> CommitInfo | None:
     if not tags.get(TAG_COMMIT):
         return None
     return CommitInfo(id=tags[TAG_COMMIT], author=tags.get(TAG_AUTHOR, ""), message=tags.get(TAG_MESSAGE, ""))
+
+
+def repo_location(location: str) -> str:
+    """A migrations location as a path inside a repository: `sql`, `db/sql`, or "" for the root."""
+    path = location.strip().removeprefix("filesystem:").replace("\\", "/")
+    parts = [p for p in path.split("/") if p not in ("", ".")]
+    if path.startswith("/") or ".." in parts:
+        raise ConfigError(
+            f"{location}: a location inside a repository must be a relative path such as sql or db/migrations"
+        )
+    return "/".join(parts)
+
+
+def in_location(path: str, location: str) -> str | None:
+    """`path` relative to `location` when it is a script file under it, else None."""
+    if location and not path.startswith(location + "/"):
+        return None
+    rel = path[len(location) + 1 :] if location else path
+    return rel if is_script_name(rel.rsplit("/", 1)[-1]) else None
+
+
+def __getattr__(name: str):
+    # GitSource and CodeCommitSource live in their own modules, loaded on first use.
+    if name == "GitSource":
+        from dbops.git_source import GitSource
+
+        return GitSource
+    if name == "CodeCommitSource":
+        from dbops.codecommit_source import CodeCommitSource
+
+        return CodeCommitSource
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

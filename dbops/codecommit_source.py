@@ -1,0 +1,284 @@
+"""Scripts of one AWS CodeCommit commit, read through the API (boto3); results cached per commit id."""
+from __future__ import annotations
+
+import re
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from dbops.errors import ConfigError
+from dbops.sources import CommitChange, CommitInfo, ScriptFile, Snapshot, SourceError, in_location, repo_location
+
+_COMMIT_ID = re.compile(r"[0-9a-f]{40}")
+_PERMISSIONS = "codecommit:GetBranch, GetCommit, GetDifferences, GetFolder and GetFile"
+_MESSAGES = {
+    "RepositoryDoesNotExistException": "no such repository in region {region}; check DBOPS_CODECOMMIT_REPOSITORY and AWS_REGION",
+    "BranchDoesNotExistException": "no such branch; check DBOPS_CODECOMMIT_BRANCH",
+    "CommitDoesNotExistException": "no such commit",
+    "CommitIdDoesNotExistException": "no such commit",
+    "AccessDeniedException": "access denied ({detail}); the role needs " + _PERMISSIONS,
+    "UnrecognizedClientException": "AWS rejected the credentials ({detail})",
+    "ExpiredTokenException": "the AWS credentials have expired ({detail})",
+    "ThrottlingException": "throttled by CodeCommit ({detail}); the sensor tries again on its next tick",
+    "TooManyRequestsException": "throttled by CodeCommit ({detail}); the sensor tries again on its next tick",
+    "EncryptionKeyAccessDeniedException": "cannot use the repository's KMS key ({detail})",
+}
+
+
+class _Cache:
+    """A small thread-safe LRU map: commit ids and blob ids never change, so entries never go stale."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.items: OrderedDict[tuple, Any] = OrderedDict()
+        self.lock = threading.Lock()
+
+    def get(self, key: tuple) -> Any:
+        with self.lock:
+            if key in self.items:
+                self.items.move_to_end(key)
+                return self.items[key]
+        return None
+
+    def put(self, key: tuple, value: Any) -> Any:
+        with self.lock:
+            self.items[key] = value
+            self.items.move_to_end(key)
+            while len(self.items) > self.size:
+                self.items.popitem(last=False)
+        return value
+
+
+CACHE = _Cache(4096)
+
+
+@dataclass
+class CodeCommitSource:
+    """The scripts of `ref` (branch or commit id) of a CodeCommit repository.
+
+    `batch` lists earlier commits folded into a run for `ref`: files they changed are attributed to
+    them in the snapshot, as GitSource does.
+    """
+
+    repository: str
+    ref: str = "main"
+    client: Any = None
+    locations: tuple[str, ...] = ("sql",)
+    batch: tuple[str, ...] = ()
+    region: str | None = None
+
+    @property
+    def label(self) -> str:
+        """The run tag value naming this repository: `codecommit:<name>`."""
+        return f"codecommit:{self.repository}"
+
+    @property
+    def api(self) -> Any:
+        if self.client is None:
+            import boto3
+
+            try:
+                self.client = boto3.client("codecommit", region_name=self.region)
+            except Exception as exc:  # botocore raises NoRegionError and friends here
+                raise SourceError(f"{self.label}: cannot create a CodeCommit client: {exc}; set AWS_REGION") from None
+        return self.client
+
+    @property
+    def repo_locations(self) -> tuple[str, ...]:
+        return tuple(repo_location(loc) for loc in self.locations)
+
+    def call(self, operation: str, what: str = "", **params: Any) -> dict[str, Any]:
+        """One API call; AWS errors become SourceError with a message that says what to fix."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            return getattr(self.api, operation)(**params)
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            code = error.get("Code", "")
+            template = _MESSAGES.get(code, f"{code}: {{detail}}")
+            region = getattr(getattr(self.api, "meta", None), "region_name", None) or self.region or "?"
+            problem = template.format(detail=error.get("Message", "") or code, region=region)
+            raise SourceError(f"{self.label}{what}: {operation}: {problem}", code=code) from None
+        except BotoCoreError as exc:
+            raise SourceError(f"{self.label}{what}: {operation}: {exc}") from None
+
+    def describe(self) -> str:
+        """One line naming the repository as AWS knows it (get_repository): ARN and default branch."""
+        meta = self.call("get_repository", repositoryName=self.repository)["repositoryMetadata"]
+        default = meta.get("defaultBranch")
+        return f"CodeCommit repository {meta.get('Arn', self.repository)}" + (f" (default branch {default})" if default else "")
+
+    def refresh(self) -> None:
+        """Nothing to fetch: every read goes to the API."""
+
+    def head(self) -> str:
+        """The commit id `ref` points at (a branch name, or a commit id as it is)."""
+        return self.resolve(self.ref)
+
+    def resolve(self, ref: str) -> str:
+        if _COMMIT_ID.fullmatch(ref):
+            return self.commit_info(ref).id
+        reply = self.call("get_branch", f" branch {ref}", repositoryName=self.repository, branchName=ref)
+        return reply["branch"]["commitId"]
+
+    def has_commit(self, commit: str) -> bool:
+        try:
+            self.commit_info(commit)
+        except SourceError:
+            return False
+        return True
+
+    def at(self, commit: str, batch: tuple[str, ...] = ()) -> CodeCommitSource:
+        """The same repository pinned at `commit`."""
+        return replace(self, ref=commit, batch=batch)
+
+    def _commit(self, commit: str) -> dict[str, Any]:
+        key = (self._region_key(), self.repository, "commit", commit)
+        cached = CACHE.get(key)
+        if cached is None:
+            cached = CACHE.put(key, self.call("get_commit", f" commit {commit}", repositoryName=self.repository, commitId=commit)["commit"])
+        return cached
+
+    def commit_info(self, commit: str) -> CommitInfo:
+        data = self._commit(commit)
+        author = data.get("author", {})
+        name, email = author.get("name", ""), author.get("email", "")
+        return CommitInfo(
+            id=data.get("commitId", commit),
+            author=f"{name} <{email}>" if email else name,
+            message=data.get("message", "").strip(),
+            time=_iso_time(author.get("date", "")),
+        )
+
+    def changes(self, since: str | None, head: str | None = None, limit: int = 100) -> list[CommitChange]:
+        """Commits of the branch's first-parent line after `since` (newest first, at most `limit`), with the
+        script files each changed in the locations (a merge is compared with its first parent)."""
+        commit: str | None = head or self.head()
+        result: list[CommitChange] = []
+        while commit and commit != since and len(result) < limit:
+            parents = self._commit(commit).get("parents") or []
+            parent = parents[0] if parents else None
+            paths = tuple(p for p in self._changed(parent, commit) if self._script_path(p))
+            result.append(CommitChange(self.commit_info(commit), paths))
+            commit = parent
+        return result
+
+    def _script_path(self, path: str) -> bool:
+        return any(in_location(path, loc) is not None for loc in self.repo_locations)
+
+    def _changed(self, before: str | None, after: str) -> list[str]:
+        """Every path a commit added, changed or deleted compared with `before` (None: the root commit)."""
+        key = (self._region_key(), self.repository, "diff", before, after)
+        cached = CACHE.get(key)
+        if cached is not None:
+            return cached
+        params: dict[str, Any] = {"repositoryName": self.repository, "afterCommitSpecifier": after}
+        if before:
+            params["beforeCommitSpecifier"] = before
+        paths: list[str] = []
+        token = None
+        while True:
+            reply = self.call("get_differences", f" commit {after}", **params, **({"NextToken": token} if token else {}))
+            for difference in reply.get("differences", []):
+                for side in ("afterBlob", "beforeBlob"):
+                    path = (difference.get(side) or {}).get("path")
+                    path = (path or "").lstrip("/")
+                    if path and path not in paths:
+                        paths.append(path)
+            token = reply.get("NextToken")
+            if not token:
+                return CACHE.put(key, paths)
+
+    def snapshot(self) -> Snapshot:
+        """Every script file of the locations at `ref`."""
+        commit = self.head()
+        files: list[ScriptFile] = []
+        notes: list[str] = []
+        for location, user_location in zip(self.repo_locations, self.locations):
+            for path, blob in self._folder(commit, location, user_location, notes):
+                rel = in_location(path, location)
+                if rel is not None:
+                    files.append(ScriptFile(relpath=rel, data=self._file(commit, path, blob), location=user_location))
+        brought = self._attribution(commit)
+        by_path = {
+            f.display_path: brought[(loc, f.relpath)]
+            for f in files
+            for loc, user in zip(self.repo_locations, self.locations)
+            if f.location == user and (loc, f.relpath) in brought
+        }
+        return Snapshot(files=files, commit=self.commit_info(commit), notes=notes, file_commits=by_path)
+
+    def script_names(self, commit: str) -> list[str]:
+        """Paths (relative to their location) of the script files at `commit`, without reading them."""
+        notes: list[str] = []
+        return [
+            rel
+            for location, user_location in zip(self.repo_locations, self.locations)
+            for path, _ in self._folder(commit, location, user_location, notes)
+            if (rel := in_location(path, location)) is not None
+        ]
+
+    def _folder(self, commit: str, location: str, user_location: str, notes: list[str]) -> list[tuple[str, str]]:
+        """(path, blob id) of every file under `location` at `commit`, subfolders included."""
+        key = (self._region_key(), self.repository, "folder", commit, location)
+        cached = CACHE.get(key)
+        if cached is not None:
+            return cached
+        files: list[tuple[str, str]] = []
+        pending = [location or "/"]
+        while pending:
+            folder = pending.pop(0)
+            try:
+                reply = self.call("get_folder", f" commit {commit}", repositoryName=self.repository, commitSpecifier=commit, folderPath=folder)
+            except SourceError as exc:
+                if exc.code == "FolderDoesNotExistException":
+                    raise ConfigError(
+                        f"{user_location}: migrations location not found in commit {commit[:12]} of {self.label}; "
+                        "check DBOPS_LOCATIONS (a path inside the repository)"
+                    ) from None
+                raise
+            files.extend((f["absolutePath"].lstrip("/"), f["blobId"]) for f in reply.get("files", []))
+            pending.extend(sorted(sub["absolutePath"] for sub in reply.get("subFolders", [])))
+            for link in reply.get("symbolicLinks", []):
+                notes.append(f"{link['absolutePath']}: symbolic link in commit {commit[:12]} skipped; commit the file itself")
+        files.sort()
+        return CACHE.put(key, files)
+
+    def _file(self, commit: str, path: str, blob: str) -> bytes:
+        key = (self._region_key(), self.repository, "blob", blob)
+        cached = CACHE.get(key)
+        if cached is None:
+            reply = self.call("get_file", f" file {path}", repositoryName=self.repository, commitSpecifier=commit, filePath=path)
+            cached = CACHE.put(key, reply["fileContent"])
+        return cached
+
+    def _attribution(self, commit: str) -> dict[tuple[str, str], CommitInfo]:
+        """(location, relpath) → the batch commit that last changed the file (newer commits win)."""
+        result: dict[tuple[str, str], CommitInfo] = {}
+        if not self.batch:
+            return result
+        for sha in [*self.batch, commit]:
+            parents = self._commit(sha).get("parents") or []
+            info = self.commit_info(sha)
+            for path in self._changed(parents[0] if parents else None, sha):
+                for location in self.repo_locations:
+                    rel = in_location(path, location)
+                    if rel is not None:
+                        result[(location, rel)] = info
+        return result
+
+    def _region_key(self) -> str:
+        return getattr(getattr(self.api, "meta", None), "region_name", None) or self.region or ""
+
+
+def _iso_time(raw: str) -> str:
+    """CodeCommit's `"1484167798 -0800"` as ISO 8601 (`2017-01-11T12:49:58-08:00`); other text as it is."""
+    match = re.fullmatch(r"(\d+) ([+-])(\d\d)(\d\d)", raw.strip())
+    if not match:
+        return raw
+    seconds, sign, hours, minutes = match.groups()
+    offset = timedelta(hours=int(hours), minutes=int(minutes)) * (-1 if sign == "-" else 1)
+    return datetime.fromtimestamp(int(seconds), timezone(offset)).isoformat()
