@@ -1,0 +1,169 @@
+"""The `dbops` command: exit codes, messages, --json documents, no secrets."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dbops.cli import main
+from dbops.migrations import checksum
+
+
+@pytest.fixture
+def run(monkeypatch, capsys):
+    """Run `dbops ARGS` in-process with DBOPS_URL/DBOPS_LOCATIONS; returns (exit code, stdout, stderr)."""
+
+    def invoke(url: str, folder: Path | None, *args: str) -> tuple[int, str, str]:
+        monkeypatch.setenv("DBOPS_URL", url)
+        if folder is not None:
+            monkeypatch.setenv("DBOPS_LOCATIONS", str(folder))
+        code = main(list(args))
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return invoke
+
+
+def test_migrate_then_rerun_says_nothing_to_do(pg_url, scripts, run) -> None:
+    folder = scripts({"V1__a.sql": "create table a (id int);", "V2__b.sql": "create table b (id int);"})
+    code, out, _ = run(pg_url, folder, "migrate", "--direct")
+    assert code == 0
+    assert "V1__a.sql" in out and "V2__b.sql" in out and "Applied 2 migration(s)" in out
+    code, out, _ = run(pg_url, folder, "migrate", "--direct")
+    assert code == 0 and "Nothing to migrate" in out
+
+
+def test_info_json_document(pg_url, scripts, run) -> None:
+    folder = scripts({"V1__a.sql": "create table a (id int);", "V2__b.sql": "select 1;"})
+    run(pg_url, folder, "migrate", "--direct", "--target", "1")
+    code, out, err = run(pg_url, folder, "info", "--json")
+    assert code == 0
+    document = json.loads(out)
+    assert document["target"] == pg_url
+    first, second = document["migrations"]
+    assert set(first) >= {"version", "description", "type", "script", "checksum", "state", "installed_rank", "installed_on", "execution_time_ms"}
+    assert (first["version"], first["state"], first["installed_rank"], first["checksum"]) == ("1", "Success", 1, checksum("create table a (id int);"))
+    assert (second["version"], second["state"], second["installed_rank"]) == ("2", "Pending", None)
+
+
+def test_global_flags_work_after_the_command(pg_url, scripts, run) -> None:
+    folder = scripts({"V1__a.sql": "select 1;"})
+    code, out, _ = run(pg_url, None, "info", "--locations", str(folder), "--json")
+    assert code == 0 and json.loads(out)["migrations"][0]["script"] == "V1__a.sql"
+
+
+def test_validate_exit_1_names_file_and_checksums(pg_url, scripts, run) -> None:
+    folder = scripts({"V1__a.sql": "create table a (id int);"})
+    run(pg_url, folder, "migrate", "--direct")
+    (folder / "V1__a.sql").write_text("create table a (id bigint);")
+    code, out, _ = run(pg_url, folder, "validate")
+    assert code == 1
+    assert "V1__a.sql" in out
+    assert str(checksum("create table a (id int);")) in out and str(checksum("create table a (id bigint);")) in out
+
+
+def test_failed_migration_exit_1_names_file_statement_and_error(pg_url, scripts, run) -> None:
+    folder = scripts({"V1__ok.sql": "create table a (id int);", "V2__bad.sql": "create table b (id int);\nselect * from missing;"})
+    code, out, err = run(pg_url, folder, "migrate", "--direct")
+    assert code == 1
+    assert "V2__bad.sql:2" in err and "select * from missing" in err and 'relation "missing" does not exist' in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("files", "names"),
+    [
+        ({"V1__ok.sql": "select 1;", "v2__lower.sql": "select 2;"}, ["v2__lower.sql"]),
+        ({"V1__a.sql": "select 1;", "V1.0__b.sql": "select 2;"}, ["V1__a.sql", "V1.0__b.sql"]),
+        ({"V1__a.sql": "select 1;\nselect '${undefined}';"}, ["V1__a.sql:2", "${undefined}"]),
+        ({"V1__a.sql": b"select '\xff\xfe';"}, ["V1__a.sql", "utf-8"]),
+    ],
+    ids=["invalid-name", "duplicate", "placeholder", "encoding"],
+)
+def test_bad_input_exit_2_names_the_file(pg_url, scripts, run, files, names) -> None:
+    folder = scripts(files)
+    code, out, err = run(pg_url, folder, "migrate", "--direct")
+    assert code == 2
+    for name in names:
+        assert name in err
+    assert "Traceback" not in err
+    code, out, _ = run(pg_url, folder, "info", "--json", "--ignore-invalid-names") if "lower" in names[0] else (None, None, None)
+    if code is not None:
+        assert code == 0 and [m["script"] for m in json.loads(out)["migrations"]] == ["V1__ok.sql"]
+
+
+def test_bad_flag_exit_2(run, pg_url) -> None:
+    code, _, err = run(pg_url, None, "migrate", "--lock-timeout", "soon")
+    assert code == 2 and "lock-timeout" in err
+
+
+def test_unreachable_database_exit_3_without_password(run, tmp_path) -> None:
+    url = f"postgresql://deployer:s3cr3t-pw@/nowhere?host={tmp_path}&connect_timeout=2"
+    (tmp_path / "sql").mkdir()
+    code, out, err = run(url, tmp_path / "sql", "info")
+    assert code == 3
+    assert "cannot connect" in err and "deployer:***@" in err
+    assert "s3cr3t-pw" not in out + err
+
+
+def test_password_from_environment_never_printed(pg_url, scripts, run, monkeypatch) -> None:
+    monkeypatch.setenv("DBOPS_PASSWORD", "hunter2-secret")
+    folder = scripts({"V1__a.sql": "select 1;"})
+    outputs = []
+    for args in (["migrate", "--direct", "--json"], ["info", "--json"], ["validate"], ["info"]):
+        code, out, err = run(pg_url, folder, *args)
+        assert code == 0
+        outputs.append(out + err)
+    assert not any("hunter2-secret" in text for text in outputs)
+
+
+def test_dry_run_prints_sql_and_changes_nothing(pg_url, scripts, run) -> None:
+    folder = scripts({"V1__a.sql": "create table ${name} (id int);"})
+    code, out, _ = run(pg_url, folder, "--placeholder", "name=orders", "migrate", "--dry-run")
+    assert code == 0 and "create table orders (id int);" in out and "nothing was changed" in out
+    code, out, _ = run(pg_url, folder, "info", "--json", "--placeholder", "name=orders")
+    assert [m["state"] for m in json.loads(out)["migrations"]] == ["Pending"]
+
+
+def test_json_output_is_one_document_and_logs_go_to_stderr(pg_url, scripts, run) -> None:
+    folder = scripts({"V1__a.sql": "create table a (id int);"})
+    code, out, err = run(pg_url, folder, "migrate", "--direct", "--json")
+    document = json.loads(out)
+    assert code == 0 and [a["script"] for a in document["applied"]] == ["V1__a.sql"]
+    assert document["applied"][0]["statements"] == 1
+
+
+def test_repair_and_baseline_commands(pg_url, scripts, run) -> None:
+    folder = scripts({"V1__old.sql": "select 1;", "V2__new.sql": "create table n (id int);"})
+    assert run(pg_url, folder, "baseline", "--version", "1")[0] == 0
+    code, out, _ = run(pg_url, folder, "migrate", "--direct", "--json")
+    assert [a["script"] for a in json.loads(out)["applied"]] == ["V2__new.sql"]
+    code, out, _ = run(pg_url, folder, "repair")
+    assert code == 0 and "nothing to do" in out
+
+
+def test_local_database_lifecycle(tmp_path) -> None:
+    env = {**os.environ, "DBOPS_HOME": str(tmp_path / "home")}
+    env.pop("DBOPS_URL", None)
+
+    def dbops(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "dbops.cli", *args], env=env, capture_output=True, text=True, cwd=tmp_path)
+
+    try:
+        assert "stopped" in dbops("local", "status").stdout
+        started = dbops("local", "start")
+        assert started.returncode == 0 and "running" in started.stdout
+        url = dbops("local", "url").stdout.strip()
+        assert url.startswith("postgresql://postgres@/warehouse?host=")
+        (tmp_path / "sql").mkdir()
+        (tmp_path / "sql" / "V1__a.sql").write_text("create table a (id int);")
+        assert dbops("migrate", "--direct").returncode == 0
+        info = json.loads(dbops("info", "--json").stdout)
+        assert [m["state"] for m in info["migrations"]] == ["Success"]
+    finally:
+        assert "stopped" in dbops("local", "stop").stdout
+    assert "stopped" in dbops("local", "status").stdout
