@@ -20,6 +20,9 @@ from tests.pg import PgServer
 PGBOUNCER = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
 IGNORED_STARTUP_PARAMETERS = "client_protocol_version,driver_version,os_version,extra_float_digits,driver_discovery_version"
 STARTUP_SECONDS = 15.0
+# Client user names pgbouncer accepts (trust auth); every one reaches PostgreSQL as `postgres`.
+# "IAM:postgres" is what get_cluster_credentials returns for DbUser=postgres.
+RIG_USERS = ("postgres", "IAM:postgres")
 
 
 @dataclass(frozen=True)
@@ -112,7 +115,7 @@ def start_bouncer(server: PgServer, attempts: int = 3) -> Bouncer:
         workdir = Path(tempfile.mkdtemp(prefix="dbops-bouncer-"))
         port = _free_port()
         (workdir / "pgbouncer.ini").write_text(_config(server, port, workdir))
-        (workdir / "userlist.txt").write_text('"postgres" ""\n')
+        (workdir / "userlist.txt").write_text("".join(f'"{user}" ""\n' for user in RIG_USERS))
         if user:
             uid = pwd.getpwnam(user).pw_uid
             for path in (workdir, workdir / "pgbouncer.ini", workdir / "userlist.txt"):

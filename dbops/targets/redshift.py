@@ -99,9 +99,10 @@ class RedshiftSession(Session):
 
     def set_autocommit(self, on: bool) -> None:
         """redshift_connector keeps an open transaction open when autocommit is switched on: end it first."""
-        if self.conn.in_transaction:
-            self.rollback()
-        self.conn.autocommit = on
+        if self.conn.autocommit != on:
+            if self.conn.in_transaction:
+                self.rollback()
+            self.conn.autocommit = on
 
     def close(self) -> None:
         try:
