@@ -1,0 +1,312 @@
+"""The checks behind `dbops lint`: each looks at one statement (or one script) and reports hits."""
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import sqlglot
+from sqlglot import exp
+from sqlglot.errors import ParseError, TokenError
+
+from dbops.migrations import REPEATABLE, UNDO
+from dbops.statements import Statement
+
+CALLBACK = "callback"
+
+
+@dataclass(frozen=True)
+class Hit:
+    """What a check reports about one statement; line is relative to the statement's first line."""
+
+    code: str
+    message: str
+    offset: int = 0
+    fix: str = ""
+
+
+@dataclass
+class Script:
+    """What lint needs of a migration or callback."""
+
+    path: str
+    kind: str
+    sql: str
+    statements: list[Statement]
+    rerunnable: bool = False
+    execute_in_transaction: bool | None = None
+    mixed_allowed: bool = False
+    non_transactional: list[Statement] = field(default_factory=list)
+    mixed: bool = False
+
+
+@dataclass
+class ColumnTypes:
+    """Column types seen so far (versioned scripts in order), to judge later type changes."""
+
+    columns: dict[tuple[str, str], exp.DataType] = field(default_factory=dict)
+
+    def learn(self, tree: exp.Expression | None) -> None:
+        if tree is None:
+            return
+        table = _table_name(tree.this)
+        for column in _column_defs(tree):
+            self.columns[(table, column.name.lower())] = column.args["kind"]
+        for action in tree.args.get("actions") or [] if isinstance(tree, exp.Alter) else []:
+            if isinstance(action, exp.AlterColumn) and action.args.get("dtype"):
+                self.columns[(table, action.name.lower())] = action.args["dtype"]
+
+
+def _table_name(table: exp.Expression | None) -> str:
+    if isinstance(table, exp.Schema):
+        table = table.this
+    return ".".join(p.name.lower() for p in table.parts) if isinstance(table, exp.Table) else ""
+
+
+def _offset(node: exp.Expression) -> int:
+    """Lines between the statement's first line and `node` (its name's position, when sqlglot kept it)."""
+    name = node.this if isinstance(node.this, exp.Identifier) else node
+    return max(int(name.meta.get("line", 1)) - 1, 0)
+
+
+def _column_defs(tree: exp.Expression | None) -> list[exp.ColumnDef]:
+    """Columns a CREATE TABLE defines or an ALTER TABLE adds (not function parameters)."""
+    if isinstance(tree, exp.Create) and str(tree.args.get("kind", "")).upper() == "TABLE" and isinstance(tree.this, exp.Schema):
+        items = tree.this.expressions
+    elif isinstance(tree, exp.Alter):
+        items = tree.args.get("actions") or []
+    else:
+        return []
+    return [c for c in items if isinstance(c, exp.ColumnDef) and isinstance(c.args.get("kind"), exp.DataType)]
+
+
+# --- parsing -------------------------------------------------------------------------------------
+
+# Valid Redshift that sqlglot 30 rejects; blanked (same length, so positions hold) before parsing.
+_SQLGLOT_GAPS = [
+    (re.compile(r"^\s*CREATE\b", re.IGNORECASE), re.compile(r"\bSORTKEY\s+AUTO\b", re.IGNORECASE)),
+    (re.compile(r"^\s*CREATE\b", re.IGNORECASE), re.compile(r"\b(DISTKEY|SORTKEY)\b(?!\s*\()", re.IGNORECASE)),
+    (re.compile(r"^\s*ANALYZE\s+COMPRESSION\b", re.IGNORECASE), re.compile(r"\bCOMPRESSION\b", re.IGNORECASE)),
+]
+
+
+_TOKEN = re.compile(r"<Token token_type: [\w.]+, text: (.*?), line: .*?>")
+
+
+def _parseable(sql: str) -> str:
+    for applies, gap in _SQLGLOT_GAPS:
+        if applies.match(sql):
+            sql = gap.sub(lambda m: " " * len(m.group(0)), sql)
+    return sql
+
+
+def parse(statement: Statement) -> tuple[exp.Expression | None, Hit | None]:
+    """The statement's syntax tree (None when sqlglot falls back or fails) and a DB001 hit on failure."""
+    try:
+        tree = sqlglot.parse_one(_parseable(statement.sql), read="redshift")
+    except ParseError as exc:
+        error = exc.errors[0] if exc.errors else {}
+        near = f" near {error['highlight']!r}" if error.get("highlight") else ""
+        detail = _TOKEN.sub(lambda t: repr(t.group(1)), error.get("description") or str(exc).splitlines()[0])
+        return None, Hit("DB001", f"cannot parse as Redshift SQL: {detail}{near}", max(int(error.get("line") or 1) - 1, 0))
+    except TokenError as exc:
+        return None, Hit("DB001", f"cannot parse as Redshift SQL: {exc}")
+    return (None if isinstance(tree, exp.Command) else tree), None
+
+
+# --- checks on one statement ---------------------------------------------------------------------
+
+_TRANSACTION_CONTROL = re.compile(r"(BEGIN|START TRANSACTION|COMMIT|END|ROLLBACK|ABORT)( (WORK|TRANSACTION))?$")
+_DROP_TABLE = re.compile(r"DROP (TABLE|SCHEMA) (IF EXISTS )?(?P<name>[^ ,]+)")
+_DROP_SCHEMA_KEEPS = re.compile(r"DROP SCHEMA (?!.*\bCASCADE\b)")
+_ALTER_TABLE = re.compile(r"ALTER TABLE (IF EXISTS )?(ONLY )?(?P<table>\S+)")
+_DROP_COLUMN = re.compile(
+    r"(?:^ALTER TABLE (?:IF EXISTS )?(?:ONLY )?\S+|,) ?DROP (?:COLUMN )?(?:IF EXISTS )?(?!CONSTRAINT\b|PARTITION\b)(?P<name>[^ ,]+)"
+)
+_TRUNCATE = re.compile(r"TRUNCATE (TABLE )?(?P<name>\S+)")
+_DELETE_ALL = re.compile(r"DELETE (FROM )?(?P<name>\S+)( (AS )?\w+)?$")
+_CASCADE = re.compile(r"(DROP|ALTER TABLE|TRUNCATE)\b.*\bCASCADE\b")
+_GRANT_PUBLIC = re.compile(r"(GRANT|ALTER DEFAULT PRIVILEGES\b.*\bGRANT)\b.*\bTO (?P<to>.*)$")
+_NOT_RERUNNABLE = [
+    (re.compile(r"CREATE TABLE (?!IF NOT EXISTS)"), "CREATE TABLE without IF NOT EXISTS", "write CREATE TABLE IF NOT EXISTS"),
+    (re.compile(r"CREATE SCHEMA (?!IF NOT EXISTS)"), "CREATE SCHEMA without IF NOT EXISTS", "write CREATE SCHEMA IF NOT EXISTS"),
+    (re.compile(r"CREATE VIEW\b"), "CREATE VIEW without OR REPLACE", "write CREATE OR REPLACE VIEW"),
+    (re.compile(r"CREATE (FUNCTION|PROCEDURE)\b"), "CREATE FUNCTION/PROCEDURE without OR REPLACE", "write CREATE OR REPLACE"),
+    (re.compile(r"CREATE MATERIALIZED VIEW\b"), "CREATE MATERIALIZED VIEW",
+     "precede it with DROP MATERIALIZED VIEW IF EXISTS, or move it to a versioned script"),
+    (re.compile(r"CREATE (USER|GROUP|ROLE)\b"), "CREATE USER/GROUP/ROLE", "move it to a versioned script"),
+    (re.compile(r"ALTER TABLE \S+ ADD (COLUMN )?(?!IF NOT EXISTS|CONSTRAINT)"), "ALTER TABLE ADD COLUMN",
+     "move it to a versioned script"),
+]
+_NOT_IN_REDSHIFT = [
+    (re.compile(r"CREATE (UNIQUE )?INDEX\b"), "CREATE INDEX: Redshift has no indexes; choose a SORTKEY instead"),
+    (re.compile(r"CREATE SEQUENCE\b"), "CREATE SEQUENCE: Redshift has no sequences; use an IDENTITY column"),
+    (re.compile(r"CREATE (OR REPLACE )?(CONSTRAINT )?TRIGGER\b"), "CREATE TRIGGER: Redshift has no triggers"),
+    (re.compile(r"CREATE EXTENSION\b"), "CREATE EXTENSION: Redshift has no extensions"),
+    (re.compile(r"CREATE (TYPE|DOMAIN)\b"), "CREATE TYPE/DOMAIN: Redshift has no user-defined types"),
+    (re.compile(r"DO\b"), "DO blocks: Redshift has none; use a stored procedure and CALL it"),
+]
+_TYPES_NOT_IN_REDSHIFT = {
+    exp.DataType.Type.SERIAL: "SERIAL: use INTEGER IDENTITY(1,1)",
+    exp.DataType.Type.BIGSERIAL: "BIGSERIAL: use BIGINT IDENTITY(1,1)",
+    exp.DataType.Type.SMALLSERIAL: "SMALLSERIAL: use SMALLINT IDENTITY(1,1)",
+    exp.DataType.Type.JSON: "JSON: use SUPER",
+    exp.DataType.Type.JSONB: "JSONB: use SUPER",
+    exp.DataType.Type.UUID: "UUID: use CHAR(36)",
+    exp.DataType.Type.ARRAY: "arrays: use SUPER",
+    exp.DataType.Type.INET: "INET: use VARCHAR(45)",
+    exp.DataType.Type.MONEY: "MONEY: use DECIMAL(19,4)",
+    exp.DataType.Type.XML: "XML: use VARCHAR",
+}
+_VARCHAR = {exp.DataType.Type.VARCHAR, exp.DataType.Type.NVARCHAR, exp.DataType.Type.TEXT}
+_CHARACTER = _VARCHAR | {exp.DataType.Type.CHAR, exp.DataType.Type.NCHAR, exp.DataType.Type.BPCHAR}
+_CREATE_TABLE = re.compile(r"CREATE TABLE (IF NOT EXISTS )?(?P<name>[^ (]+)")
+
+
+@dataclass
+class StatementContext:
+    """One statement with everything a check may look at."""
+
+    script: Script
+    statement: Statement
+    tree: exp.Expression | None
+    known: ColumnTypes
+
+    @property
+    def text(self) -> str:
+        return self.statement.normalized
+
+
+def check_transaction_control(ctx: StatementContext) -> Iterator[Hit]:
+    if m := _TRANSACTION_CONTROL.match(ctx.text):
+        keyword = m.group(1)
+        effect = "nests a transaction in the one dbops runs the script in" if keyword in ("BEGIN", "START TRANSACTION") else \
+            "ends the script's transaction early"
+        yield Hit("DB003", f"{keyword} {effect}; a failure after it leaves the script half-applied and unrecorded")
+
+
+def check_destructive(ctx: StatementContext) -> Iterator[Hit]:
+    if ctx.script.kind == UNDO:
+        return
+    text = ctx.text
+    if (m := _DROP_TABLE.match(text)) and not _DROP_SCHEMA_KEEPS.match(text):
+        yield Hit("DB004", f"DROP {m.group(1)} {m.group('name').lower()} deletes its data")
+    elif (table := _ALTER_TABLE.match(text)) and (m := _DROP_COLUMN.search(text)):
+        yield Hit("DB004", f"DROP COLUMN {table.group('table').lower()}.{m.group('name').lower()} deletes the column's data")
+    elif m := _TRUNCATE.match(text):
+        yield Hit("DB004", f"TRUNCATE {m.group('name').lower()} deletes every row (and commits at once on Redshift)")
+    elif m := _DELETE_ALL.match(text):
+        yield Hit("DB004", f"DELETE without WHERE deletes every row of {m.group('name').lower()}")
+
+
+_ONLY_VARCHAR = "Redshift changes only a VARCHAR column's size in place; any other type change needs a new column"
+
+
+def check_type_change(ctx: StatementContext) -> Iterator[Hit]:
+    if not isinstance(ctx.tree, exp.Alter):
+        return
+    table = _table_name(ctx.tree.this)
+    for action in ctx.tree.args.get("actions") or []:
+        if not (isinstance(action, exp.AlterColumn) and action.args.get("dtype")):
+            continue
+        new: exp.DataType = action.args["dtype"]
+        old = ctx.known.columns.get((table, action.name.lower()))
+        column = f"{table}.{action.name.lower()}"
+        if new.this not in _VARCHAR:
+            yield Hit("DB005", f"{column} TYPE {new.sql('redshift')}: {_ONLY_VARCHAR}", _offset(action))
+        elif old is not None and old.this not in _VARCHAR:
+            yield Hit("DB005", f"{column} is {old.sql('redshift')}: {_ONLY_VARCHAR}", _offset(action))
+
+
+def check_grant_public(ctx: StatementContext) -> Iterator[Hit]:
+    m = _GRANT_PUBLIC.match(ctx.text)
+    if not m:
+        return
+    grantees = re.split(r"\s*,\s*", m.group("to").split(" WITH ")[0])
+    if any(g.removeprefix("GROUP ").strip() == "PUBLIC" for g in grantees):
+        yield Hit("DB006", "grants to PUBLIC: every user of the cluster, now and in future, gets the privilege")
+
+
+def check_rerunnable(ctx: StatementContext) -> Iterator[Hit]:
+    if not ctx.script.rerunnable:
+        return
+    what = "repeatable script" if ctx.script.kind == REPEATABLE else "callback"
+    for pattern, label, fix in _NOT_RERUNNABLE:
+        if pattern.match(ctx.text):
+            yield Hit("DB007", f"{label} fails the next time this {what} runs", fix=fix)
+            return
+
+
+def check_cascade(ctx: StatementContext) -> Iterator[Hit]:
+    if _CASCADE.match(ctx.text):
+        yield Hit("DB008", "CASCADE also drops every object that depends on this one, including objects no script here created")
+
+
+def check_lengths(ctx: StatementContext) -> Iterator[Hit]:
+    if ctx.tree is None:
+        return
+    bare = [c for c in _column_defs(ctx.tree) if _no_length(c.args["kind"])]
+    if bare:
+        names = ", ".join(f"{c.name} {c.args['kind'].sql('postgres')}" for c in bare)
+        yield Hit("DB009", f"{names}: without a length Redshift makes VARCHAR/TEXT 256 bytes and CHAR 1 byte "
+                           "(PostgreSQL makes them unlimited)", _offset(bare[0]))
+
+
+def _no_length(dtype: exp.DataType) -> bool:
+    return dtype.this in _CHARACTER and not dtype.expressions
+
+
+def check_select_star(ctx: StatementContext) -> Iterator[Hit]:
+    tree = ctx.tree
+    if not (isinstance(tree, exp.Create) and str(tree.args.get("kind", "")).upper() == "VIEW" and tree.expression):
+        return
+    for select in tree.expression.find_all(exp.Select):
+        if any(isinstance(p, exp.Star) or (isinstance(p, exp.Column) and isinstance(p.this, exp.Star)) for p in select.expressions):
+            yield Hit("DB010", f"view {_table_name(tree.this)} "
+                               "uses SELECT *: its columns are fixed when it is created, and new table columns never appear")
+            return
+
+
+def check_redshift_features(ctx: StatementContext) -> Iterator[Hit]:
+    for pattern, message in _NOT_IN_REDSHIFT:
+        if pattern.match(ctx.text):
+            yield Hit("DB011", message)
+            return
+    odd = [c for c in _column_defs(ctx.tree) if c.args["kind"].this in _TYPES_NOT_IN_REDSHIFT]
+    if odd:
+        found = sorted({_TYPES_NOT_IN_REDSHIFT[c.args["kind"].this] for c in odd})
+        yield Hit("DB011", "types Redshift does not have: " + "; ".join(found), _offset(odd[0]))
+
+
+def check_distribution(ctx: StatementContext) -> Iterator[Hit]:
+    m = _CREATE_TABLE.match(ctx.text)
+    if not m or re.match(r"CREATE TABLE (IF NOT EXISTS )?\S+ \(LIKE\b", ctx.text):
+        return
+    missing = [k for k, p in (("DISTSTYLE/DISTKEY", r"\b(DISTSTYLE|DISTKEY)\b"), ("SORTKEY", r"\bSORTKEY\b"))
+               if not re.search(p, ctx.text)]
+    if missing:
+        yield Hit("DB012", f"{m.group('name').lower()} has no {' or '.join(missing)}: Redshift chooses AUTO")
+
+
+CHECKS = (
+    check_transaction_control, check_destructive, check_type_change, check_grant_public, check_rerunnable,
+    check_cascade, check_lengths, check_select_star, check_redshift_features, check_distribution,
+)
+
+
+def script_hits(script: Script) -> Iterator[tuple[Statement, Hit]]:
+    """DB002: a non-transactional statement where the script runs in one transaction."""
+    if not script.non_transactional or script.execute_in_transaction is False:
+        return
+    first = script.non_transactional[0]
+    kind = first.non_transactional
+    if script.kind == CALLBACK:
+        yield first, Hit("DB002", f"{kind} cannot run in a transaction, and callbacks run in one")
+    elif script.execute_in_transaction:
+        yield first, Hit("DB002", f"{kind} cannot run in a transaction, but the script's .sql.conf sets "
+                                  "executeInTransaction=true", fix="remove executeInTransaction=true from its .sql.conf")
+    elif script.mixed and not script.mixed_allowed:
+        other = next(s for s in script.statements if s not in script.non_transactional and not s.neutral)
+        yield first, Hit("DB002", f"{kind} cannot run in a transaction, but the script also has transactional "
+                                  f"statements (line {other.line}); a failure would leave it half-applied",
+                         fix="move it to a script of its own, or set mixed=true in the script's .sql.conf")

@@ -1,0 +1,13 @@
+-- V7: the group that dashboards and analysts log in through.
+--
+-- Groups (like users) belong to the whole cluster, not to one database, and CREATE GROUP fails
+-- when the name is taken. Naming the group after the database keeps the environments that share
+-- a cluster apart (dev_reporting, prod_reporting) and makes this script safe to run against every
+-- database of one server. The name below starts with Flyway's built-in placeholder for the
+-- database (flyway:database, written with a dollar sign and braces): dbops replaces it with the
+-- name of the database being migrated, as Flyway does.
+--
+-- CREATE GROUP is what runs on both engines: on Redshift it is the classic user group; on
+-- PostgreSQL it is an alias of CREATE ROLE ... NOLOGIN. (Redshift's newer CREATE ROLE grants with
+-- TO ROLE, which PostgreSQL does not accept.)
+create group ${flyway:database}_reporting;

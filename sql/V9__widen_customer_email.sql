@@ -1,0 +1,11 @@
+-- V9: e-mail addresses can be up to 320 characters; widen the column.
+--
+-- Redshift can change a column's type in place only to resize a VARCHAR, and only outside a
+-- transaction block. On Redshift dbops recognises the statement, runs this script in autocommit
+-- and says so in `dbops info` ("in autocommit"); PostgreSQL can do it in a transaction, so there
+-- the script runs in one as usual. Such a statement must be the only kind in its script: mixed
+-- with transactional ones, a failure could leave the script half-applied, so dbops refuses that
+-- (and `dbops lint` reports it as DB002).
+-- Any other type change (INTEGER to BIGINT, shrinking a VARCHAR) needs a new column on Redshift:
+-- `dbops lint` reports it as DB005.
+alter table analytics.dim_customer alter column email type varchar(320);

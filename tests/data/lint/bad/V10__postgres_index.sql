@@ -1,0 +1,1 @@
+create index orders_status on sales.orders (status);

@@ -1,0 +1,4 @@
+create table sales.customers (
+    id bigint not null,
+    name varchar(100)
+);

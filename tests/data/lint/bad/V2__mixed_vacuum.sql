@@ -1,0 +1,2 @@
+update sales.orders set status = 'closed' where status = 'done';
+vacuum sales.orders;

@@ -1,0 +1,2 @@
+insert into sales.orders (id, status) values (1, 'new');
+commit;

@@ -1,0 +1,2 @@
+-- The old table is not needed any more, or so we think.
+drop table sales.orders_2019;

@@ -1,0 +1,1 @@
+alter table sales.orders alter column id type integer;

@@ -1,0 +1,1 @@
+drop view sales.v_legacy cascade;

@@ -1,0 +1,1 @@
+create view sales.v_orders as select * from sales.orders;

@@ -1,0 +1,2 @@
+-- Undo scripts reverse a version: dropping is what they are for.
+alter table sales.customers drop column name;

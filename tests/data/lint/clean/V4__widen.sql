@@ -1,0 +1,1 @@
+alter table sales.customers alter column name type varchar(400);

@@ -1,0 +1,1 @@
+create external schema spectrum from data catalog database 'lake' iam_role default;
