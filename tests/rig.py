@@ -84,6 +84,7 @@ max_client_conn = 1000
 default_pool_size = 200
 ignore_startup_parameters = {IGNORED_STARTUP_PARAMETERS}
 server_reset_query = DISCARD ALL
+server_login_retry = 0
 logfile = {workdir}/pgbouncer.log
 pidfile = {workdir}/pgbouncer.pid
 """

@@ -5,9 +5,11 @@ Secret values and tokens live only in `Credentials.password` (hidden from repr) 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -68,12 +70,26 @@ def default_client_factory(service: str, region: str | None) -> Any:
     return boto3.client(service, region_name=region)
 
 
+@contextmanager
+def _no_wire_logging() -> Iterator[None]:
+    """botocore logs response bodies at DEBUG, and these bodies hold the secret: keep botocore at INFO or above."""
+    logger = logging.getLogger("botocore")
+    previous = logger.level
+    logger.setLevel(max(logging.INFO, logger.getEffectiveLevel()))
+    try:
+        yield
+    finally:
+        logger.setLevel(previous)
+
+
 def resolve(options: AuthOptions, client_factory: ClientFactory = default_client_factory) -> Credentials:
     """Credentials for `options`: IAM, then Secrets Manager, then the URL's password, then DBOPS_PASSWORD."""
     if options.iam:
-        return _iam(options, client_factory)
+        with _no_wire_logging():
+            return _iam(options, client_factory)
     if options.secret_arn:
-        return _secret(options, client_factory)
+        with _no_wire_logging():
+            return _secret(options, client_factory)
     if options.password is not None:
         return Credentials(options.user, options.password, "url")
     return Credentials(options.user, os.environ.get("DBOPS_PASSWORD", ""), "DBOPS_PASSWORD")
