@@ -1,6 +1,7 @@
 """plan / migrate / validate / baseline / repair / undo, under the run lock."""
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -211,6 +212,7 @@ class Engine:
             self.refuse_mixed(todo, session.dialect)
             if not todo:
                 return
+            _split_ahead(todo)
             applier = _Applier(self, session, history, run)
             applier.callbacks("beforeMigrate")
             for entry in todo:
@@ -297,6 +299,17 @@ class Engine:
         return results
 
 
+def _split_ahead(entries: list[PlanEntry]) -> None:
+    """Parse the scripts on a helper thread, in order, while the main thread waits on the database."""
+
+    def work() -> None:
+        for entry in entries:
+            if entry.migration is not None:
+                entry.migration.statements
+
+    threading.Thread(target=work, name="dbops-split-ahead", daemon=True).start()
+
+
 class _Applier:
     """Runs scripts on the working session and records them."""
 
@@ -320,40 +333,51 @@ class _Applier:
 
     def apply(self, migration: Migration) -> ScriptResult:
         self.callbacks("beforeEachMigrate")
+        if migration.in_transaction_on(self.session.dialect):
+            result = self._apply_in_transaction(migration)
+        else:
+            result = self._apply_in_autocommit(migration)
+        self.rank += 1
+        self.callbacks("afterEachMigrate")
+        return result
+
+    def _apply_in_transaction(self, migration: Migration) -> ScriptResult:
+        """The statements, the history row and the audit row commit together or not at all."""
+        started = _now()
+        statements = migration.statements
+
+        def bookkeeping(elapsed: int | None) -> list[tuple[str, tuple]]:
+            return [
+                self._record_statement(self.rank, migration, elapsed, success=True),
+                self._audit_statement(migration, "success", "", started, finished=elapsed is not None),
+            ]
+
+        outcome = self.session.run_transaction([s.sql for s in statements], bookkeeping)
+        if outcome.error is not None:
+            index = outcome.failed_index or 0
+            self._fail(migration, outcome.error, statements[index] if statements else None, index, True, started)
+        return ScriptResult(migration, "success", outcome.elapsed_ms, len(statements), sum(max(r, 0) for r in outcome.rows), True)
+
+    def _apply_in_autocommit(self, migration: Migration) -> ScriptResult:
+        """Statement by statement; a failed row first, so a crash mid-way is reported truthfully."""
         started = _now()
         clock = time.perf_counter()
         statements = migration.statements
-        transactional = migration.in_transaction_on(self.session.dialect)
-        rank = self.rank
-        rows = 0
-        done = 0
+        rows = done = 0
+        self.session.set_autocommit(True)
         try:
-            if transactional:
-                self.session.set_autocommit(False)
-            else:
-                self.session.set_autocommit(True)
-                self._record(rank, migration, 0, success=False)
+            self._record(self.rank, migration, 0, success=False)
             for statement in statements:
-                affected = self._execute(statement)
-                rows += max(affected, 0)
+                rows += max(self._execute(statement), 0)
                 done += 1
             elapsed = int((time.perf_counter() - clock) * 1000)
-            if transactional:
-                self.session.execute_and_commit(
-                    [self._record_statement(rank, migration, elapsed, success=True), self._audit_statement(migration, "success", "", started)]
-                )
-            else:
-                self.history.update_success(rank, elapsed)
-                self._audit(migration, "success", "", started)
+            self.history.update_success(self.rank, elapsed)
+            self._audit(migration, "success", "", started)
         except SqlError as exc:
-            failed = statements[done] if done < len(statements) else None
-            self._fail(migration, exc, failed, done, transactional, started)
+            self._fail(migration, exc, statements[done] if done < len(statements) else None, done, False, started)
         finally:
-            if not transactional:
-                self.session.set_autocommit(False)
-        self.rank += 1
-        self.callbacks("afterEachMigrate")
-        return ScriptResult(migration, "success", elapsed, len(statements), rows, transactional)
+            self.session.set_autocommit(False)
+        return ScriptResult(migration, "success", elapsed, len(statements), rows, False)
 
     def _execute(self, statement: Statement) -> int:
         return self.session.execute(statement.sql)
@@ -361,7 +385,7 @@ class _Applier:
     def _record(self, rank: int, migration: Migration, elapsed: int, success: bool) -> None:
         self.session.execute(*self._record_statement(rank, migration, elapsed, success))
 
-    def _record_statement(self, rank: int, migration: Migration, elapsed: int, success: bool) -> tuple[str, tuple]:
+    def _record_statement(self, rank: int, migration: Migration, elapsed: int | None, success: bool) -> tuple[str, tuple]:
         return self.history.insert_statement(
             rank,
             migration.version.text if migration.version else None,
@@ -376,7 +400,9 @@ class _Applier:
     def _audit(self, migration: Migration, status: str, error: str, started: datetime) -> None:
         self.session.execute(*self._audit_statement(migration, status, error, started))
 
-    def _audit_statement(self, migration: Migration, status: str, error: str, started: datetime) -> tuple[str, tuple]:
+    def _audit_statement(
+        self, migration: Migration, status: str, error: str, started: datetime, finished: bool = True
+    ) -> tuple[str, tuple]:
         commit = self.engine.snapshot.file_commits.get(migration.path) or self.run.commit or CommitInfo(id="")
         return self.history.audit_statement(
             AuditRecord(
@@ -391,7 +417,7 @@ class _Applier:
                 status=status,
                 error=error,
                 started_at=started,
-                finished_at=_now(),
+                finished_at=_now() if finished else None,
                 installed_by=self.session.user,
                 target=self.engine.target.redacted_url,
             )

@@ -9,6 +9,9 @@ from dbops.targets.base import REDSHIFT, Session
 BASELINE_DESCRIPTION = "<< Flyway Baseline >>"
 SCHEMA_DESCRIPTION = "<< Flyway Schema Creation >>"
 AUDIT_TABLE = "dbops_audit"
+# PostgreSQL only, for rows written in the same round trip as the migration: time since BEGIN, and now.
+SERVER_ELAPSED_MS = "cast(extract(epoch from clock_timestamp() - now()) * 1000 as int)"
+SERVER_NOW = "(clock_timestamp() at time zone 'UTC')"
 
 
 def quote_ident(name: str) -> str:
@@ -46,7 +49,7 @@ class AuditRecord:
     status: str
     error: str
     started_at: datetime
-    finished_at: datetime
+    finished_at: datetime | None
     installed_by: str
     target: str
 
@@ -185,14 +188,19 @@ class History:
         type_: str,
         script: str,
         checksum: int | None,
-        execution_time: int,
+        execution_time: int | None,
         success: bool,
     ) -> tuple[str, tuple]:
-        """The insert of one history row, as (sql, params)."""
+        """The insert of one history row, as (sql, params); execution_time None: measured by the server."""
+        values = (rank, version, description[:200], type_, script[:1000], checksum, self.session.user[:100])
+        if execution_time is None:
+            elapsed = SERVER_ELAPSED_MS
+        else:
+            elapsed, values = "%s", (*values, execution_time)
         return (
             f'insert into {self.qualified} ("installed_rank", "version", "description", "type", "script", '
-            f'"checksum", "installed_by", "execution_time", "success") values (%s, %s, %s, %s, %s, %s, %s, %s, %s)',
-            (rank, version, description[:200], type_, script[:1000], checksum, self.session.user[:100], execution_time, success),
+            f'"checksum", "installed_by", "execution_time", "success") values (%s, %s, %s, %s, %s, %s, %s, {elapsed}, %s)',
+            (*values, success),
         )
 
     def update_success(self, rank: int, execution_time: int) -> None:
@@ -221,7 +229,7 @@ class History:
         return (
             f'insert into {self.audit_qualified} ("run_id", "source", "commit_id", "commit_author", "commit_message", '
             f'"script", "version", "checksum", "status", "error", "started_at", "finished_at", "installed_by", "target") '
-            f"values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            f"values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, {'%s' if record.finished_at else SERVER_NOW}, %s, %s)",
             (
                 record.run_id[:64],
                 record.source[:20],
@@ -234,7 +242,7 @@ class History:
                 record.status[:20],
                 record.error[:65535],
                 record.started_at,
-                record.finished_at,
+                *([record.finished_at] if record.finished_at else []),
                 record.installed_by[:100],
                 record.target[:1000],
             ),

@@ -11,7 +11,7 @@ from pathlib import PurePosixPath
 
 from dbops.errors import ConfigError, ScriptError
 from dbops.sources import ScriptFile
-from dbops.statements import Statement, split
+from dbops.statements import Statement, may_hold_non_transactional, split
 
 VERSIONED, REPEATABLE, UNDO, BASELINE = "V", "R", "U", "B"
 HISTORY_TYPES = {VERSIONED: "SQL", REPEATABLE: "SQL", UNDO: "UNDO_SQL", BASELINE: "SQL_BASELINE"}
@@ -105,10 +105,14 @@ class Migration:
     @cached_property
     def non_transactional(self) -> list[Statement]:
         """Statements Redshift or PostgreSQL refuse in a transaction (what `plan` and `lint` show)."""
+        if not may_hold_non_transactional(self.sql):
+            return []
         return [s for s in self.statements if s.non_transactional]
 
     def non_transactional_on(self, dialect: str | None) -> list[Statement]:
         """Statements that `dialect` refuses in a transaction (None: either dialect)."""
+        if not may_hold_non_transactional(self.sql):
+            return []
         if dialect is None:
             return self.non_transactional
         return [s for s in self.statements if s.non_transactional_on(dialect)]

@@ -38,6 +38,8 @@ _NON_TRANSACTIONAL = [
     (r"(CREATE|DROP) TABLESPACE\b", "TABLESPACE", _PG),
     (r"ALTER SYSTEM\b", "ALTER SYSTEM", _PG),
 ]
+# Every pattern above needs one of these words; a script without any of them needs no parsing to classify.
+_NON_TX_WORDS = re.compile(r"VACUUM|DATABASE|APPEND|TYPE|EXTERNAL|LIBRARY|DATASHARE|PARTITION|CONCURRENTLY|TABLESPACE|SYSTEM", re.I)
 _NON_TX_RE = [(re.compile(p, re.S), label, dialects) for p, label, dialects in _NON_TRANSACTIONAL]
 _WS = re.compile(r"\s+")
 # Statements that change nothing a half-applied script could leave behind (they may sit beside VACUUM).
@@ -123,6 +125,11 @@ def _normalize_tokens(stmt) -> str:
             parts.append(token.value)
     text = _WS.sub(" ", "".join(parts)).strip().upper()
     return text[:-1].rstrip() if text.endswith(";") else text
+
+
+def may_hold_non_transactional(sql: str) -> bool:
+    """False when no statement of `sql` can be non-transactional (a cheap test before splitting)."""
+    return _NON_TX_WORDS.search(sql) is not None
 
 
 def non_transactional_kind(normalized: str, dialect: str | None = None) -> str | None:

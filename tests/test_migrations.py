@@ -190,3 +190,11 @@ def test_non_transactional_detection_picks_autocommit(scripts) -> None:
 def test_missing_location_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not found"):
         FolderSource([str(tmp_path / "nope")]).snapshot()
+
+
+def test_every_non_transactional_pattern_has_a_prefilter_word() -> None:
+    """Scripts skip parsing when none of the prefilter words occurs; a new pattern needs its word there."""
+    from dbops.statements import _NON_TRANSACTIONAL, _NON_TX_WORDS
+
+    for pattern, label, _ in _NON_TRANSACTIONAL:
+        assert _NON_TX_WORDS.search(pattern.replace("\\b", " ")), f"add a word of {label!r} to _NON_TX_WORDS"

@@ -3,14 +3,18 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from dbops.errors import ConnectError
 
 POSTGRESQL, REDSHIFT = "postgresql", "redshift"
+
+
+Bookkeeping = Callable[[int | None], list[tuple[str, Sequence[Any] | None]]]
 
 
 class SqlError(Exception):
@@ -48,11 +52,26 @@ class Session(ABC):
     @abstractmethod
     def commit(self) -> None: ...
 
-    def execute_and_commit(self, statements: list[tuple[str, Sequence[Any] | None]]) -> None:
-        """Run bookkeeping statements, then commit; a driver may send them in one round trip."""
-        for sql, params in statements:
+    def run_transaction(self, statements: list[str], bookkeeping: Bookkeeping) -> TransactionResult:
+        """Run `statements` and then the bookkeeping rows in one transaction, and commit.
+
+        `bookkeeping(elapsed_ms)` gives the (sql, params) to record; a driver that sends everything in one
+        round trip calls it with None, and the rows then take the time from the server's clock. On a failing
+        statement the transaction is rolled back and the result names the statement's index.
+        """
+        clock = time.perf_counter()
+        rows: list[int] = []
+        for index, sql in enumerate(statements):
+            try:
+                rows.append(self.execute(sql))
+            except SqlError as exc:
+                self.rollback()
+                return TransactionResult(rows, 0, failed_index=index, error=exc)
+        elapsed = int((time.perf_counter() - clock) * 1000)
+        for sql, params in bookkeeping(elapsed):
             self.execute(sql, params)
         self.commit()
+        return TransactionResult(rows, elapsed)
 
     @abstractmethod
     def rollback(self) -> None: ...
@@ -69,6 +88,16 @@ class Session(ABC):
 
     def cancel(self) -> None:
         """Ask the server to cancel the running statement (best effort)."""
+
+
+@dataclass
+class TransactionResult:
+    """Rows affected per statement, time taken, and the failing statement (index and error), if any."""
+
+    rows: list[int]
+    elapsed_ms: int
+    failed_index: int | None = None
+    error: SqlError | None = None
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -9,7 +10,18 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from dbops.errors import ConfigError, ConnectError
-from dbops.targets.base import POSTGRESQL, REDSHIFT, ConnectionLost, Session, SqlError, Target, TargetInfo, application_name
+from dbops.targets.base import (
+    POSTGRESQL,
+    REDSHIFT,
+    Bookkeeping,
+    ConnectionLost,
+    Session,
+    SqlError,
+    Target,
+    TargetInfo,
+    TransactionResult,
+    application_name,
+)
 from dbops.urls import redact
 
 DBOPS_PARAMS = ("lock",)
@@ -50,14 +62,38 @@ class PostgresSession(Session):
         except psycopg.Error as exc:
             raise _sql_error(exc) from None
 
-    def execute_and_commit(self, statements: list[tuple[str, Sequence[Any] | None]]) -> None:
+    def run_transaction(self, statements: list[str], bookkeeping: Bookkeeping) -> TransactionResult:
+        """BEGIN, the statements, the bookkeeping rows and COMMIT in one pipeline: one round trip."""
+        if self.conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            self.rollback()
+        clock = time.perf_counter()
+        saved, self.conn.autocommit = self.conn.autocommit, True
+        cursors: list[psycopg.Cursor] = []
         try:
-            with self.conn.pipeline(), self.conn.cursor() as cur:
-                for sql, params in statements:
-                    cur.execute(sql, params)
-                self.conn.commit()
+            with self.conn.pipeline():
+                for sql in ["BEGIN", *statements]:
+                    cursors.append(self.conn.cursor())
+                    cursors[-1].execute(sql, prepare=False)
+                for sql, params in bookkeeping(None):
+                    cursors.append(self.conn.cursor())
+                    cursors[-1].execute(sql, params)
+                cursors.append(self.conn.cursor())
+                cursors[-1].execute("COMMIT")
         except psycopg.Error as exc:
-            raise _sql_error(exc) from None
+            error = _sql_error(exc)
+            if not isinstance(error, SqlError):
+                raise error from None
+            done = [c for c in cursors[1 : len(statements) + 1] if c.pgresult is not None]
+            if self.conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                self.conn.execute("ROLLBACK")
+            failed = len(done) if len(done) < len(statements) else None
+            if failed is None:
+                raise error from None
+            return TransactionResult([c.rowcount for c in done], 0, failed_index=failed, error=error)
+        finally:
+            self.conn.autocommit = saved
+        rows = [c.rowcount for c in cursors[1 : len(statements) + 1]]
+        return TransactionResult(rows, int((time.perf_counter() - clock) * 1000))
 
     def commit(self) -> None:
         try:
