@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from dbops.errors import ConfigError
-from dbops.sources import CommitChange, CommitInfo, ScriptFile, Snapshot, SourceError, in_location, repo_location
+from dbops.sources import CommitChange, CommitInfo, ScriptFile, Snapshot, SourceError, attribute, in_location, repo_location
 
 _COMMIT_ID = re.compile(r"[0-9a-f]{40}")
 _PERMISSIONS = "codecommit:GetBranch, GetCommit, GetDifferences, GetFolder and GetFile"
@@ -202,14 +202,8 @@ class CodeCommitSource:
                 rel = in_location(path, location)
                 if rel is not None:
                     files.append(ScriptFile(relpath=rel, data=self._file(commit, path, blob), location=user_location))
-        brought = self._attribution(commit)
-        by_path = {
-            f.display_path: brought[(loc, f.relpath)]
-            for f in files
-            for loc, user in zip(self.repo_locations, self.locations)
-            if f.location == user and (loc, f.relpath) in brought
-        }
-        return Snapshot(files=files, commit=self.commit_info(commit), notes=notes, file_commits=by_path)
+        brought = attribute(files, dict(zip(self.locations, self.repo_locations)), self._batch_changes(commit))
+        return Snapshot(files=files, commit=self.commit_info(commit), notes=notes, file_commits=brought)
 
     def script_names(self, commit: str) -> list[str]:
         """Paths (relative to their location) of the script files at `commit`, without reading them."""
@@ -226,8 +220,10 @@ class CodeCommitSource:
         key = (self._region_key(), self.repository, "folder", commit, location)
         cached = CACHE.get(key)
         if cached is not None:
-            return cached
+            notes.extend(cached[1])
+            return cached[0]
         files: list[tuple[str, str]] = []
+        links: list[str] = []
         pending = [location or "/"]
         while pending:
             folder = pending.pop(0)
@@ -243,9 +239,10 @@ class CodeCommitSource:
             files.extend((f["absolutePath"].lstrip("/"), f["blobId"]) for f in reply.get("files", []))
             pending.extend(sorted(sub["absolutePath"] for sub in reply.get("subFolders", [])))
             for link in reply.get("symbolicLinks", []):
-                notes.append(f"{link['absolutePath']}: symbolic link in commit {commit[:12]} skipped; commit the file itself")
+                links.append(f"{link['absolutePath']}: symbolic link in commit {commit[:12]} skipped; commit the file itself")
         files.sort()
-        return CACHE.put(key, files)
+        notes.extend(links)
+        return CACHE.put(key, (files, links))[0]
 
     def _file(self, commit: str, path: str, blob: str) -> bytes:
         key = (self._region_key(), self.repository, "blob", blob)
@@ -255,20 +252,15 @@ class CodeCommitSource:
             cached = CACHE.put(key, reply["fileContent"])
         return cached
 
-    def _attribution(self, commit: str) -> dict[tuple[str, str], CommitInfo]:
-        """(location, relpath) → the batch commit that last changed the file (newer commits win)."""
-        result: dict[tuple[str, str], CommitInfo] = {}
+    def _batch_changes(self, commit: str) -> list[tuple[CommitInfo, list[str]]]:
+        """The batch commits and `commit`, oldest first, each with the paths it changed."""
         if not self.batch:
-            return result
+            return []
+        changes = []
         for sha in [*self.batch, commit]:
             parents = self._commit(sha).get("parents") or []
-            info = self.commit_info(sha)
-            for path in self._changed(parents[0] if parents else None, sha):
-                for location in self.repo_locations:
-                    rel = in_location(path, location)
-                    if rel is not None:
-                        result[(location, rel)] = info
-        return result
+            changes.append((self.commit_info(sha), self._changed(parents[0] if parents else None, sha)))
+        return changes
 
     def _region_key(self) -> str:
         return getattr(getattr(self.api, "meta", None), "region_name", None) or self.region or ""

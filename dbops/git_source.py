@@ -9,7 +9,7 @@ from functools import cached_property
 from pathlib import Path
 
 from dbops.errors import ConfigError
-from dbops.sources import CommitChange, CommitInfo, ScriptFile, Snapshot, SourceError, in_location, repo_location
+from dbops.sources import CommitChange, CommitInfo, ScriptFile, Snapshot, SourceError, attribute, in_location, repo_location
 from dbops.urls import redact
 
 FETCH_TIMEOUT = 300.0
@@ -185,14 +185,8 @@ class GitSource:
                     notes.append(f"{path}: symbolic link in commit {commit[:12]} skipped; commit the file itself")
                     continue
                 files.append(ScriptFile(relpath=rel, data=blobs[oid], location=user_location))
-        brought = self._attribution(commit)
-        by_path = {
-            f.display_path: brought[(loc, f.relpath)]
-            for f in files
-            for loc, user in zip(self.repo_locations, self.locations)
-            if f.location == user and (loc, f.relpath) in brought
-        }
-        return Snapshot(files=files, commit=self.commit_info(commit), notes=notes, file_commits=by_path)
+        brought = attribute(files, dict(zip(self.locations, self.repo_locations)), self._batch_changes(commit))
+        return Snapshot(files=files, commit=self.commit_info(commit), notes=notes, file_commits=brought)
 
     def script_names(self, commit: str) -> list[str]:
         """Paths (relative to their location) of the script files at `commit`, without reading them."""
@@ -255,10 +249,10 @@ class GitSource:
             pos = start + int(size) + 1
         return blobs
 
-    def _attribution(self, commit: str) -> dict[tuple[str, str], CommitInfo]:
-        """(location, relpath) → the batch commit that last changed the file (newer commits win)."""
+    def _batch_changes(self, commit: str) -> list[tuple[CommitInfo, list[str]]]:
+        """The batch commits and `commit`, oldest first, each with the paths it changed."""
         if not self.batch:
-            return {}
+            return []
         order = [self.resolve(c) for c in self.batch] + [commit]
         out = self.run("log", "--no-walk=unsorted", "--diff-merges=first-parent", "-z", "--name-only", "--format=%x01%H%x02", *order, "--")
         changed: dict[str, list[str]] = {}
@@ -266,14 +260,7 @@ class GitSource:
             sha, _, names = chunk.partition("\x02")
             changed[sha] = [p.lstrip("\n") for p in names.split("\x00") if p.strip("\n")]
         infos = self.commit_infos(order)
-        result: dict[tuple[str, str], CommitInfo] = {}
-        for sha in order:
-            for path in changed.get(sha, []):
-                for location in self.repo_locations:
-                    rel = in_location(path, location)
-                    if rel is not None:
-                        result[(location, rel)] = infos[sha]
-        return result
+        return [(infos[sha], changed.get(sha, [])) for sha in order]
 
 def _git(args: list[str], cwd: str | None, input: bytes | None = None, what: str = "", timeout: float = 60.0) -> bytes:
     env = {k: v for k, v in os.environ.items() if k not in _CLEAN_ENV}

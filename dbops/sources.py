@@ -194,6 +194,28 @@ def in_location(path: str, location: str) -> str | None:
     return rel if is_script_name(rel.rsplit("/", 1)[-1]) else None
 
 
+
+def attribute(
+    files: list[ScriptFile], locations: dict[str, str], changes: list[tuple[CommitInfo, list[str]]]
+) -> dict[str, CommitInfo]:
+    """Display path → the commit that last changed the file, from `changes` (oldest first, repository paths).
+
+    `locations` maps each location as given (the files' `location`) to its path inside the repository.
+    """
+    last: dict[str, CommitInfo] = {}
+    for commit, paths in changes:
+        for path in paths:
+            last[path] = commit
+    result: dict[str, CommitInfo] = {}
+    for file in files:
+        inside = locations.get(file.location)
+        if inside is None:
+            continue
+        commit = last.get(f"{inside}/{file.relpath}" if inside else file.relpath)
+        if commit is not None:
+            result[file.display_path] = commit
+    return result
+
 def __getattr__(name: str):
     # GitSource and CodeCommitSource live in their own modules, loaded on first use.
     if name == "GitSource":
