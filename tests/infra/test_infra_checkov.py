@@ -24,6 +24,7 @@ CANARY = "canary_public_unencrypted_redshift.yaml"
 EXPECTED_SKIPS = {
     ("CKV_AWS_71", "redshift.yaml", "AWS::Redshift::Cluster.Cluster"),
     ("CKV_AWS_18", "pipeline.yaml", "AWS::S3::Bucket.AccessLogBucket"),
+    ("CKV_AWS_18", "dagster.yaml", "AWS::S3::Bucket.AccessLogBucket"),
 }
 
 

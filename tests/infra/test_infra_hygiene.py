@@ -78,7 +78,8 @@ def text_findings(text: str) -> list[str]:
 
 def test_infra_holds_files() -> None:
     names = {p.relative_to(INFRA).as_posix() for p in infra_files()}
-    assert {"network.yaml", "redshift.yaml", "pipeline.yaml", "dagster_home/dagster.yaml"} <= names
+    assert {"network.yaml", "redshift.yaml", "pipeline.yaml", "dagster.yaml",
+            "dagster_home/dagster.yaml", "dagster_ecs/dagster.yaml", "dagster_ecs/workspace.yaml"} <= names
 
 
 @pytest.mark.parametrize("path", infra_files(), ids=lambda p: p.relative_to(INFRA).as_posix())

@@ -29,8 +29,6 @@ UNSCOPABLE_ACTIONS = {
     "ec2:DescribeSubnets",
     "ec2:DescribeVpcs",
     "ecs:DescribeTaskDefinition",
-    "ecs:RegisterTaskDefinition",
-    "ecs:ListAccountSettings",
     "ecr:GetAuthorizationToken",
 }
 
