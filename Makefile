@@ -3,8 +3,8 @@ SHELL := /bin/bash
 UV := $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export DAGSTER_HOME ?= $(CURDIR)/.dbops/dagster_home
-# The example warehouse's one placeholder: the schema reports are published to.
-export DBOPS_PLACEHOLDER_REPORTING_SCHEMA ?= reporting
+
+
 
 .PHONY: setup system-deps demo test stress ui bench clean
 

@@ -8,7 +8,14 @@ import sys
 import time
 from typing import Any
 
-from dbops.config import env_placeholders, locations_from, parse_placeholders
+from dbops.config import (
+    conf_placeholders,
+    conf_schema,
+    env_placeholders,
+    locations_from,
+    parse_placeholders,
+    read_flyway_conf,
+)
 from dbops.engine import Engine, RunInfo, ScriptResult, Settings
 from dbops.errors import ConfigError, DbopsError
 from dbops.output import Console, entry_json
@@ -75,16 +82,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    placeholders = env_placeholders()
+    """Flags first, then DBOPS_* variables, then flyway.conf, then the defaults."""
+    conf = read_flyway_conf()
+    placeholders = conf_placeholders(conf)
+    placeholders.update(env_placeholders())
     placeholders.update(parse_placeholders(getattr(args, "placeholder", [])))
     return Settings(
-        locations=locations_from(getattr(args, "locations", None)),
-        schema=getattr(args, "schema", None) or os.environ.get("DBOPS_SCHEMA") or "public",
-        table=getattr(args, "table", None) or os.environ.get("DBOPS_TABLE") or "flyway_schema_history",
+        locations=locations_from(getattr(args, "locations", None), conf),
+        schema=getattr(args, "schema", None) or os.environ.get("DBOPS_SCHEMA") or conf_schema(conf) or "public",
+        table=getattr(args, "table", None) or os.environ.get("DBOPS_TABLE") or conf.get("table") or "flyway_schema_history",
         placeholders=placeholders,
         ignore_invalid_names=getattr(args, "ignore_invalid_names", False),
-        out_of_order=getattr(args, "out_of_order", False),
-        mixed=getattr(args, "mixed", False),
+        out_of_order=getattr(args, "out_of_order", False) or conf.get("outOfOrder", "").lower() == "true",
+        mixed=getattr(args, "mixed", False) or conf.get("mixed", "").lower() == "true",
         target_version=getattr(args, "target", None) if args.command == "migrate" else None,
         lock_timeout=getattr(args, "lock_timeout", 600.0),
         statement_timeout=getattr(args, "statement_timeout", None),

@@ -24,7 +24,51 @@ def parse_placeholders(pairs: list[str]) -> dict[str, str]:
     return values
 
 
-def locations_from(value: str | None) -> list[str]:
-    """Comma-separated folders (`DBOPS_LOCATIONS`, default `sql`); a `filesystem:` prefix is accepted."""
-    raw = value or os.environ.get("DBOPS_LOCATIONS") or "sql"
+def locations_from(value: str | None, conf: dict[str, str] | None = None) -> list[str]:
+    """Comma-separated folders (flag, `DBOPS_LOCATIONS`, flyway.locations, default `sql`); `filesystem:` accepted."""
+    raw = value or os.environ.get("DBOPS_LOCATIONS") or (conf or {}).get("locations") or "sql"
     return [part.strip().removeprefix("filesystem:") for part in raw.split(",") if part.strip()]
+
+
+FLYWAY_CONF = "flyway.conf"
+
+
+def read_flyway_conf(path: str | None = None) -> dict[str, str]:
+    """Settings from a Flyway config file (`DBOPS_CONFIG`, default ./flyway.conf; absent: {}).
+
+    Understood keys: flyway.placeholders.<name>, flyway.locations, flyway.table, flyway.defaultSchema,
+    flyway.schemas (the first one), flyway.outOfOrder, flyway.mixed. Keys come back without `flyway.`.
+    """
+    from pathlib import Path
+
+    conf = Path(path or os.environ.get("DBOPS_CONFIG") or FLYWAY_CONF)
+    if not conf.is_file():
+        if path or os.environ.get("DBOPS_CONFIG"):
+            raise ConfigError(f"{conf}: config file not found")
+        return {}
+    values: dict[str, str] = {}
+    for number, raw in enumerate(conf.read_text(encoding="utf-8").splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith(("#", "!")):
+            continue
+        key, sep, value = line.partition("=")
+        if not sep:
+            raise ConfigError(f"{conf}:{number}: expected key=value, got {line!r}")
+        key = key.strip()
+        if key.startswith("flyway."):
+            values[key[len("flyway."):]] = value.strip()
+    return values
+
+
+def conf_placeholders(conf: dict[str, str]) -> dict[str, str]:
+    """`placeholders.<name>=value` entries of a Flyway config → {name: value}."""
+    prefix = "placeholders."
+    return {k[len(prefix):].lower(): v for k, v in conf.items() if k.startswith(prefix)}
+
+
+def conf_schema(conf: dict[str, str]) -> str | None:
+    """The history table's schema from a Flyway config: defaultSchema, else the first of schemas."""
+    if conf.get("defaultSchema"):
+        return conf["defaultSchema"]
+    schemas = [s.strip() for s in conf.get("schemas", "").split(",") if s.strip()]
+    return schemas[0] if schemas else None
