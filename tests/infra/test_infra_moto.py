@@ -356,6 +356,17 @@ def test_node_types_are_current_ra3(redshift_template: dict[str, Any]) -> None:
     assert node_type["Default"].startswith("ra3.")
 
 
+@pytest.mark.parametrize("group", ["BuildSecurityGroup", "DagsterSecurityGroup"])
+def test_client_groups_reach_databases_only_inside_the_vpc(group: str) -> None:
+    """moto ignores inline egress rules: read them from the template."""
+    egress = load_template("network.yaml")["Resources"][group]["Properties"]["SecurityGroupEgress"]
+    anywhere = {r["FromPort"] for r in egress if r.get("CidrIp") == "0.0.0.0/0"}
+    assert anywhere <= {80, 443}
+    in_vpc = {r["FromPort"] for r in egress if r.get("CidrIp") == {"Ref": "VpcCidr"}}
+    assert {5439, 5432} <= in_vpc
+    assert all(r["FromPort"] == r["ToPort"] and r["IpProtocol"] == "tcp" for r in egress)
+
+
 def test_warehouse_egress_is_https_only(redshift_template: dict[str, Any]) -> None:
     egress = redshift_template["Resources"]["WarehouseSecurityGroup"]["Properties"]["SecurityGroupEgress"]
     assert [(r["IpProtocol"], r["FromPort"], r["ToPort"]) for r in egress] == [("tcp", 443, 443)]

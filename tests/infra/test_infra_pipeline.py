@@ -328,3 +328,21 @@ def test_imports_match_the_exports_of_the_stacks_they_name() -> None:
             outputs = load_template(producers[param])["Outputs"]
             assert output in outputs, f"{path.name} imports {param}-{output}"
             assert outputs[output]["Export"]["Name"] == {"Fn::Sub": f"${{AWS::StackName}}-{output}"}
+
+
+def test_buildspec_and_project_agree(resources: dict[str, Any]) -> None:
+    """buildspec.yml (repository root) finds what the project provides: the variables
+    it keeps away from the tests, the Dagster instance file, the JUnit report group."""
+    from infra_templates import REPO
+
+    text = (REPO / "buildspec.yml").read_text()
+    buildspec = yaml.safe_load(text)
+    assert str(buildspec["version"]) == "0.2"
+    provided = set(env_vars(resources))
+    kept_from_tests = set(re.findall(r"-u (\w+)", text))
+    assert {"DBOPS_URL", "DBOPS_PASSWORD", "DAGSTER_PG_PASSWORD"} <= kept_from_tests <= provided
+    assert "infra/dagster_home/dagster.yaml" in text and '"$DAGSTER_HOME' in text
+    project = single(resources, "AWS::CodeBuild::Project")["Name"]["Fn::Sub"]
+    groups = {g["Properties"]["Name"]["Fn::Sub"]
+              for g in of_type(resources, "AWS::CodeBuild::ReportGroup").values()}
+    assert {f"{project}-{name}" for name in buildspec["reports"]} <= groups
