@@ -15,55 +15,62 @@ from dbops.errors import ConfigError, MigrationFailed, ValidationFailed
 from dbops.migrations import checksum
 from dbops.sources import CommitInfo
 from dbops.targets import open_target
+from tests.rig import RigDatabase
 
 CHECKSUMS = Path(__file__).parent / "data" / "checksums"
 
 
-def engine_for(url: str, folder: Path, **settings) -> Engine:
-    return Engine(open_target(url), Settings(locations=[str(folder)], **settings))
+@pytest.fixture
+def db(any_db: RigDatabase) -> RigDatabase:
+    """Each test runs twice: psycopg directly, and redshift_connector through pgbouncer."""
+    return any_db
 
 
-def migrate(url: str, folder: Path, **settings) -> list[str]:
-    return [r.script for r in engine_for(url, folder, **settings).migrate()]
+def engine_for(db: RigDatabase, folder: Path, **settings) -> Engine:
+    return Engine(open_target(db.url), Settings(locations=[str(folder)], **settings))
 
 
-def rows(url: str, sql: str, params: tuple = ()) -> list[tuple]:
-    with psycopg.connect(url) as conn:
+def migrate(db: RigDatabase, folder: Path, **settings) -> list[str]:
+    return [r.script for r in engine_for(db, folder, **settings).migrate()]
+
+
+def rows(db: RigDatabase, sql: str, params: tuple = ()) -> list[tuple]:
+    with psycopg.connect(db.pg_url) as conn:
         return conn.execute(sql, params).fetchall()
 
 
-def history(url: str) -> list[tuple]:
-    return rows(url, 'select installed_rank, version, description, type, script, checksum, success '
+def history(db: RigDatabase) -> list[tuple]:
+    return rows(db, 'select installed_rank, version, description, type, script, checksum, success '
                      'from flyway_schema_history order by installed_rank')
 
 
-def table_exists(url: str, name: str) -> bool:
-    return bool(rows(url, "select 1 from information_schema.tables where table_name = %s", (name,)))
+def table_exists(db: RigDatabase, name: str) -> bool:
+    return bool(rows(db, "select 1 from information_schema.tables where table_name = %s", (name,)))
 
 
-def test_migrate_applies_in_order_and_records_flyway_rows(pg_url, scripts) -> None:
+def test_migrate_applies_in_order_and_records_flyway_rows(db, scripts) -> None:
     folder = scripts({
         "V1__create_users.sql": "create table users (id int primary key, name text);",
         "V2__seed.sql": "insert into users values (1, 'ada'), (2, 'grace');",
         "R__user_names.sql": "create or replace view user_names as select name from users;",
     })
-    applied = engine_for(pg_url, folder)
+    applied = engine_for(db, folder)
     results = list(applied.migrate())
     assert [r.script for r in results] == ["V1__create_users.sql", "V2__seed.sql", "R__user_names.sql"]
     assert results[1].rows_affected == 2 and results[1].statements == 1
-    assert history(pg_url) == [
+    assert history(db) == [
         (1, "1", "create users", "SQL", "V1__create_users.sql", checksum("create table users (id int primary key, name text);"), True),
         (2, "2", "seed", "SQL", "V2__seed.sql", checksum("insert into users values (1, 'ada'), (2, 'grace');"), True),
         (3, None, "user names", "SQL", "R__user_names.sql", checksum("create or replace view user_names as select name from users;"), True),
     ]
-    assert rows(pg_url, "select count(*) from user_names") == [(2,)]
-    assert migrate(pg_url, folder) == []
-    assert [e.state for e in engine_for(pg_url, folder).plan().entries] == ["Success"] * 3
+    assert rows(db, "select count(*) from user_names") == [(2,)]
+    assert migrate(db, folder) == []
+    assert [e.state for e in engine_for(db, folder).plan().entries] == ["Success"] * 3
 
 
-def test_history_table_has_flyways_exact_layout(pg_url, scripts) -> None:
-    migrate(pg_url, scripts({"V1__a.sql": "select 1;"}))
-    columns = rows(pg_url, """
+def test_history_table_has_flyways_exact_layout(db, scripts) -> None:
+    migrate(db, scripts({"V1__a.sql": "select 1;"}))
+    columns = rows(db, """
         select column_name, data_type, character_maximum_length, is_nullable, column_default
         from information_schema.columns where table_name = 'flyway_schema_history' order by ordinal_position""")
     assert columns == [
@@ -78,7 +85,7 @@ def test_history_table_has_flyways_exact_layout(pg_url, scripts) -> None:
         ("execution_time", "integer", None, "NO", None),
         ("success", "boolean", None, "NO", None),
     ]
-    indexes = {name for (name,) in rows(pg_url, "select indexname from pg_indexes where tablename = 'flyway_schema_history'")}
+    indexes = {name for (name,) in rows(db, "select indexname from pg_indexes where tablename = 'flyway_schema_history'")}
     assert indexes == {"flyway_schema_history_pk", "flyway_schema_history_s_idx"}
 
 
@@ -100,32 +107,32 @@ CREATE INDEX "flyway_schema_history_s_idx" ON "public"."flyway_schema_history" (
 """
 
 
-def test_database_migrated_by_flyway_shows_success(pg_url, scripts) -> None:
+def test_database_migrated_by_flyway_shows_success(db, scripts) -> None:
     """Flyway's own table and checksums (computed by Java, see tests/data/checksums) are read as Success."""
     expected = dict(line.split("\t") for line in (CHECKSUMS / "expected.tsv").read_text().splitlines())
     files = {f"V{i}__{name[:-4]}.sql": (CHECKSUMS / name).read_bytes() for i, name in enumerate(sorted(expected), start=1)}
     folder = scripts(files)
-    with psycopg.connect(pg_url, autocommit=True) as conn:
+    with psycopg.connect(db.pg_url, autocommit=True) as conn:
         conn.execute(FLYWAY_DDL)
         for rank, (name, value) in enumerate(sorted(expected.items()), start=1):
             conn.execute(
                 "insert into flyway_schema_history values (%s, %s, %s, 'SQL', %s, %s, 'flyway', now(), 5, true)",
                 (rank, str(rank), name[:-4].replace("_", " "), f"V{rank}__{name[:-4]}.sql", int(value)),
             )
-    engine = engine_for(pg_url, folder)
+    engine = engine_for(db, folder)
     states = {e.script: e.state for e in engine.plan().entries}
     assert set(states.values()) == {"Success"}, states
     engine.validate()
     assert list(engine.migrate()) == []
 
 
-def test_failure_mid_script_leaves_no_trace_but_an_audit_row(pg_url, scripts) -> None:
+def test_failure_mid_script_leaves_no_trace_but_an_audit_row(db, scripts) -> None:
     folder = scripts({
         "V1__ok.sql": "create table kept (id int);",
         "V2__broken.sql": "create table half (id int);\n\ninsert into nowhere values (1);\n",
         "V3__later.sql": "create table later (id int);",
     })
-    engine = engine_for(pg_url, folder)
+    engine = engine_for(db, folder)
     applied = []
     with pytest.raises(MigrationFailed) as error:
         for result in engine.migrate(run=RunInfo(run_id="run-1", source="cli")):
@@ -133,24 +140,24 @@ def test_failure_mid_script_leaves_no_trace_but_an_audit_row(pg_url, scripts) ->
     message = str(error.value)
     assert applied == ["V1__ok.sql"]
     assert "V2__broken.sql:3" in message and "insert into nowhere" in message and 'relation "nowhere" does not exist' in message
-    assert table_exists(pg_url, "kept") and not table_exists(pg_url, "half") and not table_exists(pg_url, "later")
-    assert [r[4] for r in history(pg_url)] == ["V1__ok.sql"]
-    audit = rows(pg_url, "select script, status, error, run_id from dbops_audit order by started_at")
+    assert table_exists(db, "kept") and not table_exists(db, "half") and not table_exists(db, "later")
+    assert [r[4] for r in history(db)] == ["V1__ok.sql"]
+    audit = rows(db, "select script, status, error, run_id from dbops_audit order by started_at")
     assert [(a[0], a[1], a[3]) for a in audit] == [("V1__ok.sql", "success", "run-1"), ("V2__broken.sql", "failed", "run-1")]
     assert 'relation "nowhere" does not exist' in audit[1][2]
 
 
-def test_edited_script_fails_validation_naming_file_and_both_checksums(pg_url, scripts) -> None:
+def test_edited_script_fails_validation_naming_file_and_both_checksums(db, scripts) -> None:
     folder = scripts({"V1__a.sql": "create table a (id int);"})
-    migrate(pg_url, folder)
+    migrate(db, folder)
     (folder / "V1__a.sql").write_text("create table a (id bigint);")
     with pytest.raises(ValidationFailed) as error:
-        engine_for(pg_url, folder).validate()
+        engine_for(db, folder).validate()
     message = str(error.value)
     assert "V1__a.sql" in message
     assert str(checksum("create table a (id int);")) in message and str(checksum("create table a (id bigint);")) in message
     with pytest.raises(ValidationFailed):
-        list(engine_for(pg_url, folder).migrate())
+        list(engine_for(db, folder).migrate())
 
 
 @pytest.mark.parametrize(
@@ -163,173 +170,173 @@ def test_edited_script_fails_validation_naming_file_and_both_checksums(pg_url, s
     ],
     ids=["invalid-name", "duplicate-version", "undefined-placeholder", "not-utf8"],
 )
-def test_bad_input_applies_nothing(pg_url, scripts, files) -> None:
+def test_bad_input_applies_nothing(db, scripts, files) -> None:
     folder = scripts(files)
     with pytest.raises(ConfigError):
-        list(engine_for(pg_url, folder).migrate())
-    assert not table_exists(pg_url, "a") and not table_exists(pg_url, "flyway_schema_history")
+        list(engine_for(db, folder).migrate())
+    assert not table_exists(db, "a") and not table_exists(db, "flyway_schema_history")
 
 
-def test_dry_run_changes_nothing(pg_url, scripts) -> None:
+def test_dry_run_changes_nothing(db, scripts) -> None:
     folder = scripts({"V1__a.sql": "create table ${t} (id int);"})
-    todo = engine_for(pg_url, folder, placeholders={"t": "orders"}).dry_run()
+    todo = engine_for(db, folder, placeholders={"t": "orders"}).dry_run()
     assert [e.migration.sql for e in todo] == ["create table orders (id int);"]
-    assert not table_exists(pg_url, "orders") and not table_exists(pg_url, "flyway_schema_history")
+    assert not table_exists(db, "orders") and not table_exists(db, "flyway_schema_history")
 
 
-def test_target_version_stops_there(pg_url, scripts) -> None:
+def test_target_version_stops_there(db, scripts) -> None:
     folder = scripts({"V1__a.sql": "select 1;", "V2__b.sql": "select 2;", "V3__c.sql": "select 3;"})
-    assert migrate(pg_url, folder, target_version="2") == ["V1__a.sql", "V2__b.sql"]
-    states = {e.script: e.state for e in engine_for(pg_url, folder, target_version="2").plan().entries}
+    assert migrate(db, folder, target_version="2") == ["V1__a.sql", "V2__b.sql"]
+    states = {e.script: e.state for e in engine_for(db, folder, target_version="2").plan().entries}
     assert states["V3__c.sql"] == "Above Target"
-    assert migrate(pg_url, folder) == ["V3__c.sql"]
+    assert migrate(db, folder) == ["V3__c.sql"]
 
 
-def test_out_of_order_script_is_ignored_until_allowed(pg_url, scripts) -> None:
+def test_out_of_order_script_is_ignored_until_allowed(db, scripts) -> None:
     folder = scripts({"V1__a.sql": "select 1;", "V3__c.sql": "select 3;"})
-    migrate(pg_url, folder)
+    migrate(db, folder)
     scripts({"V2__late.sql": "create table late (id int);"})
     with pytest.raises(ValidationFailed, match="V2__late.sql.*--out-of-order"):
-        list(engine_for(pg_url, folder).migrate())
-    assert migrate(pg_url, folder, out_of_order=True) == ["V2__late.sql"]
-    assert table_exists(pg_url, "late")
+        list(engine_for(db, folder).migrate())
+    assert migrate(db, folder, out_of_order=True) == ["V2__late.sql"]
+    assert table_exists(db, "late")
 
 
-def test_changed_repeatable_is_reapplied(pg_url, scripts) -> None:
+def test_changed_repeatable_is_reapplied(db, scripts) -> None:
     folder = scripts({"V1__t.sql": "create table t (a int, b int);", "R__v.sql": "create or replace view v as select a from t;"})
-    migrate(pg_url, folder)
+    migrate(db, folder)
     scripts({"R__v.sql": "create or replace view v as select a, b from t;"})
-    assert [e.state for e in engine_for(pg_url, folder).plan().entries if e.script == "R__v.sql"] == ["Outdated"]
-    assert migrate(pg_url, folder) == ["R__v.sql"]
-    states = [e.state for e in engine_for(pg_url, folder).plan().entries if e.script == "R__v.sql"]
+    assert [e.state for e in engine_for(db, folder).plan().entries if e.script == "R__v.sql"] == ["Outdated"]
+    assert migrate(db, folder) == ["R__v.sql"]
+    states = [e.state for e in engine_for(db, folder).plan().entries if e.script == "R__v.sql"]
     assert states == ["Superseded", "Success"]
 
 
-def test_non_transactional_script_runs_in_autocommit(pg_url, scripts) -> None:
+def test_non_transactional_script_runs_in_autocommit(db, scripts) -> None:
     folder = scripts({"V1__t.sql": "create table t (id int);", "V2__vacuum.sql": "-- reclaim space\nVACUUM t;\nANALYZE t;"})
-    results = list(engine_for(pg_url, folder).migrate())
+    results = list(engine_for(db, folder).migrate())
     assert [r.in_transaction for r in results] == [True, False]
-    assert history(pg_url)[-1][4:] == ("V2__vacuum.sql", checksum("-- reclaim space\nVACUUM t;\nANALYZE t;"), True)
+    assert history(db)[-1][4:] == ("V2__vacuum.sql", checksum("-- reclaim space\nVACUUM t;\nANALYZE t;"), True)
 
 
-def test_mixed_script_is_refused_before_anything_runs(pg_url, scripts) -> None:
+def test_mixed_script_is_refused_before_anything_runs(db, scripts) -> None:
     folder = scripts({"V1__a.sql": "create table a (id int);", "V2__mixed.sql": "create table b (id int);\nvacuum b;"})
     with pytest.raises(ConfigError) as error:
-        list(engine_for(pg_url, folder).migrate())
+        list(engine_for(db, folder).migrate())
     assert "V2__mixed.sql:2" in str(error.value) and "VACUUM" in str(error.value) and "line 1" in str(error.value)
-    assert not table_exists(pg_url, "a")
-    assert migrate(pg_url, folder, mixed=True) == ["V1__a.sql", "V2__mixed.sql"]
+    assert not table_exists(db, "a")
+    assert migrate(db, folder, mixed=True) == ["V1__a.sql", "V2__mixed.sql"]
 
 
-def test_failed_autocommit_script_blocks_until_repair(pg_url, scripts) -> None:
+def test_failed_autocommit_script_blocks_until_repair(db, scripts) -> None:
     folder = scripts({"V1__t.sql": "create table t (id int);", "V2__nontx.sql": "vacuum t;\nvacuum missing_table;"})
     with pytest.raises(MigrationFailed, match="1 of 2 statement"):
-        list(engine_for(pg_url, folder).migrate())
-    assert history(pg_url)[-1][4:] == ("V2__nontx.sql", checksum("vacuum t;\nvacuum missing_table;"), False)
+        list(engine_for(db, folder).migrate())
+    assert history(db)[-1][4:] == ("V2__nontx.sql", checksum("vacuum t;\nvacuum missing_table;"), False)
     with pytest.raises(ValidationFailed, match="dbops repair"):
-        list(engine_for(pg_url, folder).migrate())
+        list(engine_for(db, folder).migrate())
     scripts({"V2__nontx.sql": "vacuum t;"})
-    actions = engine_for(pg_url, folder).repair()
+    actions = engine_for(db, folder).repair()
     assert any("removed failed row" in a for a in actions)
-    assert migrate(pg_url, folder) == ["V2__nontx.sql"]
-    assert [r[6] for r in history(pg_url)] == [True, True]
+    assert migrate(db, folder) == ["V2__nontx.sql"]
+    assert [r[6] for r in history(db)] == [True, True]
 
 
-def test_baseline_marks_existing_database(pg_url, scripts) -> None:
+def test_baseline_marks_existing_database(db, scripts) -> None:
     folder = scripts({"V1__old.sql": "create table old (id int);", "V2__old.sql": "select 2;", "V3__new.sql": "create table new (id int);"})
-    engine_for(pg_url, folder).baseline("2")
-    states = {e.script or e.description: e.state for e in engine_for(pg_url, folder).plan().entries}
+    engine_for(db, folder).baseline("2")
+    states = {e.script or e.description: e.state for e in engine_for(db, folder).plan().entries}
     assert states["V1__old.sql"] == "Below Baseline" and states["<< Flyway Baseline >>"] == "Baseline"
-    assert migrate(pg_url, folder) == ["V3__new.sql"]
-    assert not table_exists(pg_url, "old")
-    assert history(pg_url)[0][1:5] == ("2", "<< Flyway Baseline >>", "BASELINE", "<< Flyway Baseline >>")
+    assert migrate(db, folder) == ["V3__new.sql"]
+    assert not table_exists(db, "old")
+    assert history(db)[0][1:5] == ("2", "<< Flyway Baseline >>", "BASELINE", "<< Flyway Baseline >>")
 
 
-def test_repair_realigns_checksum_of_edited_script(pg_url, scripts) -> None:
+def test_repair_realigns_checksum_of_edited_script(db, scripts) -> None:
     folder = scripts({"V1__a.sql": "create table a (id int);"})
-    migrate(pg_url, folder)
+    migrate(db, folder)
     scripts({"V1__a.sql": "create table a (id int); -- documented"})
-    engine_for(pg_url, folder).repair()
-    engine_for(pg_url, folder).validate()
-    assert history(pg_url)[0][5] == checksum("create table a (id int); -- documented")
+    engine_for(db, folder).repair()
+    engine_for(db, folder).validate()
+    assert history(db)[0][5] == checksum("create table a (id int); -- documented")
 
 
-def test_missing_script_is_reported_and_repair_marks_it_deleted(pg_url, scripts) -> None:
+def test_missing_script_is_reported_and_repair_marks_it_deleted(db, scripts) -> None:
     folder = scripts({"V1__a.sql": "select 1;", "V2__b.sql": "select 2;", "V3__c.sql": "select 3;"})
-    migrate(pg_url, folder)
+    migrate(db, folder)
     (folder / "V2__b.sql").unlink()
     with pytest.raises(ValidationFailed, match="V2__b.sql"):
-        engine_for(pg_url, folder).validate()
-    engine_for(pg_url, folder).repair()
-    engine_for(pg_url, folder).validate()
-    assert history(pg_url)[-1][3:5] == ("DELETE", "V2__b.sql")
+        engine_for(db, folder).validate()
+    engine_for(db, folder).repair()
+    engine_for(db, folder).validate()
+    assert history(db)[-1][3:5] == ("DELETE", "V2__b.sql")
 
 
-def test_undo_reverts_the_latest_version(pg_url, scripts) -> None:
+def test_undo_reverts_the_latest_version(db, scripts) -> None:
     folder = scripts({"V1__a.sql": "create table a (id int);", "U1__a.sql": "drop table a;", "V2__b.sql": "create table b (id int);", "U2__b.sql": "drop table b;"})
-    migrate(pg_url, folder)
-    undone = engine_for(pg_url, folder).undo()
+    migrate(db, folder)
+    undone = engine_for(db, folder).undo()
     assert [r.script for r in undone] == ["U2__b.sql"]
-    assert not table_exists(pg_url, "b") and table_exists(pg_url, "a")
-    assert history(pg_url)[-1][1:5] == ("2", "b", "UNDO_SQL", "U2__b.sql")
-    assert migrate(pg_url, folder) == ["V2__b.sql"]
+    assert not table_exists(db, "b") and table_exists(db, "a")
+    assert history(db)[-1][1:5] == ("2", "b", "UNDO_SQL", "U2__b.sql")
+    assert migrate(db, folder) == ["V2__b.sql"]
 
 
-def test_callbacks_run_at_their_event(pg_url, scripts) -> None:
+def test_callbacks_run_at_their_event(db, scripts) -> None:
     folder = scripts({
         "V1__a.sql": "create table a (id int);",
         "beforeMigrate.sql": "create table if not exists callback_log (event text);",
         "afterMigrate__log.sql": "insert into callback_log values ('after');",
         "afterEachMigrate.sql": "insert into callback_log values ('each');",
     })
-    assert migrate(pg_url, folder) == ["V1__a.sql"]
-    assert sorted(rows(pg_url, "select event from callback_log")) == [("after",), ("each",)]
+    assert migrate(db, folder) == ["V1__a.sql"]
+    assert sorted(rows(db, "select event from callback_log")) == [("after",), ("each",)]
 
 
-def test_audit_rows_carry_the_commit(pg_url, scripts) -> None:
+def test_audit_rows_carry_the_commit(db, scripts) -> None:
     folder = scripts({"V1__a.sql": "select 1;"})
     commit = CommitInfo(id="abc123", author="Ada <ada@example.com>", message="Add a")
-    list(engine_for(pg_url, folder).migrate(run=RunInfo(run_id="r1", source="sensor", commit=commit)))
-    assert rows(pg_url, "select run_id, source, commit_id, commit_author, commit_message, script, version, status from dbops_audit") == [
+    list(engine_for(db, folder).migrate(run=RunInfo(run_id="r1", source="sensor", commit=commit)))
+    assert rows(db, "select run_id, source, commit_id, commit_author, commit_message, script, version, status from dbops_audit") == [
         ("r1", "sensor", "abc123", "Ada <ada@example.com>", "Add a", "V1__a.sql", "1", "success")
     ]
 
 
-def test_selection_refuses_skipping_a_pending_predecessor(pg_url, scripts) -> None:
+def test_selection_refuses_skipping_a_pending_predecessor(db, scripts) -> None:
     folder = scripts({"V1__a.sql": "select 1;", "V2__b.sql": "select 2;"})
     with pytest.raises(ConfigError, match="V2__b.sql.*V1__a.sql"):
-        list(engine_for(pg_url, folder).migrate(select={"V2__b.sql"}))
-    assert [r.script for r in engine_for(pg_url, folder).migrate(select={"V1__a.sql", "V2__b.sql"})] == ["V1__a.sql", "V2__b.sql"]
+        list(engine_for(db, folder).migrate(select={"V2__b.sql"}))
+    assert [r.script for r in engine_for(db, folder).migrate(select={"V1__a.sql", "V2__b.sql"})] == ["V1__a.sql", "V2__b.sql"]
 
 
-def _dbops(url: str, folder: Path, *args: str) -> subprocess.Popen:
-    env = {**os.environ, "DBOPS_URL": url, "DBOPS_LOCATIONS": str(folder)}
+def _dbops(db: RigDatabase, folder: Path, *args: str) -> subprocess.Popen:
+    env = {**os.environ, "DBOPS_URL": db.url, "DBOPS_LOCATIONS": str(folder)}
     return subprocess.Popen(
         [sys.executable, "-m", "dbops.cli", "migrate", "--direct", *args],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
 
 
-def test_two_migrators_at_once_apply_each_script_once(pg_url, scripts) -> None:
+def test_two_migrators_at_once_apply_each_script_once(db, scripts) -> None:
     folder = scripts({
         "V1__slow.sql": "create table slow (id int);\nselect pg_sleep(1.5);",
         "V2__b.sql": "create table b (id int);",
     })
-    first = _dbops(pg_url, folder)
+    first = _dbops(db, folder)
     time.sleep(0.5)
-    second = _dbops(pg_url, folder)
+    second = _dbops(db, folder)
     outputs = [p.communicate(timeout=60) for p in (first, second)]
     assert [p.returncode for p in (first, second)] == [0, 0], outputs
-    assert [r[4] for r in history(pg_url)] == ["V1__slow.sql", "V2__b.sql"]
+    assert [r[4] for r in history(db)] == ["V1__slow.sql", "V2__b.sql"]
     assert "waiting for the run lock" in outputs[1][1]
     assert "Nothing to migrate" in outputs[1][0]
 
 
-def test_lock_timeout_names_the_holder(pg_url, scripts) -> None:
+def test_lock_timeout_names_the_holder(db, scripts) -> None:
     folder = scripts({"V1__slow.sql": "select pg_sleep(4);"})
-    holder = _dbops(pg_url, folder)
+    holder = _dbops(db, folder)
     time.sleep(1.5)
-    waiter = _dbops(pg_url, folder, "--lock-timeout", "1")
+    waiter = _dbops(db, folder, "--lock-timeout", "1")
     out, err = waiter.communicate(timeout=30)
     holder.communicate(timeout=30)
     assert waiter.returncode == 3
