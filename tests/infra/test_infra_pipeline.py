@@ -346,3 +346,19 @@ def test_buildspec_and_project_agree(resources: dict[str, Any]) -> None:
     groups = {g["Properties"]["Name"]["Fn::Sub"]
               for g in of_type(resources, "AWS::CodeBuild::ReportGroup").values()}
     assert {f"{project}-{name}" for name in buildspec["reports"]} <= groups
+
+
+@pytest.mark.parametrize(("parameter", "value", "ok"), [
+    ("DagsterStorageSecretArn",
+     "arn:aws:secretsmanager:eu-central-1:123456789012:secret:rds!db-0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0-AbCdEf", True),
+    ("DagsterStorageSecretArn", "rds!db-0f1e2d3c", False),
+    ("DagsterStorageSecretKmsKeyArn", "", True),
+    ("DagsterStorageSecretKmsKeyArn",
+     "arn:aws:kms:eu-central-1:123456789012:key/mrk-1234abcd12ab34cd56ef1234567890ab", True),
+    ("DagsterStorageSecretKmsKeyArn", "alias/aws/secretsmanager", False),
+])
+def test_storage_parameters_accept_what_rds_and_kms_return(
+    pipeline: dict[str, Any], parameter: str, value: str, ok: bool
+) -> None:
+    pattern = pipeline["Parameters"][parameter]["AllowedPattern"]
+    assert bool(re.fullmatch(pattern, value)) is ok
