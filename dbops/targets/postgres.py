@@ -5,6 +5,7 @@ import os
 import time
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
@@ -131,11 +132,12 @@ class PostgresTarget(Target):
 
     def __init__(self, url: str) -> None:
         self.url = url
+        url_for_libpq, own = _take_dbops_params(url)
         try:
-            params = conninfo_to_dict(url)
+            params = conninfo_to_dict(url_for_libpq)
         except psycopg.ProgrammingError as exc:
             raise ConfigError(f"invalid database URL {redact(url)}: {exc}") from None
-        self.lock_kind = str(params.pop("lock", "advisory"))
+        self.lock_kind = str(own.get("lock") or params.pop("lock", "advisory"))
         if self.lock_kind not in ("advisory", "table"):
             raise ConfigError(f"lock={self.lock_kind} in {redact(url)}: use lock=advisory or lock=table")
         if "password" not in params and os.environ.get("DBOPS_PASSWORD"):
@@ -169,6 +171,19 @@ class PostgresTarget(Target):
         if str(self._params.get("host", "")).startswith("/"):
             ssl = "not used (unix socket)"
         return TargetInfo(url=self.redacted_url, driver="psycopg", ssl=ssl)
+
+
+def _take_dbops_params(url: str) -> tuple[str, dict[str, str]]:
+    """libpq rejects URI parameters it does not know: take dbops's own (`lock=`) out of a URL first."""
+    if "://" not in url:
+        return url, {}
+    parts = urlsplit(url)
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    own = {k: v for k, v in pairs if k in DBOPS_PARAMS}
+    if not own:
+        return url, {}
+    query = urlencode([(k, v) for k, v in pairs if k not in DBOPS_PARAMS], safe="/")
+    return urlunsplit(parts._replace(query=query)), own
 
 
 def _scrub(message: str, params: dict[str, Any]) -> str:
