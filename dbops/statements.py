@@ -20,6 +20,7 @@ _NON_TRANSACTIONAL = [
     (r"ALTER DATABASE\b.*\b(RENAME TO|CONNECTION LIMIT|COLLATE|ISOLATION LEVEL|INTEGRATION)\b", "ALTER DATABASE", _RS),
     (r"ALTER TABLE\b.*\bAPPEND FROM\b", "ALTER TABLE APPEND", _RS),
     (r"ALTER TABLE\b.*\bALTER (COLUMN )?\S+ TYPE\b", "ALTER TABLE ALTER COLUMN TYPE", _RS),
+    (r"ALTER TABLE\b.*\bALTER COLUMN \S+ ENCODE\b", "ALTER TABLE ALTER COLUMN ENCODE", _RS),
     (r"CREATE EXTERNAL TABLE\b", "CREATE EXTERNAL TABLE", _RS),
     (r"ALTER TABLE \S+ (ADD|DROP) (IF NOT EXISTS )?PARTITION\b", "ALTER TABLE ADD/DROP PARTITION", _RS),
     (r"ALTER (EXTERNAL )?TABLE\b.*\bSET (LOCATION|FILE FORMAT|TABLE PROPERTIES)\b", "ALTER EXTERNAL TABLE", _RS),
@@ -32,16 +33,29 @@ _NON_TRANSACTIONAL = [
     (r"CREATE (OR REPLACE )?LIBRARY\b", "CREATE LIBRARY", _RS),
     (r"DROP LIBRARY\b", "DROP LIBRARY", _RS),
     (r"CREATE DATASHARE\b", "CREATE DATASHARE", _RS),
+    (r"(CREATE|ALTER|DROP) IDENTITY PROVIDER\b", "IDENTITY PROVIDER", _RS),
     (r"CREATE (UNIQUE )?INDEX CONCURRENTLY\b", "CREATE INDEX CONCURRENTLY", _PG),
     (r"DROP INDEX CONCURRENTLY\b", "DROP INDEX CONCURRENTLY", _PG),
     (r"REINDEX\b.*\bCONCURRENTLY\b", "REINDEX CONCURRENTLY", _PG),
     (r"(CREATE|DROP) TABLESPACE\b", "TABLESPACE", _PG),
     (r"ALTER SYSTEM\b", "ALTER SYSTEM", _PG),
+    (r"REINDEX (\(.*?\) )?(SYSTEM|DATABASE)\b", "REINDEX DATABASE", _PG),
+    (r"ALTER TABLE\b.*\bDETACH PARTITION\b.*\bCONCURRENTLY\b", "DETACH PARTITION CONCURRENTLY", _PG),
+    (r"ALTER DATABASE\b.*\bSET TABLESPACE\b", "ALTER DATABASE SET TABLESPACE", _PG),
+    (r"(CREATE|DROP) SUBSCRIPTION\b|ALTER SUBSCRIPTION\b.*\bREFRESH PUBLICATION\b", "SUBSCRIPTION", _PG),
+    (r"CLUSTER( VERBOSE)?$", "CLUSTER (all tables)", _PG),
+    (r"DISCARD ALL\b", "DISCARD ALL", _PG),
 ]
 # Every pattern above needs one of these words; a script without any of them needs no parsing to classify.
-_NON_TX_WORDS = re.compile(r"VACUUM|DATABASE|APPEND|TYPE|EXTERNAL|LIBRARY|DATASHARE|PARTITION|CONCURRENTLY|TABLESPACE|SYSTEM", re.I)
+_NON_TX_WORDS = re.compile(
+    r"VACUUM|DATABASE|APPEND|TYPE|ENCODE|EXTERNAL|LIBRARY|DATASHARE|PROVIDER|PARTITION|CONCURRENTLY|TABLESPACE|SYSTEM"
+    r"|SUBSCRIPTION|CLUSTER|DISCARD|LOCATION|FORMAT|PROPERTIES",
+    re.I,
+)
 _NON_TX_RE = [(re.compile(p, re.S), label, dialects) for p, label, dialects in _NON_TRANSACTIONAL]
 _WS = re.compile(r"\s+")
+# A quoted identifier in normalized text (string literals are blanked already): `"x APPEND FROM y"` is a name.
+_QUOTED_IDENT = re.compile(r'"(?:[^"]|"")*"')
 # Statements that change nothing a half-applied script could leave behind (they may sit beside VACUUM).
 _NEUTRAL = re.compile(r"(ANALYZE|SET|RESET|SHOW)\b|SELECT\b(?!.*\bINTO\b)", re.S)
 
@@ -134,7 +148,8 @@ def may_hold_non_transactional(sql: str) -> bool:
 
 def non_transactional_kind(normalized: str, dialect: str | None = None) -> str | None:
     """The label of the non-transactional statement `normalized` starts with (on `dialect`, or on any), or None."""
+    masked = _QUOTED_IDENT.sub('"_"', normalized) if '"' in normalized else normalized
     for pattern, label, dialects in _NON_TX_RE:
-        if (dialect is None or dialect in dialects) and pattern.match(normalized):
+        if (dialect is None or dialect in dialects) and pattern.match(masked):
             return label
     return None
