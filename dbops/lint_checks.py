@@ -42,19 +42,19 @@ class Script:
 
 @dataclass
 class ColumnTypes:
-    """Column types seen so far (versioned scripts in order), to judge later type changes."""
+    """Column types defined so far, in the order scripts run, to judge later type changes (DB005)."""
 
     columns: dict[tuple[str, str], exp.DataType] = field(default_factory=dict)
 
     def learn(self, tree: exp.Expression | None) -> None:
+        """Record the columns a CREATE TABLE or ALTER TABLE defines, adds or retypes."""
         if tree is None:
             return
         table = _table_name(tree.this)
         for column in _column_defs(tree):
             self.columns[(table, column.name.lower())] = column.args["kind"]
-        for action in tree.args.get("actions") or [] if isinstance(tree, exp.Alter) else []:
-            if isinstance(action, exp.AlterColumn) and action.args.get("dtype"):
-                self.columns[(table, action.name.lower())] = action.args["dtype"]
+        for action in _retyped(tree):
+            self.columns[(table, action.name.lower())] = action.args["dtype"]
 
 
 def _table_name(table: exp.Expression | None) -> str:
@@ -67,6 +67,12 @@ def _offset(node: exp.Expression) -> int:
     """Lines between the statement's first line and `node` (its name's position, when sqlglot kept it)."""
     name = node.this if isinstance(node.this, exp.Identifier) else node
     return max(int(name.meta.get("line", 1)) - 1, 0)
+
+
+def _retyped(tree: exp.Expression | None) -> list[exp.AlterColumn]:
+    """The ALTER COLUMN ... TYPE actions of an ALTER TABLE."""
+    actions = tree.args.get("actions") or [] if isinstance(tree, exp.Alter) else []
+    return [a for a in actions if isinstance(a, exp.AlterColumn) and a.args.get("dtype")]
 
 
 def _column_defs(tree: exp.Expression | None) -> list[exp.ColumnDef]:
@@ -165,6 +171,8 @@ _TYPES_NOT_IN_REDSHIFT = {
 _VARCHAR = {exp.DataType.Type.VARCHAR, exp.DataType.Type.NVARCHAR, exp.DataType.Type.TEXT}
 _CHARACTER = _VARCHAR | {exp.DataType.Type.CHAR, exp.DataType.Type.NCHAR, exp.DataType.Type.BPCHAR}
 _CREATE_TABLE = re.compile(r"CREATE TABLE (IF NOT EXISTS )?(?P<name>[^ (]+)")
+_CREATE_LIKE = re.compile(r"CREATE TABLE (IF NOT EXISTS )?\S+ \(LIKE\b")
+_PHYSICAL = [("DISTSTYLE/DISTKEY", re.compile(r"\b(DISTSTYLE|DISTKEY)\b")), ("SORTKEY", re.compile(r"\bSORTKEY\b"))]
 
 
 @dataclass
@@ -182,6 +190,7 @@ class StatementContext:
 
 
 def check_transaction_control(ctx: StatementContext) -> Iterator[Hit]:
+    """DB003: BEGIN, COMMIT, ROLLBACK and the like inside a script."""
     if m := _TRANSACTION_CONTROL.match(ctx.text):
         keyword = m.group(1)
         effect = "nests a transaction in the one dbops runs the script in" if keyword in ("BEGIN", "START TRANSACTION") else \
@@ -190,6 +199,7 @@ def check_transaction_control(ctx: StatementContext) -> Iterator[Hit]:
 
 
 def check_destructive(ctx: StatementContext) -> Iterator[Hit]:
+    """DB004: DROP TABLE, DROP SCHEMA ... CASCADE, DROP COLUMN, TRUNCATE, DELETE without WHERE (not in undo scripts)."""
     if ctx.script.kind == UNDO:
         return
     text = ctx.text
@@ -207,12 +217,9 @@ _ONLY_VARCHAR = "Redshift changes only a VARCHAR column's size in place; any oth
 
 
 def check_type_change(ctx: StatementContext) -> Iterator[Hit]:
-    if not isinstance(ctx.tree, exp.Alter):
-        return
-    table = _table_name(ctx.tree.this)
-    for action in ctx.tree.args.get("actions") or []:
-        if not (isinstance(action, exp.AlterColumn) and action.args.get("dtype")):
-            continue
+    """DB005: ALTER COLUMN ... TYPE to anything but a VARCHAR, or of a column that is not one."""
+    table = _table_name(ctx.tree.this) if ctx.tree is not None else ""
+    for action in _retyped(ctx.tree):
         new: exp.DataType = action.args["dtype"]
         old = ctx.known.columns.get((table, action.name.lower()))
         column = f"{table}.{action.name.lower()}"
@@ -223,6 +230,7 @@ def check_type_change(ctx: StatementContext) -> Iterator[Hit]:
 
 
 def check_grant_public(ctx: StatementContext) -> Iterator[Hit]:
+    """DB006: GRANT (or default privileges) to PUBLIC."""
     m = _GRANT_PUBLIC.match(ctx.text)
     if not m:
         return
@@ -232,6 +240,7 @@ def check_grant_public(ctx: StatementContext) -> Iterator[Hit]:
 
 
 def check_rerunnable(ctx: StatementContext) -> Iterator[Hit]:
+    """DB007: a statement that fails the second time, in a repeatable script or a callback."""
     if not ctx.script.rerunnable:
         return
     what = "repeatable script" if ctx.script.kind == REPEATABLE else "callback"
@@ -242,13 +251,13 @@ def check_rerunnable(ctx: StatementContext) -> Iterator[Hit]:
 
 
 def check_cascade(ctx: StatementContext) -> Iterator[Hit]:
+    """DB008: DROP ... CASCADE."""
     if _CASCADE.match(ctx.text):
         yield Hit("DB008", "CASCADE also drops every object that depends on this one, including objects no script here created")
 
 
 def check_lengths(ctx: StatementContext) -> Iterator[Hit]:
-    if ctx.tree is None:
-        return
+    """DB009: VARCHAR, CHAR or TEXT columns without a length."""
     bare = [c for c in _column_defs(ctx.tree) if _no_length(c.args["kind"])]
     if bare:
         names = ", ".join(f"{c.name} {c.args['kind'].sql('postgres')}" for c in bare)
@@ -261,6 +270,7 @@ def _no_length(dtype: exp.DataType) -> bool:
 
 
 def check_select_star(ctx: StatementContext) -> Iterator[Hit]:
+    """DB010: SELECT * (or t.*) in a view's query."""
     tree = ctx.tree
     if not (isinstance(tree, exp.Create) and str(tree.args.get("kind", "")).upper() == "VIEW" and tree.expression):
         return
@@ -272,6 +282,7 @@ def check_select_star(ctx: StatementContext) -> Iterator[Hit]:
 
 
 def check_redshift_features(ctx: StatementContext) -> Iterator[Hit]:
+    """DB011: PostgreSQL statements and column types Redshift does not have."""
     for pattern, message in _NOT_IN_REDSHIFT:
         if pattern.match(ctx.text):
             yield Hit("DB011", message)
@@ -283,11 +294,11 @@ def check_redshift_features(ctx: StatementContext) -> Iterator[Hit]:
 
 
 def check_distribution(ctx: StatementContext) -> Iterator[Hit]:
+    """DB012 (info): a permanent table that leaves distribution or sort order to AUTO."""
     m = _CREATE_TABLE.match(ctx.text)
-    if not m or re.match(r"CREATE TABLE (IF NOT EXISTS )?\S+ \(LIKE\b", ctx.text):
+    if not m or _CREATE_LIKE.match(ctx.text):
         return
-    missing = [k for k, p in (("DISTSTYLE/DISTKEY", r"\b(DISTSTYLE|DISTKEY)\b"), ("SORTKEY", r"\bSORTKEY\b"))
-               if not re.search(p, ctx.text)]
+    missing = [label for label, pattern in _PHYSICAL if not pattern.search(ctx.text)]
     if missing:
         yield Hit("DB012", f"{m.group('name').lower()} has no {' or '.join(missing)}: Redshift chooses AUTO")
 
