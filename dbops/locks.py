@@ -12,6 +12,8 @@ from dbops.targets.base import REDSHIFT, Session, SqlError, Target
 
 LOCK_TABLE = "dbops_lock"
 POLL_SECONDS = 0.2
+FIRST_TRY_MS = 100
+WAIT_SLICE_MS = 1000
 
 
 def lock_key(schema: str, table: str) -> int:
@@ -29,6 +31,7 @@ class RunLock(ABC):
         self.table = table
         self.session: Session | None = None
         self.waited = 0.0
+        self.created_schema = False  # the lock table's schema was created here (Flyway records that in the history)
 
     def acquire(self, timeout: float, on_wait: Callable[[str], None] | None = None) -> None:
         """Take the lock, waiting at most `timeout` seconds; LockTimeout names the holder."""
@@ -124,16 +127,18 @@ class TableLock(RunLock):
             try:
                 if not session.query("select 1 from information_schema.schemata where schema_name = %s", (self.schema,)):
                     session.execute(f"create schema if not exists {quote_ident(self.schema)}")
+                    self.created_schema = True
                 session.execute(f"create table if not exists {qualified} (id int)")
             except SqlError:
                 pass  # another migrator created it at the same moment
         session.set_autocommit(False)
         deadline = time.monotonic() + timeout
         told = False
-        slice_ms = 1000
+        slice_ms = FIRST_TRY_MS  # a short first try tells "free" from "held" before waiting in longer slices
         while True:
             remaining = deadline - time.monotonic()
             wait_ms = max(1, min(slice_ms, int(remaining * 1000)))
+            slice_ms = WAIT_SLICE_MS
             try:
                 session.execute(f"set statement_timeout to {wait_ms}")
                 session.execute(f"lock table {qualified}")
