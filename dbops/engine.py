@@ -152,7 +152,7 @@ class Engine:
                 on_event(f"got the run lock after waiting {lock.waited:.1f}s")
             with self.session() as session:
                 history = self._history(session)
-                history.ensure()
+                history.ensure(schema_created=lock.created_schema)
                 if self.settings.statement_timeout:
                     session.execute(f"set statement_timeout to {int(self.settings.statement_timeout * 1000)}")
                     session.commit()

@@ -58,20 +58,22 @@ def history_ddl(dialect: str, schema: str, table: str) -> list[str]:
     """The statements Flyway uses to create its history table, in this dialect."""
     qualified = f"{quote_ident(schema)}.{quote_ident(table)}"
     if dialect == REDSHIFT:
+        # Flyway's Redshift script, with its column-level `SORTKEY` written as the equivalent table-level
+        # `SORTKEY ("installed_rank")` (a single-column compound sort key either way) so sqlglot can check it.
         return [
             f"""CREATE TABLE {qualified} (
-    "installed_rank" INT NOT NULL SORTKEY,
+    "installed_rank" INT NOT NULL,
     "version" VARCHAR(50),
     "description" VARCHAR(200) NOT NULL,
     "type" VARCHAR(20) NOT NULL,
     "script" VARCHAR(1000) NOT NULL,
-    "checksum" INT,
+    "checksum" INTEGER,
     "installed_by" VARCHAR(100) NOT NULL,
     "installed_on" TIMESTAMP NOT NULL DEFAULT getdate(),
-    "execution_time" INT NOT NULL,
-    "success" BOOLEAN NOT NULL,
-    CONSTRAINT {quote_ident(table + "_pk")} PRIMARY KEY ("installed_rank")
-)"""
+    "execution_time" INTEGER NOT NULL,
+    "success" BOOLEAN NOT NULL
+) SORTKEY ("installed_rank")""",
+            f"ALTER TABLE {qualified} ADD CONSTRAINT {quote_ident(table + '_pk')} PRIMARY KEY (\"installed_rank\")",
         ]
     return [
         f"""CREATE TABLE {qualified} (
@@ -95,7 +97,7 @@ def audit_ddl(dialect: str, schema: str) -> list[str]:
     """The audit table: one row per attempt, written even when the attempt fails."""
     qualified = f"{quote_ident(schema)}.{AUDIT_TABLE}"
     text = "VARCHAR(65535)" if dialect == REDSHIFT else "TEXT"
-    sortkey = " SORTKEY" if dialect == REDSHIFT else ""
+    sortkey = ' SORTKEY ("started_at")' if dialect == REDSHIFT else ""
     return [
         f"""CREATE TABLE {qualified} (
     "run_id" VARCHAR(64) NOT NULL,
@@ -108,11 +110,11 @@ def audit_ddl(dialect: str, schema: str) -> list[str]:
     "checksum" INT,
     "status" VARCHAR(20) NOT NULL,
     "error" {text},
-    "started_at" TIMESTAMP NOT NULL{sortkey},
+    "started_at" TIMESTAMP NOT NULL,
     "finished_at" TIMESTAMP NOT NULL,
     "installed_by" VARCHAR(100) NOT NULL,
     "target" VARCHAR(1000)
-)"""
+){sortkey}"""
     ]
 
 
@@ -125,6 +127,13 @@ class History:
         self.table = table
         self.qualified = f"{quote_ident(schema)}.{quote_ident(table)}"
         self.audit_qualified = f"{quote_ident(schema)}.{AUDIT_TABLE}"
+
+    def fit(self, text: str, limit: int) -> str:
+        """`text` cut to fit a VARCHAR(limit): characters on PostgreSQL, UTF-8 bytes on Redshift."""
+        if self.session.dialect != REDSHIFT:
+            return text[:limit]
+        data = text.encode()
+        return text if len(data) <= limit else data[:limit].decode(errors="ignore")
 
     def _table_exists(self, name: str) -> bool:
         rows = self.session.query(
@@ -139,10 +148,13 @@ class History:
     def schema_exists(self) -> bool:
         return bool(self.session.query("select 1 from information_schema.schemata where schema_name = %s", (self.schema,)))
 
-    def create(self) -> None:
-        """Create the schema (recorded as Flyway does), history and audit tables, in one transaction."""
+    def create(self, schema_created: bool = False) -> None:
+        """Create the schema (recorded as Flyway does), history and audit tables, in one transaction.
+
+        `schema_created`: the run lock has just created the schema (to hold its lock table).
+        """
         dialect = self.session.dialect
-        created_schema = False
+        created_schema = schema_created
         if not self.schema_exists():
             self.session.execute(f"CREATE SCHEMA {quote_ident(self.schema)}")
             created_schema = True
@@ -155,12 +167,12 @@ class History:
             for statement in audit_ddl(dialect, self.schema):
                 self.session.execute(statement)
 
-    def ensure(self) -> None:
+    def ensure(self, schema_created: bool = False) -> None:
         """Create what is missing, committed; safe to call from concurrent migrators under the lock."""
         if self.exists() and self._table_exists(AUDIT_TABLE):
             self.session.commit()
             return
-        self.create()
+        self.create(schema_created)
         self.session.commit()
 
     def rows(self) -> list[AppliedMigration]:
@@ -192,7 +204,9 @@ class History:
         success: bool,
     ) -> tuple[str, tuple]:
         """The insert of one history row, as (sql, params); execution_time None: measured by the server."""
-        values = (rank, version, description[:200], type_, script[:1000], checksum, self.session.user[:100])
+        values = (
+            rank, version, self.fit(description, 200), type_, self.fit(script, 1000), checksum, self.fit(self.session.user, 100)
+        )
         if execution_time is None:
             elapsed = SERVER_ELAPSED_MS
         else:
@@ -215,7 +229,7 @@ class History:
     def update_checksum(self, rank: int, checksum: int | None, description: str, type_: str) -> None:
         self.session.execute(
             f'update {self.qualified} set "checksum" = %s, "description" = %s, "type" = %s where "installed_rank" = %s',
-            (checksum, description[:200], type_, rank),
+            (checksum, self.fit(description, 200), type_, rank),
         )
 
     def delete_rank(self, rank: int) -> None:
@@ -231,19 +245,19 @@ class History:
             f'"script", "version", "checksum", "status", "error", "started_at", "finished_at", "installed_by", "target") '
             f"values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, {'%s' if record.finished_at else SERVER_NOW}, %s, %s)",
             (
-                record.run_id[:64],
-                record.source[:20],
-                record.commit_id[:64],
-                record.commit_author[:256],
-                record.commit_message[:65535],
-                record.script[:1000],
+                self.fit(record.run_id, 64),
+                self.fit(record.source, 20),
+                self.fit(record.commit_id, 64),
+                self.fit(record.commit_author, 256),
+                self.fit(record.commit_message, 65535),
+                self.fit(record.script, 1000),
                 record.version,
                 record.checksum,
-                record.status[:20],
-                record.error[:65535],
+                self.fit(record.status, 20),
+                self.fit(record.error, 65535),
                 record.started_at,
                 *([record.finished_at] if record.finished_at else []),
-                record.installed_by[:100],
-                record.target[:1000],
+                self.fit(record.installed_by, 100),
+                self.fit(record.target, 1000),
             ),
         )

@@ -13,6 +13,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from dbops.engine import Engine, Settings
 from dbops.errors import LockTimeout
 from dbops.locks import AdvisoryLock, TableLock, make_lock
 from dbops.targets import open_target
@@ -173,3 +174,14 @@ def _end_orphaned_backends(db: RigDatabase) -> None:
             "select pg_terminate_backend(pid) from pg_stat_activity "
             "where datname = current_database() and pid <> pg_backend_pid() and query like '%pg_sleep%'"
         )
+
+
+@pytest.mark.parametrize("lock_db", ["table-psycopg", "table-redshift"], indirect=True)
+def test_a_schema_the_table_lock_creates_is_recorded_as_flyway_records_it(lock_db, scripts) -> None:
+    folder = scripts({"V1__a.sql": "create table fresh.a (id int);"})
+    assert len(list(Engine(open_target(lock_db.url), Settings(locations=[str(folder)], schema="fresh")).migrate())) == 1
+    with psycopg.connect(lock_db.pg_url) as conn:
+        assert conn.execute("select type, script from fresh.flyway_schema_history order by installed_rank").fetchall() == [
+            ("SCHEMA", '"fresh"'), ("SQL", "V1__a.sql"),
+        ]
+        assert conn.execute("select to_regclass('fresh.dbops_lock') is not null").fetchone() == (True,)
