@@ -178,3 +178,14 @@ def test_no_secret_value_or_iam_token_in_output_logs_or_errors(rs_db, scripts, c
     assert secret_value in passwords and "url-pass-5521" in passwords and iam_tokens
     for secret in {secret_value, "url-pass-5521", *iam_tokens}:
         assert secret not in text
+
+
+def test_both_drivers_write_the_same_history(any_db, scripts, capsys) -> None:
+    folder = scripts({"V1__sales.sql": V1, "V2__vacuum.sql": "vacuum sales;\n"})
+    code, out, err = dbops(capsys, any_db.url, folder, "--json", "migrate", "--direct")
+    assert code == 0, err
+    assert [(r[1], r[2], r[3], r[4]) for r in history(any_db)] == [
+        ("1", "V1__sales.sql", checksum(V1), True), ("2", "V2__vacuum.sql", checksum("vacuum sales;\n"), True),
+    ]
+    assert [a["in_transaction"] for a in json.loads(out)["applied"]] == [True, False]
+    assert rows(any_db, "select installed_by from flyway_schema_history") == [("postgres",), ("postgres",)]
