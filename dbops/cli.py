@@ -291,7 +291,7 @@ def cmd_local(args: argparse.Namespace, console: Console) -> int:
 def cmd_ui(args: argparse.Namespace, console: Console) -> int:
     from dbops.orchestration.launch import open_ui
 
-    return open_ui(console)
+    return open_ui(console, args)
 
 
 COMMANDS = {

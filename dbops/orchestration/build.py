@@ -1,0 +1,84 @@
+"""Everything the code location holds: assets, checks, the migrate and validate jobs, schedule, sensors."""
+from __future__ import annotations
+
+from dagster import (
+    AssetSelection,
+    DefaultScheduleStatus,
+    Definitions,
+    JobDefinition,
+    ScheduleDefinition,
+    SensorDefinition,
+    define_asset_job,
+    in_process_executor,
+)
+
+from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
+
+from dbops.orchestration.assets import RESOURCE_KEY, migration_assets, warehouse_assets
+from dbops.orchestration.checks import checksum_checks, drift_check
+from dbops.orchestration.project import MigrationProject
+from dbops.orchestration.resource import DbopsResource
+from dbops.orchestration.translator import MigrationTranslator
+from dbops.sources import TAG_SOURCE
+
+MIGRATE_JOB = "migrate"
+VALIDATE_JOB = "validate"
+NIGHTLY_VALIDATE = "nightly_validate"
+
+
+def migrate_job(migrations) -> UnresolvedAssetJobDefinition:
+    """Applies what is pending among the selected migration assets (all of them by default), in one process."""
+    return define_asset_job(
+        MIGRATE_JOB,
+        selection=AssetSelection.assets(migrations).without_checks(),
+        executor_def=in_process_executor,
+        description="Apply the pending migrations in order; one materialization per applied script.",
+    )
+
+
+def validate_job() -> UnresolvedAssetJobDefinition:
+    return define_asset_job(
+        VALIDATE_JOB,
+        selection=AssetSelection.all_asset_checks(),
+        executor_def=in_process_executor,
+        description="Check applied scripts against their files, and the schema against the last migrate's snapshot.",
+    )
+
+
+def sensors_for(job: UnresolvedAssetJobDefinition | JobDefinition) -> list[SensorDefinition]:
+    """git_sensor and codecommit_sensor (dbops.orchestration.sensors) targeting the migrate job."""
+    from dbops.orchestration.sensors import build_sensors
+
+    return build_sensors(job)
+
+
+def build_definitions(
+    resource: DbopsResource | None = None,
+    translator: MigrationTranslator | None = None,
+    project: MigrationProject | None = None,
+    with_sensors: bool = True,
+) -> Definitions:
+    """The Definitions for `resource` (default: from DBOPS_* and flyway.conf) and the scripts it points at."""
+    resource = resource or DbopsResource.from_env()
+    project = project or MigrationProject.load(resource.settings(), resource.dialect)
+    translator = translator or MigrationTranslator(dialect=resource.dialect)
+    migrations = migration_assets(project, translator)
+    last = translator.get_asset_key(project.migrations[-1])
+    migrate = migrate_job(migrations)
+    validate = validate_job()
+    schedule = ScheduleDefinition(
+        name=NIGHTLY_VALIDATE,
+        job=validate,
+        cron_schedule="0 3 * * *",
+        default_status=DefaultScheduleStatus.RUNNING,
+        tags={TAG_SOURCE: "schedule"},
+        description="Every night at 03:00 UTC: applied scripts against their files, and schema drift.",
+    )
+    return Definitions(
+        assets=[migrations, *warehouse_assets(project, translator)],
+        asset_checks=[checksum_checks(project, translator), drift_check(last)],
+        jobs=[migrate, validate],
+        schedules=[schedule],
+        sensors=sensors_for(migrate) if with_sensors else [],
+        resources={RESOURCE_KEY: resource},
+    )

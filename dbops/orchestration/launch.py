@@ -1,0 +1,240 @@
+"""`dbops migrate` through Dagster (one run of the `migrate` job on the local instance) and `dbops ui`."""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import subprocess
+import sys
+import time
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from dagster import (
+    AssetKey,
+    DagsterEventType,
+    DagsterInstance,
+    Definitions,
+    JobDefinition,
+    execute_job,
+    reconstructable,
+)
+
+from dbops.engine import Engine, ScriptResult, Settings
+from dbops.errors import MigrationFailed
+from dbops.migrations import Migration
+from dbops.orchestration.apply import EXIT_CODE
+from dbops.orchestration.assets import RESOURCE_KEY
+from dbops.orchestration.build import MIGRATE_JOB, build_definitions
+from dbops.orchestration.home import dagster_home
+from dbops.orchestration.translator import SCRIPT_METADATA
+from dbops.output import Console
+from dbops.sources import TAG_AUTHOR, TAG_COMMIT, TAG_MESSAGE, TAG_SOURCE, TAG_TARGET, CommitInfo
+from dbops.urls import redact
+
+TAG_LIMIT = 4000
+_loaded: dict[str, Definitions] = {}
+
+
+def launched_migrate_job() -> JobDefinition:
+    """The migrate job of the definitions the launcher loaded (reconstructable entry point)."""
+    defs = _loaded.get("defs")
+    if defs is None:
+        from dbops.definitions import defs
+    return defs.get_job_def(MIGRATE_JOB)
+
+
+@contextmanager
+def settings_environment(settings: Settings, url: str | None) -> Iterator[None]:
+    """Expose the command line's settings as the DBOPS_* variables the definitions read; restored afterwards."""
+    values = {
+        "DBOPS_LOCATIONS": ",".join(settings.locations),
+        "DBOPS_SCHEMA": settings.schema,
+        "DBOPS_TABLE": settings.table,
+        "DBOPS_IGNORE_INVALID_NAMES": "true" if settings.ignore_invalid_names else "",
+    }
+    if url:
+        values["DBOPS_URL"] = url
+    values.update({f"DBOPS_PLACEHOLDER_{name.upper()}": value for name, value in settings.placeholders.items()})
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def run_config(settings: Settings, verbose: bool) -> dict[str, Any]:
+    """The resource's whole config for this run: flags as values, secrets as environment references."""
+    config: dict[str, Any] = {
+        "url": {"env": "DBOPS_URL"} if os.environ.get("DBOPS_URL") else None,
+        "password": {"env": "DBOPS_PASSWORD"} if os.environ.get("DBOPS_PASSWORD") else None,
+        "locations": list(settings.locations),
+        "history_schema": settings.schema,
+        "history_table": settings.table,
+        "placeholders": {},
+        "lock_timeout": settings.lock_timeout,
+        "statement_timeout": settings.statement_timeout,
+        "out_of_order": settings.out_of_order,
+        "mixed": settings.mixed,
+        "target_version": settings.target_version,
+        "ignore_invalid_names": settings.ignore_invalid_names,
+    }
+    return {
+        "resources": {RESOURCE_KEY: {"config": config}},
+        "loggers": {"console": {"config": {"log_level": "INFO" if verbose else "CRITICAL"}}},
+    }
+
+
+def run_tags(source: str, commit: CommitInfo | None, target: str) -> dict[str, str]:
+    """dbops/source, dbops/commit, dbops/author, dbops/message and dbops/target (password hidden)."""
+    tags = {TAG_SOURCE: source, TAG_TARGET: redact(target)}
+    if commit is not None:
+        tags.update({TAG_COMMIT: commit.id, TAG_AUTHOR: commit.author, TAG_MESSAGE: commit.message[:TAG_LIMIT]})
+    return {k: v for k, v in tags.items() if v}
+
+
+def scripts_to_keys(defs: Definitions) -> dict[str, AssetKey]:
+    """Script path (relative to its location) → asset key, from the loaded migration specs."""
+    mapping: dict[str, AssetKey] = {}
+    for node in defs.resolve_asset_graph().asset_nodes:
+        script = node.metadata.get(SCRIPT_METADATA)
+        if script is not None:
+            mapping[str(getattr(script, "value", script))] = node.key
+    return mapping
+
+
+def pending_selection(engine: Engine, keys: dict[str, AssetKey]) -> list[AssetKey]:
+    """The assets of the pending scripts; none pending: the last script's, so the run still validates."""
+    pending = [keys[e.migration.script] for e in engine.plan().pending() if e.migration and e.migration.script in keys]
+    if pending:
+        return pending
+    last = [keys[m.script] for m in engine.catalog.migrations if m.script in keys]
+    return last[-1:]
+
+
+def launch_migrate(engine: Engine, args: argparse.Namespace, console: Console, commit: CommitInfo | None) -> int:
+    """Execute the migrate job on the instance at DAGSTER_HOME; print what --direct prints, plus the run id."""
+    started = time.perf_counter()
+    verbose = getattr(args, "verbose", False)
+    settings = engine.settings
+    url = getattr(args, "url", None) or os.environ.get("DBOPS_URL") or None
+    with quiet_dagster(verbose), settings_environment(settings, url):
+        home = dagster_home()
+        defs = build_definitions()
+        _loaded["defs"] = defs
+        selection = pending_selection(engine, scripts_to_keys(defs))
+        if not selection:
+            console.result(f"Nothing to migrate: no scripts in {', '.join(settings.locations)}.")
+            return 0
+        with DagsterInstance.get() as instance:
+            result = execute_job(
+                reconstructable(launched_migrate_job),
+                instance=instance,
+                run_config=run_config(settings, verbose),
+                tags=run_tags(args.source, commit, engine.target.redacted_url),
+                asset_selection=selection,
+            )
+            events = list(result.all_events)
+            run_id = result.run_id
+    if verbose:
+        console.log(f"Dagster run {run_id} on the instance in {home}")
+    results = results_from_events(events, engine)
+    target = engine.target.redacted_url
+    if not console.tty and not console.as_json:
+        for r in results:
+            console.result(f"applied {r.migration.path} ({r.statements} statements, {r.execution_ms} ms)")
+    error, code = failure_of(events)
+    if error is not None:
+        print(f"error: {redact(error)}", file=sys.stderr)
+        print(f"Dagster run: {run_id} (failed)", file=sys.stderr)
+        return code
+    from dbops.cli import print_results
+
+    print_results(console, results, target, time.perf_counter() - started, run_id)
+    return 0
+
+
+def results_from_events(events: list[Any], engine: Engine) -> list[ScriptResult]:
+    """The applied scripts, rebuilt from the run's materialization metadata."""
+    by_path: dict[str, Migration] = {m.path: m for m in engine.catalog.migrations + engine.catalog.baseline}
+    results: list[ScriptResult] = []
+    for event in events:
+        if event.event_type != DagsterEventType.ASSET_MATERIALIZATION:
+            continue
+        metadata = {k: getattr(v, "value", v) for k, v in event.event_specific_data.materialization.metadata.items()}
+        migration = by_path.get(str(metadata.get("script", "")))
+        if migration is None:
+            continue
+        results.append(
+            ScriptResult(
+                migration=migration,
+                status="success",
+                execution_ms=int(metadata.get("execution_time_ms", 0)),
+                statements=int(metadata.get("statements", 0)),
+                rows_affected=int(metadata.get("rows_affected", 0)),
+                in_transaction=metadata.get("mode") == "transaction",
+            )
+        )
+    return results
+
+
+def failure_of(events: list[Any]) -> tuple[str | None, int]:
+    """The engine's message and exit code when a step or the run failed; (None, 0) when it succeeded."""
+    for event in events:
+        if event.event_type == DagsterEventType.STEP_FAILURE:
+            data = event.step_failure_data
+            user = data.user_failure_data
+            if user is not None and EXIT_CODE in user.metadata:
+                return user.description or "the migrate run failed", int(user.metadata[EXIT_CODE].value)
+            return (data.error.message.strip() if data.error else "the migrate step failed"), MigrationFailed.exit_code
+    for event in events:
+        if event.event_type == DagsterEventType.RUN_FAILURE:
+            return event.message or "the migrate run failed", MigrationFailed.exit_code
+    return None, 0
+
+
+@contextmanager
+def quiet_dagster(verbose: bool) -> Iterator[None]:
+    """Keep Dagster's own warnings and INFO logs off the terminal unless -v."""
+    logger = logging.getLogger("dagster")
+    level = logger.level
+    if not verbose:
+        logger.setLevel(logging.WARNING)
+    with warnings.catch_warnings():
+        if not verbose:
+            warnings.simplefilter("ignore")
+        try:
+            yield
+        finally:
+            logger.setLevel(level)
+
+
+def open_ui(console: Console, args: argparse.Namespace | None = None) -> int:
+    """`dagster dev` on this project and the local instance, on 127.0.0.1 (port DBOPS_UI_PORT, default 3000)."""
+    from dbops.cli import _settings, _url
+
+    home = dagster_home()
+    port = os.environ.get("DBOPS_UI_PORT", "3000")
+    target = ["-w", "workspace.yaml"] if Path("workspace.yaml").is_file() else ["-m", "dbops.definitions"]
+    command = [sys.executable, "-m", "dagster", "dev", *target, "-h", "127.0.0.1", "-p", port]
+    console.result(f"Dagster UI: http://127.0.0.1:{port} (instance {home}); Ctrl+C stops it.")
+    settings = _settings(args) if args is not None else None
+    environment = settings_environment(settings, _url(args)) if settings is not None else _nothing()
+    with environment:
+        try:
+            return subprocess.call(command)
+        except KeyboardInterrupt:
+            return 0
+
+
+@contextmanager
+def _nothing() -> Iterator[None]:
+    yield

@@ -1,0 +1,38 @@
+"""The scripts a code location loads: discovered once, with each script's statements and lineage."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dbops.engine import Settings
+from dbops.migrations import Catalog, Migration, PlaceholderContext, discover
+from dbops.orchestration.lineage import ScriptFacts, dialect_for, script_facts
+from dbops.sources import FolderSource, Snapshot
+
+
+@dataclass
+class MigrationProject:
+    """A catalog of scripts plus what each does (statement count, tables touched), by script path."""
+
+    catalog: Catalog
+    facts: dict[str, ScriptFacts]
+    dialect: str = "postgres"
+    default_schema: str = "public"
+
+    @classmethod
+    def load(cls, settings: Settings, dialect: str = "postgres", snapshot: Snapshot | None = None) -> MigrationProject:
+        """Discover the scripts of `settings.locations` (or of `snapshot`); naming or placeholder errors raise."""
+        snapshot = snapshot or FolderSource(settings.locations).snapshot()
+        context = PlaceholderContext(values=settings.placeholders, schema=settings.schema, table=settings.table)
+        catalog = discover(snapshot.files, context, settings.ignore_invalid_names)
+        return cls.from_catalog(catalog, dialect)
+
+    @classmethod
+    def from_catalog(cls, catalog: Catalog, dialect: str = "postgres", default_schema: str = "public") -> MigrationProject:
+        sqlglot_dialect = dialect_for(dialect)
+        facts = {m.path: script_facts(m.sql, sqlglot_dialect, default_schema) for m in catalog.migrations}
+        return cls(catalog=catalog, facts=facts, dialect=dialect, default_schema=default_schema)
+
+    @property
+    def migrations(self) -> list[Migration]:
+        """Versioned then repeatable scripts: the assets, in the order migrate applies them."""
+        return self.catalog.migrations

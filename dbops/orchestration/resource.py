@@ -1,0 +1,82 @@
+"""DbopsResource: where and how the Dagster jobs migrate (the target, the scripts, the run settings)."""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from dagster import ConfigurableResource, EnvVar
+from pydantic import Field
+
+from dbops.config import conf_placeholders, conf_schema, env_placeholders, locations_from, read_flyway_conf
+from dbops.engine import DEFAULT_TABLE, Settings
+from dbops.targets import Target, open_target
+from dbops.urls import scheme_of
+
+
+class DbopsResource(ConfigurableResource):
+    """The database and the settings of a migrate or validate run.
+
+    Secrets never live in this config: the URL and password come from `EnvVar`s (`DBOPS_URL`,
+    `DBOPS_PASSWORD`), and `DBOPS_PLACEHOLDER_<NAME>` variables are read when a run starts.
+    """
+
+    url: str | None = Field(default=None, description="Database URL; unset: the embedded database")
+    password: str | None = Field(default=None, description="Password for a URL without one (use EnvVar)")
+    locations: list[str] = Field(default_factory=lambda: ["sql"], description="Script folders")
+    history_schema: str = Field(default="public", description="Schema of the history and audit tables")
+    history_table: str = Field(default=DEFAULT_TABLE, description="Name of the history table")
+    placeholders: dict[str, str] = Field(default_factory=dict, description="Placeholder values (not secrets)")
+    lock_timeout: float = Field(default=600.0, description="Seconds to wait for the run lock")
+    statement_timeout: float | None = Field(default=None, description="Seconds one statement may run")
+    out_of_order: bool = False
+    mixed: bool = False
+    target_version: str | None = Field(default=None, description="Stop at this version")
+    ignore_invalid_names: bool = False
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> DbopsResource:
+        """The resource as the environment (DBOPS_*) and ./flyway.conf describe it, secrets as EnvVars."""
+        conf = read_flyway_conf()
+        values: dict[str, Any] = {
+            "locations": locations_from(None, conf),
+            "history_schema": os.environ.get("DBOPS_SCHEMA") or conf_schema(conf) or "public",
+            "history_table": os.environ.get("DBOPS_TABLE") or conf.get("table") or DEFAULT_TABLE,
+            "placeholders": conf_placeholders(conf),
+            "out_of_order": conf.get("outOfOrder", "").lower() == "true",
+            "mixed": conf.get("mixed", "").lower() == "true",
+            "ignore_invalid_names": os.environ.get("DBOPS_IGNORE_INVALID_NAMES", "").lower() in ("1", "true", "yes"),
+        }
+        if os.environ.get("DBOPS_URL"):
+            values["url"] = EnvVar("DBOPS_URL")
+        if os.environ.get("DBOPS_PASSWORD"):
+            values["password"] = EnvVar("DBOPS_PASSWORD")
+        values.update(overrides)
+        return cls(**values)
+
+    @property
+    def dialect(self) -> str:
+        """The dialect the URL names (the engine detects the real one from the server)."""
+        return "redshift" if scheme_of(self.url or "") == "redshift" else "postgres"
+
+    def settings(self) -> Settings:
+        """Engine settings; DBOPS_PLACEHOLDER_* values of the running process override configured ones."""
+        placeholders = dict(self.placeholders)
+        placeholders.update(env_placeholders())
+        return Settings(
+            locations=list(self.locations),
+            schema=self.history_schema,
+            table=self.history_table,
+            placeholders=placeholders,
+            ignore_invalid_names=self.ignore_invalid_names,
+            out_of_order=self.out_of_order,
+            mixed=self.mixed,
+            target_version=self.target_version,
+            lock_timeout=self.lock_timeout,
+            statement_timeout=self.statement_timeout,
+        )
+
+    def open_target(self) -> Target:
+        """The database; a configured password reaches the drivers as DBOPS_PASSWORD, as on the command line."""
+        if self.password and os.environ.get("DBOPS_PASSWORD") != self.password:
+            os.environ["DBOPS_PASSWORD"] = self.password
+        return open_target(self.url)
