@@ -44,7 +44,7 @@ def launched_migrate_job() -> JobDefinition:
     defs = _loaded.get("defs")
     if defs is None:
         from dbops.definitions import defs
-    return defs.get_job_def(MIGRATE_JOB)
+    return defs.resolve_job_def(MIGRATE_JOB)
 
 
 @contextmanager
