@@ -1,0 +1,106 @@
+"""`dbops migrate` without --direct: one run of the migrate job on the instance at DAGSTER_HOME."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from dagster import DagsterInstance
+
+from dbops.cli import main
+from tests.orchestration.support import key, query
+
+SCRIPTS = {
+    "V1__create_users.sql": "create table users (id int, name varchar(50));",
+    "V2__seed_users.sql": "insert into users values (1, 'ann'), (2, 'bob');",
+}
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch, scripts):
+    """A project folder as the working directory, with DAGSTER_HOME unset (the default applies)."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DBOPS_HOME", str(tmp_path / ".dbops"))
+    monkeypatch.setenv("DAGSTER_HOME", "unset")
+    monkeypatch.delenv("DAGSTER_HOME")
+    for name in ("DBOPS_URL", "DBOPS_PASSWORD", "DBOPS_LOCATIONS", "DBOPS_CONFIG"):
+        monkeypatch.delenv(name, raising=False)
+    scripts(SCRIPTS)
+    return tmp_path
+
+
+def runs(project_dir):
+    home = project_dir / ".dbops" / "dagster_home"
+    with DagsterInstance.from_config(str(home)) as instance:
+        return [(r, instance.get_latest_materialization_event(key("v2__seed_users"))) for r in instance.get_runs()]
+
+
+def test_migrate_is_one_dagster_run_with_tags_and_the_direct_summary(project, pg_url, capsys):
+    code = main(["--url", pg_url, "migrate", "--commit", "abc123", "--author", "Ann", "--message", "Add users"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "applied sql/V1__create_users.sql (1 statements" in out
+    assert "Applied 2 migration(s)" in out
+    home = project / ".dbops" / "dagster_home"
+    assert "enabled: false" in (home / "dagster.yaml").read_text()
+    [(run, latest)] = runs(project)
+    assert f"Dagster run: {run.run_id}" in out
+    assert run.job_name == "migrate"
+    assert {k: v for k, v in run.tags.items() if k.startswith("dbops/")} == {
+        "dbops/source": "cli",
+        "dbops/commit": "abc123",
+        "dbops/author": "Ann",
+        "dbops/message": "Add users",
+        "dbops/target": pg_url,
+    }
+    assert latest.run_id == run.run_id
+    assert query(pg_url, "select run_id, commit_id from dbops_audit") == [(run.run_id, "abc123")] * 2
+
+    assert main(["--url", pg_url, "migrate"]) == 0
+    out = capsys.readouterr().out
+    assert "Nothing to migrate" in out
+    second = runs(project)
+    assert len(second) == 2
+    assert second[0][1].run_id == run.run_id  # the newest run materialized nothing
+
+
+def test_json_output_names_the_run(project, pg_url, capsys):
+    assert main(["--url", pg_url, "--json", "migrate"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert [a["script"] for a in document["applied"]] == ["V1__create_users.sql", "V2__seed_users.sql"]
+    assert document["run_id"] == runs(project)[0][0].run_id
+
+
+def test_no_password_in_tags_run_config_metadata_or_output(project, pg_server, capsys, monkeypatch):
+    secret = "s3cret-pw"
+    url = f"postgresql://postgres:{secret}@/{pg_server.create_database()}?host={pg_server.socket_dir}"
+    monkeypatch.setenv("DBOPS_PASSWORD", "other-secret")
+    assert main(["--url", url, "migrate"]) == 0
+    captured = capsys.readouterr()
+    [(run, latest)] = runs(project)
+    stored = json.dumps([run.tags, run.run_config, str(latest.dagster_event.event_specific_data.materialization.metadata)])
+    assert secret not in stored + captured.out + captured.err
+    assert "other-secret" not in stored
+    assert run.tags["dbops/target"].startswith("postgresql://postgres:***@")
+    assert run.run_config["resources"]["dbops"]["config"]["url"] == {"env": "DBOPS_URL"}
+
+
+def test_a_failing_script_gives_the_engine_message_and_exit_code(project, pg_url, scripts, capsys):
+    scripts({"V3__broken.sql": "select * from no_such_table;"})
+    assert main(["--url", pg_url, "migrate"]) == 1
+    err = capsys.readouterr().err
+    assert "error: sql/V3__broken.sql:1: migration V3 (broken) failed" in err and "no_such_table" in err
+    [(run, _)] = runs(project)
+    assert f"Dagster run: {run.run_id} (failed)" in err
+    assert query(pg_url, "select script, status from dbops_audit order by started_at")[-1] == ("V3__broken.sql", "failed")
+
+
+def test_an_edited_applied_script_stops_the_run_with_exit_1(project, pg_url, scripts, capsys):
+    assert main(["--url", pg_url, "migrate"]) == 0
+    scripts({"V1__create_users.sql": SCRIPTS["V1__create_users.sql"] + " -- edited"})
+    assert main(["--url", pg_url, "migrate"]) == 1
+    assert "V1__create_users.sql: checksum mismatch for version 1" in capsys.readouterr().err
+
+
+def test_an_unreachable_database_exits_3_before_any_run(project, capsys):
+    assert main(["--url", "postgresql://nobody@127.0.0.1:1/db?connect_timeout=2", "migrate"]) == 3
+    assert "cannot connect" in capsys.readouterr().err
