@@ -5,6 +5,7 @@ against PostgreSQL; pgbouncer (trust auth, those parameters ignored) sits in bet
 """
 from __future__ import annotations
 
+import atexit
 import os
 import pwd
 import shutil
@@ -131,6 +132,7 @@ def start_bouncer(server: PgServer, attempts: int = 3) -> Bouncer:
         )
         bouncer = Bouncer(port=port, workdir=workdir, process=process)
         if _wait_until_listening(port, process, workdir):
+            atexit.register(bouncer.stop)  # also when the test run ends without tearing its fixtures down
             return bouncer
         last_log = bouncer.log()
         bouncer.stop()
