@@ -151,6 +151,7 @@ class Engine:
             if lock.waited > 1 and on_event:
                 on_event(f"got the run lock after waiting {lock.waited:.1f}s")
             with self.session() as session:
+                lock.guard(session, on_event)
                 history = self._history(session)
                 history.ensure(schema_created=lock.created_schema)
                 if self.settings.statement_timeout:

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from dbops.errors import LockTimeout
 from dbops.history import quote_ident
-from dbops.targets.base import REDSHIFT, Session, SqlError, Target
+from dbops.targets.base import POSTGRESQL, REDSHIFT, Session, SqlError, Target
 
 LOCK_TABLE = "dbops_lock"
 POLL_SECONDS = 0.2
@@ -16,10 +16,15 @@ FIRST_TRY_MS = 100
 WAIT_SLICE_MS = 1000
 
 
-def lock_key(schema: str, table: str) -> int:
+def lock_key(schema: str, table: str, purpose: str = "dbops") -> int:
     """A signed 64-bit advisory lock key derived from the history table's name."""
-    digest = hashlib.sha256(f"dbops:{schema}.{table}".encode()).digest()
+    digest = hashlib.sha256(f"{purpose}:{schema}.{table}".encode()).digest()
     return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def work_key(schema: str, table: str) -> int:
+    """The advisory key a run's working session holds for as long as that session lives."""
+    return lock_key(schema, table, "dbops-work")
 
 
 class RunLock(ABC):
@@ -31,12 +36,14 @@ class RunLock(ABC):
         self.table = table
         self.session: Session | None = None
         self.waited = 0.0
+        self.deadline = 0.0
         self.created_schema = False  # the lock table's schema was created here (Flyway records that in the history)
 
     def acquire(self, timeout: float, on_wait: Callable[[str], None] | None = None) -> None:
         """Take the lock, waiting at most `timeout` seconds; LockTimeout names the holder."""
         self.session = self.target.connect()
         started = time.monotonic()
+        self.deadline = started + timeout
         try:
             self._acquire(timeout, on_wait)
         except BaseException:
@@ -63,6 +70,30 @@ class RunLock(ABC):
             except Exception:
                 pass
             self.session = None
+
+    def guard(self, work: Session, on_wait: Callable[[str], None] | None = None) -> None:
+        """PostgreSQL: the working session takes an advisory lock of its own and keeps it until it ends.
+
+        A killed migrator's working backend outlives its lock session: the server finishes the running
+        statement (with psycopg, the whole pipelined transaction, COMMIT included) before it notices the
+        client is gone. The next run waits here for that backend, within the same lock timeout, before it
+        reads the history table. Redshift has no advisory locks; there only the in-flight statement goes on.
+        """
+        if work.dialect != POSTGRESQL:
+            return
+        key = work_key(self.schema, self.table)
+        told = False
+        while not work.query("select pg_try_advisory_lock(%s)", (key,))[0][0]:
+            if not told and on_wait:
+                on_wait(f"waiting for a session of an earlier run to end: {advisory_holder(work, key)}")
+                told = True
+            if time.monotonic() >= self.deadline:
+                raise LockTimeout(
+                    f"the run lock on {self.schema}.{self.table} is free, but a session of an earlier run is still "
+                    f"working: {advisory_holder(work, key)}. Wait for it to end (or end it), or raise --lock-timeout"
+                )
+            time.sleep(POLL_SECONDS)
+        work.commit()
 
     def _timeout(self, timeout: float) -> LockTimeout:
         return LockTimeout(
@@ -95,21 +126,23 @@ class AdvisoryLock(RunLock):
             time.sleep(POLL_SECONDS)
 
     def holder(self) -> str:
-        key = lock_key(self.schema, self.table) & 0xFFFFFFFFFFFFFFFF
-        rows = self._query_quietly(
+        return advisory_holder(self.session, lock_key(self.schema, self.table)) if self.session else _describe([])
+
+
+def advisory_holder(session: Session, key: int) -> str:
+    """Who holds advisory lock `key` (session level), as far as the server can tell."""
+    unsigned = key & 0xFFFFFFFFFFFFFFFF
+    try:
+        rows = session.query(
             "select a.pid, coalesce(a.application_name, ''), coalesce(a.usename::text, ''), "
             "coalesce(a.client_addr::text, 'local'), a.backend_start "
             "from pg_locks l join pg_stat_activity a on a.pid = l.pid "
             "where l.locktype = 'advisory' and l.granted and l.classid = %s and l.objid = %s and l.objsubid = 1",
-            ((key >> 32) & 0xFFFFFFFF, key & 0xFFFFFFFF),
+            ((unsigned >> 32) & 0xFFFFFFFF, unsigned & 0xFFFFFFFF),
         )
-        return _describe(rows)
-
-    def _query_quietly(self, sql: str, params: tuple) -> list[tuple]:
-        try:
-            return self.session.query(sql, params) if self.session else []
-        except SqlError:
-            return []
+    except SqlError:
+        rows = []
+    return _describe(rows)
 
 
 class TableLock(RunLock):

@@ -1,0 +1,200 @@
+"""SIGKILL `dbops migrate --direct` at many points of a 50-migration run; the database must stay truthful.
+
+Kill points: inside a statement, between the statements and the history row, inside the history and audit
+inserts, inside COMMIT, while waiting for the run lock, and at random instants. After every kill the history
+table matches the objects that exist, no run lock is left behind, and a rerun finishes the set.
+"""
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from dbops.engine import Engine, Settings
+from dbops.targets import open_target
+from tests.pg import PgServer
+from tests.reliability.conftest import SCALE
+from tests.reliability.harness import (
+    TABLE,
+    Dbops,
+    arm,
+    backends,
+    dbops,
+    dbops_sessions,
+    disarm,
+    install_traps,
+    run_lock_holders,
+    trap_table,
+    wait_until,
+)
+from tests.reliability.warehouse import check_consistent, read_state, step_name, write_set
+from tests.rig import RigDatabase
+
+COUNT = 49  # versioned scripts; with the repeatable view, 50 migrations
+KINDS = ("statement", "after", "history", "audit", "commit", "lock", "time")
+TRIGGERED = {"history": (TABLE, "INSERT", False), "audit": ("dbops_audit", "INSERT", False), "commit": (TABLE, "INSERT", True)}
+DRIVERS = ("psycopg", "redshift")
+WORK = 30_000  # rows of busywork per script: a few milliseconds, so timed kills land inside scripts
+
+
+def fresh_db(pg_server: PgServer, driver: str, request: pytest.FixtureRequest) -> RigDatabase:
+    name = pg_server.create_database("crash")
+    url = pg_server.url(name) if driver == "psycopg" else request.getfixturevalue("bouncer").url(name)
+    return RigDatabase(name=name, url=url, pg_url=pg_server.url(name), driver=driver)
+
+
+def kill_points(total: int, offset: int, seed: int) -> list[tuple[str, int]]:
+    """`total` (kind, script index) pairs: every kind in turn, scripts spread over the whole set (COUNT+1 is R)."""
+    rng = random.Random(seed)
+    points = []
+    for n in range(total):
+        kind = KINDS[(n + offset) % len(KINDS)]
+        start = (n * (COUNT + 1)) // total
+        points.append((kind, 1 + (start + rng.randrange(3)) % (COUNT + 1)))
+    return points
+
+
+def script_of(index: int) -> str:
+    return step_name(index) if index <= COUNT else "R__summary.sql"
+
+
+def trap_label(kind: str, index: int) -> str:
+    if kind in TRIGGERED:
+        return f"{kind}:{script_of(index)}"
+    return f"{'R' if index > COUNT else f'V{index}'}:{'after' if kind == 'after' else 'statement'}"
+
+
+def prepare(db: RigDatabase, folder: Path, kind: str, index: int) -> None:
+    install_traps(db.pg_url)
+    if kind in TRIGGERED:
+        with Engine(open_target(db.pg_url), Settings(locations=[str(folder)])).locked():
+            pass  # the history and audit tables, so the trap triggers can sit on them
+        table, event, deferred = TRIGGERED[kind]
+        trap_table(db.pg_url, table, event, kind, deferred=deferred)
+    if kind != "time":
+        arm(db.pg_url, trap_label(kind, index))
+
+
+def trapped(db: RigDatabase, process: Dbops) -> list[tuple]:
+    """The process's sessions once one of them sleeps in the armed trap ([] before that)."""
+    sessions = backends(db.pg_url, process.pid)
+    return sessions if any(wait == "PgSleep" for _, _, wait, _ in sessions) else []
+
+
+def phase(sessions: list[tuple]) -> str:
+    """Where a kill landed, from the sessions the killed process had."""
+    if not sessions:
+        return "before connecting"
+    work = [s for s in sessions if "pg_try_advisory_lock" not in s[3] and "lock table" not in s[3].lower()]
+    if not work:
+        return "taking the run lock"
+    state, query = work[-1][1], work[-1][3].lower()
+    if state.startswith("idle"):
+        return "between statements"
+    for needle, name in ((":after')", "between the statements and the history row"), ("flyway_schema_history", "history insert"), ("dbops_audit", "audit insert"), ("commit", "commit"),
+                         ("trap(", "in a statement"), ("generate_series", "in a statement")):
+        if needle in query:
+            return name
+    return "in a dbops query"
+
+
+def kill_at(db: RigDatabase, folder: Path, kind: str, index: int, instant: float) -> tuple[str, set[int]]:
+    """Start a migrate and SIGKILL it at the kill point (`instant` seconds in, for timed kills); returns where it
+    landed and the sessions it had."""
+    with Dbops(db.url, folder, "migrate", "--direct") as process:
+        if kind == "time":
+            try:
+                process.process.wait(instant)
+            except subprocess.TimeoutExpired:
+                pass
+            sessions = backends(db.pg_url, process.pid)
+        else:
+            label = trap_label(kind, index)
+            sessions = wait_until(lambda: trapped(db, process) or not process.running(), 60, f"dbops to reach {label}")
+            assert process.running(), f"dbops ended before the trap {label}:\n{process.stderr}"
+        finished = not process.running()
+        process.kill()
+    return ("after the run ended" if finished else phase(sessions)), {s[0] for s in sessions}
+
+
+def kill_while_waiting_for_the_lock(db: RigDatabase, folder: Path, index: int) -> str:
+    """A holder sits in a trap; a second migrator waits for the lock and is killed; the holder then finishes."""
+    with Dbops(db.url, folder, "migrate", "--direct") as holder:
+        wait_until(lambda: trapped(db, holder), 60, "the holder to reach its trap")
+        held_by = run_lock_holders(db.pg_url)
+        with Dbops(db.url, folder, "migrate", "--direct", "--lock-timeout", "60") as waiter:
+            wait_until(lambda: "waiting for the run lock" in waiter.stderr or not waiter.running(), 60, "the waiter to wait")
+            assert waiter.running(), waiter.stderr
+            waiter_sessions = [s[0] for s in backends(db.pg_url, waiter.pid)]
+            waiter.kill()
+        wait_until(lambda: not set(waiter_sessions) & {s[0] for s in dbops_sessions(db.pg_url)}, 10, "the waiter's sessions to end")
+        assert run_lock_holders(db.pg_url) == held_by, "killing a waiter changed who holds the run lock"
+        disarm(db.pg_url)
+        code, _, err = holder.finish(60)
+        assert code == 0, err
+    return "waiting for the lock"
+
+
+def after_kill(db: RigDatabase, folder: Path, killed: set[int], expected: list[str], orphan_trapped: bool) -> None:
+    """The checks every kill must pass: consistent now, lock free, a rerun completes and applies each script once.
+
+    The rerun starts while the killed run's orphaned backend may still sit in its trap (as a long statement would
+    on a real server); the trap is let go only once the rerun holds the run lock, and the rerun must wait for
+    that backend instead of applying the script a second time.
+    """
+    check_consistent(read_state(db.pg_url), COUNT)
+    wait_until(lambda: not set(run_lock_holders(db.pg_url)) & killed, 10, "the killed run's lock to be released")
+    with Dbops(db.url, folder, "--json", "migrate", "--direct", "--lock-timeout", "60") as rerun:
+        wait_until(lambda: not rerun.running() or set(run_lock_holders(db.pg_url)) - killed, 30, "the rerun to take the run lock")
+        if orphan_trapped:
+            wait_until(lambda: "waiting for a session of an earlier run to end: dbops " in rerun.stderr or not rerun.running(),
+                       10, "the rerun to wait for the orphaned session")
+        check_consistent(read_state(db.pg_url), COUNT)
+        disarm(db.pg_url)
+        code, out, err = rerun.finish(60)
+    assert code == 0, f"rerun failed ({code}):\n{err}"
+    if orphan_trapped:
+        assert "waiting for a session of an earlier run to end: dbops " in err
+    state = read_state(db.pg_url)
+    check_consistent(state, COUNT)
+    assert state.applied == expected
+    assert set(state.applied) >= {a["script"] for a in json.loads(out)["applied"]}
+    wait_until(lambda: not dbops_sessions(db.pg_url) and not run_lock_holders(db.pg_url), 15, "every dbops session to end")
+
+
+def full_run_seconds(pg_server: PgServer, driver: str, request: pytest.FixtureRequest, folder: Path) -> float:
+    """How long one uninterrupted run takes here, so timed kills spread over it."""
+    db = fresh_db(pg_server, driver, request)
+    install_traps(db.pg_url)
+    started = time.monotonic()
+    code, _, err = dbops(db.url, folder, "migrate", "--direct")
+    assert code == 0, err
+    return time.monotonic() - started
+
+
+@pytest.mark.stress
+@pytest.mark.parametrize("driver", DRIVERS)
+def test_sigkill_at_every_kind_of_point_leaves_history_matching_the_database(driver, pg_server, tmp_path, request, figure) -> None:
+    folder = tmp_path / "sql"
+    expected = write_set(folder, COUNT, work=WORK)
+    duration = full_run_seconds(pg_server, driver, request, folder)
+    points = kill_points(max(1, SCALE.kill_points // len(DRIVERS)), offset=DRIVERS.index(driver) * 6, seed=len(driver))
+    rng = random.Random(7)
+    landed: Counter = Counter()
+    for kind, index in points:
+        db = fresh_db(pg_server, driver, request)
+        prepare(db, folder, kind, index)
+        killed: set[int] = set()
+        if kind == "lock":
+            landed[kill_while_waiting_for_the_lock(db, folder, index)] += 1
+        else:
+            where, killed = kill_at(db, folder, kind, index, rng.uniform(0.05, 1.0) * duration)
+            landed[where] += 1
+        after_kill(db, folder, killed, expected, orphan_trapped=kind not in ("time", "lock"))
+    figure(f"kill points survived ({driver})", len(points))
+    figure(f"where the kills landed ({driver})", dict(sorted(landed.items())))
