@@ -40,9 +40,10 @@ class GitRepo:
                 path.write_text(content, encoding="utf-8", newline="")
 
     def commit(self, message: str, files: dict[str, str | bytes | None] | None = None, author: str = "Ada Lovelace <ada@example.com>") -> str:
-        """Write `files`, stage everything, commit; returns the commit id."""
+        """Write `files` and commit exactly them (other changes in the work tree stay uncommitted); returns the commit id."""
         self.write(files or {})
-        self.git("add", "--all")
+        if files:
+            self.git("add", "--all", "--", *files)
         self.git("commit", "--quiet", "--allow-empty", "-m", message, author=author)
         return self.head()
 

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any, Protocol
@@ -17,9 +16,10 @@ from dagster import (
     sensor,
 )
 
-from dbops.config import locations_from
+from dbops.config import locations_from, read_flyway_conf
 from dbops.errors import DbopsError
 from dbops.migrations import parse_name
+from dbops.orchestration.translator import asset_name
 from dbops.sources import (
     TAG_AUTHOR,
     TAG_COMMIT,
@@ -67,14 +67,14 @@ class Watch:
     @classmethod
     def from_env(cls, kind: str, environ: dict[str, str] | None = None) -> Watch:
         """DBOPS_GIT_REPOSITORY / DBOPS_GIT_BRANCH or DBOPS_CODECOMMIT_REPOSITORY / DBOPS_CODECOMMIT_BRANCH,
-        plus DBOPS_LOCATIONS and AWS_REGION."""
+        plus AWS_REGION and the locations the code location reads (DBOPS_LOCATIONS, flyway.conf, default sql)."""
         env = dict(os.environ) if environ is None else environ
         prefix = "DBOPS_GIT" if kind == "git" else "DBOPS_CODECOMMIT"
         return cls(
             kind=kind,
             repository=env.get(f"{prefix}_REPOSITORY", "").strip(),
             branch=env.get(f"{prefix}_BRANCH", "").strip() or "main",
-            locations=tuple(locations_from(env.get("DBOPS_LOCATIONS"))),
+            locations=tuple(locations_from(env.get("DBOPS_LOCATIONS"), read_flyway_conf() if environ is None else None)),
             region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,
         )
 
@@ -94,13 +94,18 @@ class Watch:
 
 @dataclass
 class Decision:
-    """What one evaluation decided: run `commit` (folding in `folded`), or skip for `reason`; cursor = head."""
+    """What one evaluation decided: run `commit` (folding in `folded`), or skip for `reason`; cursor = head.
+
+    `changed` holds the repository paths of the scripts the run's commits changed (None on a first look:
+    the run brings every script).
+    """
 
     head: str
     commit: CommitInfo | None = None
     folded: list[CommitInfo] = field(default_factory=list)
     reason: str = ""
     notes: list[str] = field(default_factory=list)
+    changed: set[str] | None = None
 
 
 def decide(repo: Repository, branch: str, cursor: str | None, limit: int) -> Decision:
@@ -130,30 +135,26 @@ def decide(repo: Repository, branch: str, cursor: str | None, limit: int) -> Dec
         where = ", ".join(f"{loc}/" for loc in repo.locations)
         about = f" (newest {newest.id[:12]}: {_first_line(newest.message)})" if newest else ""
         return Decision(head, reason=f"{len(changes)} new commit(s) on {branch}, none changes a script under {where}{about}", notes=notes)
-    return Decision(head, touching[0].commit, [c.commit for c in reversed(touching[1:])], notes=notes)
+    changed = {path for change in touching for path in change.paths}
+    return Decision(head, touching[0].commit, [c.commit for c in reversed(touching[1:])], notes=notes, changed=changed)
 
 
-def asset_name(script: str) -> str:
-    """The asset key name of a script (DESIGN §7): stem lowercased, characters outside [a-z0-9_] → `_`."""
-    stem = PurePosixPath(script).name
-    stem = stem[: -len(".sql")] if stem.lower().endswith(".sql") else stem
-    return re.sub(r"[^a-z0-9_]", "_", stem.lower())
-
-
-def compare_with_definitions(context: SensorEvaluationContext, names: list[str]) -> tuple[list[str], str]:
-    """Scripts of the commit without an asset in the loaded code location, and a sentence saying what happens."""
+def compare_with_definitions(context: SensorEvaluationContext, names: list[str], changed: set[str] | None) -> tuple[list[str], str]:
+    """Scripts the run's commits bring that have no asset in the loaded code location, and a sentence saying
+    what happens to them (`changed`: repository paths the commits changed; None: every script)."""
     repository = context.repository_def
     if repository is None:
         return [], "the loaded definitions are not available to this evaluation; no comparison made"
     known = {key.path[-1] for key in repository.asset_graph.get_all_asset_keys() if key.path[0] == "migrations"}
-    scripts = [n for n in names if _is_migration(n)]
+    brought = None if changed is None else {asset_name(path) for path in changed}
+    scripts = [n for n in names if _is_migration(n) and (brought is None or asset_name(n) in brought)]
     new = [n for n in scripts if asset_name(n) not in known]
     if not new:
-        return [], f"all {len(scripts)} script(s) of the commit are assets of the loaded code location"
+        return [], f"the {len(scripts)} script(s) it brings are assets of the loaded code location"
     shown = ", ".join(new[:LIST_LIMIT]) + (f" and {len(new) - LIST_LIMIT} more" if len(new) > LIST_LIMIT else "")
     return new, (
-        f"{len(new)} script(s) are new to the loaded code location ({shown}): the run applies them and records "
-        "their materializations under migrations/<name>; reload the code location to see them as assets"
+        f"{len(new)} script(s) it brings have no asset in the loaded code location ({shown}): the run records "
+        "their materializations under migrations/<name> as it applies them; reload the code location to see them as assets"
     )
 
 
@@ -200,7 +201,7 @@ def evaluate(context: SensorEvaluationContext, watch: Watch) -> SensorResult | S
         if decision.commit is None:
             return SensorResult(skip_reason=SkipReason(decision.reason), cursor=decision.head)
         names = repo.script_names(decision.commit.id)
-        new_scripts, sentence = compare_with_definitions(context, names)
+        new_scripts, sentence = compare_with_definitions(context, names, decision.changed)
     except DbopsError as exc:
         return SkipReason(f"{watch.kind} {watch.repository or ''} branch {watch.branch}: {exc}")
     folded = f"; folds in {len(decision.folded)} earlier commit(s): {', '.join(c.id[:12] for c in decision.folded)}" if decision.folded else ""

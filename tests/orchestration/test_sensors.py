@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 from dagster import AssetSpec, DefaultSensorStatus, Definitions, build_sensor_context, define_asset_job, multi_asset
 
-from dbops.orchestration.sensors import Watch, asset_name, build_sensors
+from dbops.orchestration.sensors import Watch, build_sensors
+from dbops.orchestration.translator import asset_name
 from dbops.sources import TAG_AUTHOR, TAG_COMMIT, TAG_MESSAGE, TAG_REPOSITORY, TAG_SKIPPED, TAG_SOURCE
 from tests.codecommit_stub import StubbedCodeCommit
 from tests.gitrepo import GitRepo
@@ -79,7 +80,7 @@ def test_several_new_commits_make_one_run_for_the_newest_listing_the_others(repo
     assert request.tags[TAG_SKIPPED] == f"{v2},{v3}"
     assert request.tags["dbops/new_scripts"] == "V3__c.sql,V4__d.sql"
     assert f"folds in 2 earlier commit(s): {v2[:12]}, {v3[:12]}" in log
-    assert "2 script(s) are new to the loaded code location (V3__c.sql, V4__d.sql): the run applies them" in log
+    assert "2 script(s) it brings have no asset in the loaded code location (V3__c.sql, V4__d.sql): the run records" in log
 
 
 def test_a_rewritten_history_starts_again_from_the_branch(repo: GitRepo, capsys) -> None:
