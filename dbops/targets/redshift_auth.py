@@ -39,7 +39,7 @@ class AuthOptions:
     """The credential-related parts of a redshift:// URL."""
 
     user: str
-    password: str | None
+    password: str | None = field(repr=False)
     database: str
     secret_arn: str | None = None
     iam: bool = False

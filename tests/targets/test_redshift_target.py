@@ -105,7 +105,7 @@ def test_password_in_the_url_never_shows(spy) -> None:
         target.connect()
     assert spy.calls[0]["password"] == "pw-in-url-123"
     assert "pw-in-url-123" not in str(raised.value)
-    assert "pw-in-url-123" not in repr(target.credentials())
+    assert "pw-in-url-123" not in repr(target.credentials()) + repr(target.auth)
 
 
 def _secret(client, value: dict | str) -> str:
