@@ -371,14 +371,25 @@ class _Applier:
             for statement in statements:
                 rows += max(self._execute(statement), 0)
                 done += 1
-            elapsed = int((time.perf_counter() - clock) * 1000)
-            self.history.update_success(self.rank, elapsed)
-            self._audit(migration, "success", "", started)
         except SqlError as exc:
             self._fail(migration, exc, statements[done] if done < len(statements) else None, done, False, started)
         finally:
             self.session.set_autocommit(False)
+        elapsed = int((time.perf_counter() - clock) * 1000)
+        self._mark_done(migration, elapsed, started)
         return ScriptResult(migration, "success", elapsed, len(statements), rows, False)
+
+    def _mark_done(self, migration: Migration, elapsed: int, started: datetime) -> None:
+        """The success flag and the audit row commit together: a crash between them leaves the row failed, not unaudited."""
+
+        def bookkeeping(_: int | None) -> list[tuple[str, tuple]]:
+            return [self.history.update_success_statement(self.rank, elapsed), self._audit_statement(migration, "success", "", started)]
+
+        try:
+            self.session.run_transaction([], bookkeeping)
+        except SqlError as exc:
+            self.session.rollback()
+            self._fail(migration, exc, None, len(migration.statements), False, started)
 
     def _execute(self, statement: Statement) -> int:
         return self.session.execute(statement.sql)
@@ -434,8 +445,7 @@ class _Applier:
             if transactional:
                 self.session.rollback()
             self._audit(migration, "failed", error, started)
-            if transactional:
-                self.session.commit()
+            self.session.commit()
         except SqlError:
             pass
         self.callbacks_quietly("afterMigrateError")

@@ -218,7 +218,11 @@ class History:
         )
 
     def update_success(self, rank: int, execution_time: int) -> None:
-        self.session.execute(
+        self.session.execute(*self.update_success_statement(rank, execution_time))
+
+    def update_success_statement(self, rank: int, execution_time: int) -> tuple[str, tuple]:
+        """Mark the row at `rank` applied, as (sql, params)."""
+        return (
             f'update {self.qualified} set "success" = %s, "execution_time" = %s where "installed_rank" = %s',
             (True, execution_time, rank),
         )

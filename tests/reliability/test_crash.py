@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from dbops.cli import main
 from dbops.engine import Engine, Settings
 from dbops.targets import open_target
 from tests.pg import PgServer
@@ -198,3 +199,77 @@ def test_sigkill_at_every_kind_of_point_leaves_history_matching_the_database(dri
         after_kill(db, folder, killed, expected, orphan_trapped=kind not in ("time", "lock"))
     figure(f"kill points survived ({driver})", len(points))
     figure(f"where the kills landed ({driver})", dict(sorted(landed.items())))
+
+
+MAINTENANCE = "V2__maintenance.sql"
+NON_TRANSACTIONAL = {
+    "V1__orders.sql": "create table orders (id int primary key, total numeric(10, 2));\n"
+                      "insert into orders select g, g from generate_series(1, 100) g;\n",
+    MAINTENANCE: "select trap('NT:before');\nvacuum orders;\nselect trap('NT:after');\nanalyze orders;\n",
+    "V3__customers.sql": "create table customers (id int);\n",
+}
+# Where a kill can land in a script that runs in autocommit: before/after its VACUUM, in the insert of its
+# "failed" row, in the update that marks it done, in its audit row.
+NT_POINTS = {
+    "before": "NT:before",
+    "after": "NT:after",
+    "record": f"history:{MAINTENANCE}",
+    "success": f"update:{MAINTENANCE}",
+    "audit": f"audit:{MAINTENANCE}",
+}
+
+
+def cli(capsys: pytest.CaptureFixture, url: str, folder: Path, *args: str) -> tuple[int, str, str]:
+    code = main(["--url", url, "--locations", str(folder), *args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def state_of(capsys: pytest.CaptureFixture, db: RigDatabase, folder: Path, script: str) -> str:
+    code, out, err = cli(capsys, db.url, folder, "--json", "info")
+    assert code == 0, err
+    return next(m["state"] for m in json.loads(out)["migrations"] if m["script"] == script)
+
+
+@pytest.mark.parametrize("driver", DRIVERS)
+@pytest.mark.parametrize("point", sorted(NT_POINTS))
+def test_sigkill_in_a_non_transactional_script_is_reported_and_repair_recovers(driver, point, pg_server, tmp_path, request, capsys) -> None:
+    folder = tmp_path / "sql"
+    folder.mkdir()
+    for name, text in NON_TRANSACTIONAL.items():
+        (folder / name).write_text(text)
+    db = fresh_db(pg_server, driver, request)
+    install_traps(db.pg_url)
+    with Engine(open_target(db.pg_url), Settings(locations=[str(folder)])).locked():
+        pass
+    trap_table(db.pg_url, TABLE, "INSERT", "history")
+    trap_table(db.pg_url, TABLE, "UPDATE", "update")
+    trap_table(db.pg_url, "dbops_audit", "INSERT", "audit")
+    arm(db.pg_url, NT_POINTS[point])
+    with Dbops(db.url, folder, "migrate", "--direct") as process:
+        wait_until(lambda: trapped(db, process) or not process.running(), 60, f"dbops to reach {NT_POINTS[point]}")
+        assert process.running(), process.stderr
+        process.kill()
+
+    reported = state_of(capsys, db, folder, MAINTENANCE)
+    assert reported == ("Pending" if point == "record" else "Failed")
+    if reported == "Failed":
+        code, _, err = cli(capsys, db.url, folder, "validate")
+        assert code == 1 and MAINTENANCE in err + _ and "dbops repair" in err + _
+    disarm(db.pg_url)
+    wait_until(lambda: not dbops_sessions(db.pg_url), 15, "the killed run's sessions to end")
+
+    after_orphan = state_of(capsys, db, folder, MAINTENANCE)
+    assert after_orphan in (("Pending", "Failed") if point == "record" else ("Failed", "Success"))
+    state = read_state(db.pg_url)
+    assert all(state.audit[s] == 1 for s in state.applied), f"a script marked done has no audit row: {state.audit} {state.applied}"
+    if after_orphan == "Failed":
+        code, _, err = cli(capsys, db.url, folder, "migrate", "--direct")
+        assert code == 1 and f"{MAINTENANCE} failed" in err and "dbops repair" in err
+        code, out, err = cli(capsys, db.url, folder, "repair")
+        assert code == 0 and f"removed failed row {MAINTENANCE}" in out, err
+    code, out, err = cli(capsys, db.url, folder, "--json", "migrate", "--direct")
+    assert code == 0, err
+    state = read_state(db.pg_url)
+    assert state.history and [h[1:] for h in state.history] == [(name, True) for name in NON_TRANSACTIONAL]
+    assert state.audit == Counter({name: 1 for name in NON_TRANSACTIONAL})
