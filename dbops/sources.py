@@ -55,7 +55,7 @@ class Snapshot:
 
 @dataclass(frozen=True)
 class CommitChange:
-    """One commit of a branch and the script files it added, changed or deleted (display paths)."""
+    """One commit of a branch and the script files it added, changed or deleted (paths inside the repository)."""
 
     commit: CommitInfo
     paths: tuple[str, ...] = ()
@@ -194,7 +194,6 @@ def in_location(path: str, location: str) -> str | None:
     return rel if is_script_name(rel.rsplit("/", 1)[-1]) else None
 
 
-
 def attribute(
     files: list[ScriptFile], locations: dict[str, str], changes: list[tuple[CommitInfo, list[str]]]
 ) -> dict[str, CommitInfo]:
@@ -215,6 +214,7 @@ def attribute(
         if commit is not None:
             result[file.display_path] = commit
     return result
+
 
 def __getattr__(name: str):
     # GitSource and CodeCommitSource live in their own modules, loaded on first use.
