@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -130,10 +130,6 @@ class CodeCommitSource:
         except SourceError:
             return False
         return True
-
-    def at(self, commit: str, batch: tuple[str, ...] = ()) -> CodeCommitSource:
-        """The same repository pinned at `commit`."""
-        return replace(self, ref=commit, batch=batch)
 
     def _commit(self, commit: str) -> dict[str, Any]:
         key = (self._region_key(), self.repository, "commit", commit)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import hashlib
 import os
 import subprocess
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
@@ -124,12 +124,6 @@ class GitSource:
         except SourceError:
             return False
         return True
-
-    def at(self, commit: str, batch: tuple[str, ...] = ()) -> GitSource:
-        """The same repository pinned at `commit`."""
-        pinned = replace(self, ref=commit, batch=batch)
-        pinned.__dict__.update({k: v for k, v in self.__dict__.items() if k in ("git_dir", "repo_locations")})
-        return pinned
 
     def commit_infos(self, commits: list[str]) -> dict[str, CommitInfo]:
         """Id, author, message and author time of each commit."""
