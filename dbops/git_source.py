@@ -62,11 +62,18 @@ class GitSource:
             path = Path(self.repo).expanduser().resolve()
             if not path.exists():
                 raise SourceError(f"{self.repo}: git repository not found; set DBOPS_GIT_REPOSITORY to a repository path or URL")
+            try:
+                _git(["-C", str(path), "rev-parse", "--git-dir"], cwd=None)
+            except SourceError:
+                raise SourceError(f"{self.repo}: not a git repository; set DBOPS_GIT_REPOSITORY to a repository path or URL") from None
             return str(path)
         mirror = mirror_dir(self.repo, self.home)
         if not (mirror / "HEAD").exists():
             if "***" in self.repo:
-                raise SourceError(f"{self.repo}: no mirror of this repository yet, and its URL has no password; let the sensor clone it first")
+                raise SourceError(
+                    f"{self.repo}: no mirror of this repository on this machine, and the URL is redacted so it cannot be "
+                    "cloned here; run the sensor here once, or use a credential helper and a URL without a password"
+                )
             mirror.parent.mkdir(parents=True, exist_ok=True)
             _git(["clone", "--mirror", "--quiet", "--", self.repo, str(mirror)], cwd=None, what=f"clone {redact(self.repo)}", timeout=FETCH_TIMEOUT)
             self._fetched = True
@@ -113,6 +120,8 @@ class GitSource:
         return self.resolve(self.ref)
 
     def resolve(self, ref: str) -> str:
+        """The commit id of a branch, tag or commit; an unknown one raises SourceError naming it."""
+        self.git_dir  # a missing repository or a failed clone is reported as such, not as an unknown ref
         try:
             return self.run("rev-parse", "--verify", "--quiet", "--end-of-options", f"{ref}^{{commit}}").strip()
         except SourceError:

@@ -111,6 +111,9 @@ def test_missing_location_and_unknown_branch_say_what_to_fix(repo: GitRepo, tmp_
         GitSource(str(repo.path), "release").head()
     with pytest.raises(SourceError, match="git repository not found.*DBOPS_GIT_REPOSITORY"):
         GitSource(str(tmp_path / "nowhere"), "main").head()
+    (tmp_path / "plain").mkdir()
+    with pytest.raises(SourceError, match="plain: not a git repository; set DBOPS_GIT_REPOSITORY"):
+        GitSource(str(tmp_path / "plain"), "main").head()
 
 
 def test_a_remote_repository_is_mirrored_under_dbops_home_and_fetched(repo: GitRepo, tmp_path: Path) -> None:
@@ -164,3 +167,14 @@ def test_folded_commits_are_attributed_and_recorded_in_the_audit_table(repo: Git
         ("V2__orders.sql", v2, "Grace Hopper <grace@example.com>", "add V2", "sensor"),
         ("V3__items.sql", v3, "Ada Lovelace <ada@example.com>", "add V3", "sensor"),
     ]
+
+
+def test_a_remote_urls_password_never_reaches_tags_or_errors(tmp_path: Path) -> None:
+    source = GitSource("https://deploy:s3cret-token@127.0.0.1:9/warehouse.git", "main", home=tmp_path)
+    assert source.label == "git:https://deploy:***@127.0.0.1:9/warehouse.git"
+    with pytest.raises(SourceError) as caught:
+        source.head()
+    assert "git clone https://deploy:***@127.0.0.1:9/warehouse.git" in str(caught.value)
+    assert "s3cret-token" not in str(caught.value)
+    with pytest.raises(SourceError, match="the URL is redacted so it cannot be cloned here"):
+        GitSource(source.label.removeprefix("git:"), "main", home=tmp_path).head()
