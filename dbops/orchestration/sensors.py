@@ -30,6 +30,7 @@ from dbops.sources import (
     CommitChange,
     CommitInfo,
 )
+from dbops.urls import redact
 
 TAG_BRANCH = "dbops/branch"
 TAG_NEW_SCRIPTS = "dbops/new_scripts"
@@ -77,6 +78,11 @@ class Watch:
             locations=tuple(locations_from(env.get("DBOPS_LOCATIONS"), read_flyway_conf() if environ is None else None)),
             region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,
         )
+
+    @property
+    def label(self) -> str:
+        """`git:<path or redacted URL>` or `codecommit:<name>`, for messages."""
+        return f"{self.kind}:{redact(self.repository)}"
 
     @property
     def setting(self) -> str:
@@ -203,7 +209,8 @@ def evaluate(context: SensorEvaluationContext, watch: Watch) -> SensorResult | S
         names = repo.script_names(decision.commit.id)
         new_scripts, sentence = compare_with_definitions(context, names, decision.changed)
     except DbopsError as exc:
-        return SkipReason(f"{watch.kind} {watch.repository or ''} branch {watch.branch}: {exc}")
+        problem = redact(str(exc))
+        return SkipReason(problem if watch.label in problem else f"{watch.label} ({watch.branch}): {problem}")
     folded = f"; folds in {len(decision.folded)} earlier commit(s): {', '.join(c.id[:12] for c in decision.folded)}" if decision.folded else ""
     context.log.info(f"commit {decision.commit.id[:12]} ({_first_line(decision.commit.message)}) starts a migrate run{folded}; {sentence}")
     return SensorResult(run_requests=[run_request(repo, watch.branch, decision, new_scripts)], cursor=decision.head)
@@ -221,7 +228,7 @@ def make_sensor(job: Any, watch: Watch, name: str, interval: int) -> SensorDefin
         default_status=status,
         description=(
             f"Starts one `migrate` run for each new commit of branch {watch.branch} of {what} "
-            f"({watch.repository or f'unset: set {watch.setting}'}) that changes a script under "
+            f"({redact(watch.repository) or f'unset: set {watch.setting}'}) that changes a script under "
             f"{', '.join(watch.locations)}; run_key = commit id, cursor = last commit handled."
         ),
     )

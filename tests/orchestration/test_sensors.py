@@ -153,3 +153,14 @@ def test_codecommit_sensor_runs_new_commits_and_skips_on_aws_errors() -> None:
     denied = tick(sensor, defs, v2)
     assert denied.cursor == v2 and "access denied (not authorized to perform codecommit:GetBranch)" in denied.skip_message
     cc.stubber.assert_no_pending_responses()
+
+
+def test_a_repository_urls_password_stays_out_of_the_ui(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("DBOPS_HOME", str(tmp_path))
+    url = "https://deploy:s3cret-token@127.0.0.1:9/warehouse.git"
+    defs, git_sensor, _ = definitions([], git=Watch("git", url))
+    result = tick(git_sensor, defs, None)
+    assert "s3cret-token" not in result.skip_message and "s3cret-token" not in git_sensor.description
+    assert result.skip_message.startswith("git:https://deploy:***@127.0.0.1:9/warehouse.git (main): git clone https://deploy:***@")
+    assert "Couldn't connect to server" in result.skip_message
+    assert result.cursor is None
