@@ -162,5 +162,4 @@ def test_a_repository_urls_password_stays_out_of_the_ui(tmp_path: Path, monkeypa
     result = tick(git_sensor, defs, None)
     assert "s3cret-token" not in result.skip_message and "s3cret-token" not in git_sensor.description
     assert result.skip_message.startswith("git:https://deploy:***@127.0.0.1:9/warehouse.git (main): git clone https://deploy:***@")
-    assert "Couldn't connect to server" in result.skip_message
     assert result.cursor is None
