@@ -13,12 +13,12 @@ from typing import NoReturn
 
 from dbops.errors import ConfigError, MigrationFailed, ValidationFailed
 from dbops.history import BASELINE_DESCRIPTION, AuditRecord, History
-from dbops.locks import make_lock
+from dbops.locks import RunLock, make_lock
 from dbops.migrations import BASELINE, REPEATABLE, VERSIONED, Catalog, Migration, PlaceholderContext, Version, discover
 from dbops.plan import FAILED, MISSING, Plan, PlanEntry, build_plan
 from dbops.sources import CommitInfo, FolderSource, Snapshot
 from dbops.statements import Statement
-from dbops.targets.base import Session, SqlError, Target
+from dbops.targets.base import ConnectionLost, Session, SqlError, Target
 
 DEFAULT_TABLE = "flyway_schema_history"
 
@@ -80,6 +80,7 @@ class Engine:
         self.settings = settings or Settings()
         self._snapshot = snapshot
         self.dialect: str | None = None
+        self.run_lock: RunLock | None = None
 
     @cached_property
     def snapshot(self) -> Snapshot:
@@ -147,6 +148,7 @@ class Engine:
         """The run lock plus a working session with the history tables in place."""
         lock = make_lock(self.target, self.settings.schema, self.settings.table)
         lock.acquire(self.settings.lock_timeout, on_event)
+        self.run_lock = lock
         try:
             if lock.waited > 1 and on_event:
                 on_event(f"got the run lock after waiting {lock.waited:.1f}s")
@@ -159,6 +161,7 @@ class Engine:
                     session.commit()
                 yield session, history
         finally:
+            self.run_lock = None
             lock.release()
 
     def check_selection(self, pending: list[PlanEntry], select: set[str] | None) -> list[PlanEntry]:
@@ -300,6 +303,19 @@ class Engine:
         return results
 
 
+def _lost_outcome(migration: Migration, transactional: bool) -> str:
+    """What a lost connection means for the script that was running, for the message."""
+    if transactional:
+        return (
+            f"Its transaction was not committed, unless the connection broke during COMMIT: `dbops info` shows whether "
+            f"{migration.script} was recorded. Migrate again once the database is reachable."
+        )
+    return (
+        f"It runs outside a transaction, so some of its statements may have been applied; `dbops info` shows it as "
+        f"Failed if its row was written. Undo what it did by hand if needed, run `dbops repair`, and migrate again."
+    )
+
+
 def _split_ahead(entries: list[PlanEntry]) -> None:
     """Parse the scripts on a helper thread, in order, while the main thread waits on the database."""
 
@@ -333,11 +349,14 @@ class _Applier:
                 raise MigrationFailed(f"{callback.path}: {event} callback failed: {exc}") from None
 
     def apply(self, migration: Migration) -> ScriptResult:
+        if self.engine.run_lock is not None:
+            self.engine.run_lock.verify(before=migration.path)
         self.callbacks("beforeEachMigrate")
-        if migration.in_transaction_on(self.session.dialect):
-            result = self._apply_in_transaction(migration)
-        else:
-            result = self._apply_in_autocommit(migration)
+        transactional = migration.in_transaction_on(self.session.dialect)
+        try:
+            result = self._apply_in_transaction(migration) if transactional else self._apply_in_autocommit(migration)
+        except ConnectionLost as exc:
+            raise ConnectionLost(f"{migration.path}: {exc}\n{_lost_outcome(migration, transactional)}") from None
         self.rank += 1
         self.callbacks("afterEachMigrate")
         return result
@@ -365,6 +384,7 @@ class _Applier:
         clock = time.perf_counter()
         statements = migration.statements
         rows = done = 0
+        lost = False
         self.session.set_autocommit(True)
         try:
             self._record(self.rank, migration, 0, success=False)
@@ -373,8 +393,12 @@ class _Applier:
                 done += 1
         except SqlError as exc:
             self._fail(migration, exc, statements[done] if done < len(statements) else None, done, False, started)
+        except ConnectionLost:
+            lost = True  # nothing to switch back on a dead connection; report the loss itself
+            raise
         finally:
-            self.session.set_autocommit(False)
+            if not lost:
+                self.session.set_autocommit(False)
         elapsed = int((time.perf_counter() - clock) * 1000)
         self._mark_done(migration, elapsed, started)
         return ScriptResult(migration, "success", elapsed, len(statements), rows, False)

@@ -6,9 +6,9 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 
-from dbops.errors import LockTimeout
+from dbops.errors import ConnectError, LockTimeout
 from dbops.history import quote_ident
-from dbops.targets.base import POSTGRESQL, REDSHIFT, Session, SqlError, Target
+from dbops.targets.base import POSTGRESQL, REDSHIFT, ConnectionLost, Session, SqlError, Target
 
 LOCK_TABLE = "dbops_lock"
 POLL_SECONDS = 0.2
@@ -94,6 +94,9 @@ class RunLock(ABC):
                 )
             time.sleep(POLL_SECONDS)
         work.commit()
+
+    def verify(self, before: str) -> None:
+        """Raise ConnectionLost if the lock's session has ended; the advisory lock needs no check (see guard)."""
 
     def _timeout(self, timeout: float) -> LockTimeout:
         return LockTimeout(
@@ -184,6 +187,21 @@ class TableLock(RunLock):
                 told = True
             if time.monotonic() >= deadline:
                 raise self._timeout(timeout)
+
+    def verify(self, before: str) -> None:
+        """Redshift has no advisory lock to guard the working session: check that the lock is still held.
+
+        If the lock's session ended (an idle-session timeout, a terminated backend, a network cut), another
+        migrator may already hold the lock; stop before the next script rather than run beside it.
+        """
+        try:
+            assert self.session is not None
+            self.session.query("select 1")
+        except (SqlError, ConnectError) as exc:
+            raise ConnectionLost(
+                f"lost the run lock on {self.schema}.{self.table}: its session ended ({exc}). Stopped before {before}; "
+                "what was applied before it is recorded. Migrate again to continue."
+            ) from None
 
     def holder(self) -> str:
         probe = self.target.connect()

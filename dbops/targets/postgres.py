@@ -92,7 +92,8 @@ class PostgresSession(Session):
                 raise error from None
             return TransactionResult([c.rowcount for c in done], 0, failed_index=failed, error=error)
         finally:
-            self.conn.autocommit = saved
+            if not self.conn.broken:  # a lost connection reports itself above; do not trade it for another error
+                self.conn.autocommit = saved
         rows = [c.rowcount for c in cursors[1 : len(statements) + 1]]
         return TransactionResult(rows, int((time.perf_counter() - clock) * 1000))
 
@@ -112,7 +113,10 @@ class PostgresSession(Session):
         if self.conn.autocommit != on:
             if self.conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
                 self.rollback()
-            self.conn.autocommit = on
+            try:
+                self.conn.autocommit = on
+            except psycopg.Error as exc:
+                raise _sql_error(exc) from None
 
     def close(self) -> None:
         self.conn.close()

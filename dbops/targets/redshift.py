@@ -202,14 +202,16 @@ class RedshiftTarget(Target):
             )
         except _ERRORS as exc:
             raise ConnectError(f"cannot connect to {self.redacted_url}: {self._scrub(_describe(exc), credentials)}") from None
+        try:
+            session = RedshiftSession(conn, self._cancel_backend)  # its first query still under the connect timeout
+        except (SqlError, ConnectError) as exc:
+            conn.close()
+            detail = str(exc).removeprefix("lost the connection to the database: ")
+            raise ConnectError(f"cannot connect to {self.redacted_url}: {self._scrub(detail, credentials)}") from None
         sock = getattr(conn, "_usock", None)
         if sock is not None:
             sock.settimeout(None)  # the timeout bounds connecting only, not a long VACUUM
-        try:
-            return RedshiftSession(conn, self._cancel_backend)
-        except (SqlError, ConnectError):
-            conn.close()
-            raise
+        return session
 
     def _cancel_backend(self, pid: int) -> None:
         session = self.connect()
