@@ -41,7 +41,7 @@ def test_version_and_the_steps_in_order() -> None:
     assert steps == sorted(steps)
     migrate = commands()[steps[-1]]
     assert '--commit "$DBOPS_COMMIT" --author "$DBOPS_AUTHOR" --message "$DBOPS_MESSAGE"' in migrate
-    assert "DBOPS_SOURCE=codebuild" in migrate
+    assert "DBOPS_SOURCE" not in migrate  # CodeBuild runs the CLI: source "cli", as DESIGN lists
     assert index_of(r"export DBOPS_COMMIT=") < steps[-1]
     for phase in ("install", "pre_build"):
         assert SPEC["phases"][phase]["on-failure"] == "ABORT"
