@@ -76,7 +76,7 @@ def build_definitions(
     )
     return Definitions(
         assets=[migrations, *warehouse_assets(project, translator)],
-        asset_checks=[checksum_checks(project, translator), drift_check(last)],
+        asset_checks=[*checksum_checks(project, translator), drift_check(last)],
         jobs=[migrate, validate],
         schedules=[schedule],
         sensors=sensors_for(migrate) if with_sensors else [],

@@ -28,6 +28,8 @@ from dbops.sources import source_for_tags
 
 CHECKSUM_CHECK = "checksum"
 DRIFT_CHECK = "schema_drift"
+# Building a job costs Dagster (checks of one definition) x (their inputs); bounded by splitting the checks.
+CHECKS_PER_DEFINITION = 200
 
 
 def _engine(context: AssetCheckExecutionContext, dbops: DbopsResource) -> Engine:
@@ -36,9 +38,16 @@ def _engine(context: AssetCheckExecutionContext, dbops: DbopsResource) -> Engine
     return Engine(dbops.open_target(), settings, snapshot)
 
 
-def checksum_checks(project: MigrationProject, translator: MigrationTranslator, name: str = "checksum_checks") -> AssetsDefinition:
-    """One blocking check per script: an applied script's recorded checksum equals its file's."""
+def checksum_checks(project: MigrationProject, translator: MigrationTranslator) -> list[AssetsDefinition]:
+    """One blocking check per script (an applied script's recorded checksum equals its file's), in groups of 200."""
     keys = [translator.get_asset_key(m) for m in project.migrations]
+    groups = [keys[i : i + CHECKS_PER_DEFINITION] for i in range(0, len(keys), CHECKS_PER_DEFINITION)]
+    if len(groups) == 1:
+        return [_checksum_checks(groups[0], translator, "checksum_checks")]
+    return [_checksum_checks(group, translator, f"checksum_checks_{n:03d}") for n, group in enumerate(groups, start=1)]
+
+
+def _checksum_checks(keys: list[AssetKey], translator: MigrationTranslator, name: str) -> AssetsDefinition:
     specs = [
         AssetCheckSpec(
             CHECKSUM_CHECK,

@@ -135,12 +135,16 @@ def launch_migrate(engine: Engine, args: argparse.Namespace, console: Console, c
             console.result(f"Nothing to migrate: no scripts in {', '.join(settings.locations)}.")
             return 0
         with DagsterInstance.get() as instance:
+            # Subset here, checks excluded: given as execute_job(asset_selection=...), Dagster would add
+            # the checks of the selected assets to the run.
+            job = reconstructable(launched_migrate_job).get_subset(
+                asset_selection=frozenset(selection), asset_check_selection=frozenset()
+            )
             result = execute_job(
-                reconstructable(launched_migrate_job),
+                job,
                 instance=instance,
                 run_config=run_config(settings, verbose),
                 tags=run_tags(args.source, commit, engine.target.redacted_url),
-                asset_selection=selection,
             )
             events = list(result.all_events)
             run_id = result.run_id
@@ -218,16 +222,20 @@ def quiet_dagster(verbose: bool) -> Iterator[None]:
 
 
 def open_ui(console: Console, args: argparse.Namespace | None = None) -> int:
-    """`dagster dev` on this project and the local instance, on 127.0.0.1 (port DBOPS_UI_PORT, default 3000)."""
+    """`dagster dev` on this project and the local instance, on 127.0.0.1 (port DBOPS_UI_PORT, default 3000).
+
+    In a folder with its own dagster.yaml (this repository's points at .dbops/dagster_home) and neither
+    DAGSTER_HOME nor DBOPS_HOME set, Dagster reads that file; otherwise DAGSTER_HOME is set (and created).
+    """
     from dbops.cli import _settings, _url
 
-    home = dagster_home()
+    own_config = Path("dagster.yaml").is_file() and not os.environ.get("DAGSTER_HOME") and not os.environ.get("DBOPS_HOME")
+    instance = "dagster.yaml in this folder" if own_config else str(dagster_home())
     port = os.environ.get("DBOPS_UI_PORT", "3000")
     target = ["-w", "workspace.yaml"] if Path("workspace.yaml").is_file() else ["-m", "dbops.definitions"]
     command = [sys.executable, "-m", "dagster", "dev", *target, "-h", "127.0.0.1", "-p", port]
-    console.result(f"Dagster UI: http://127.0.0.1:{port} (instance {home}); Ctrl+C stops it.")
-    settings = _settings(args) if args is not None else None
-    environment = settings_environment(settings, _url(args)) if settings is not None else _nothing()
+    console.result(f"Dagster UI: http://127.0.0.1:{port} (instance: {instance}); Ctrl+C stops it.")
+    environment = settings_environment(_settings(args), _url(args)) if args is not None else _nothing()
     with environment:
         try:
             return subprocess.call(command)

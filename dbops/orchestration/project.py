@@ -3,10 +3,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pathlib import Path
+
 from dbops.engine import Settings
 from dbops.migrations import Catalog, Migration, PlaceholderContext, discover
+from dbops.orchestration.facts_cache import FactsCache
 from dbops.orchestration.lineage import ScriptFacts, dialect_for, script_facts
 from dbops.sources import FolderSource, Snapshot
+from dbops.targets.embedded import dbops_home
+
+
+def default_cache_path() -> Path:
+    return dbops_home() / "cache" / "script-facts.json"
 
 
 @dataclass
@@ -27,9 +35,21 @@ class MigrationProject:
         return cls.from_catalog(catalog, dialect)
 
     @classmethod
-    def from_catalog(cls, catalog: Catalog, dialect: str = "postgres", default_schema: str = "public") -> MigrationProject:
+    def from_catalog(
+        cls, catalog: Catalog, dialect: str = "postgres", default_schema: str = "public", cache: FactsCache | None = None
+    ) -> MigrationProject:
+        """Facts for each script, from the cache when its text was seen before (default cache: under DBOPS_HOME)."""
+        cache = cache if cache is not None else FactsCache(default_cache_path())
         sqlglot_dialect = dialect_for(dialect)
-        facts = {m.path: script_facts(m.sql, sqlglot_dialect, default_schema) for m in catalog.migrations}
+        facts: dict[str, ScriptFacts] = {}
+        for migration in catalog.migrations:
+            key = cache.key(migration.sql, dialect, default_schema)
+            found = cache.get(key)
+            if found is None:
+                found = script_facts(migration.sql, sqlglot_dialect, default_schema)
+                cache.put(key, found)
+            facts[migration.path] = found
+        cache.save()
         return cls(catalog=catalog, facts=facts, dialect=dialect, default_schema=default_schema)
 
     @property

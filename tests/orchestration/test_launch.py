@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 
 import pytest
 from dagster import DagsterInstance
@@ -104,3 +106,42 @@ def test_an_edited_applied_script_stops_the_run_with_exit_1(project, pg_url, scr
 def test_an_unreachable_database_exits_3_before_any_run(project, capsys):
     assert main(["--url", "postgresql://nobody@127.0.0.1:1/db?connect_timeout=2", "migrate"]) == 3
     assert "cannot connect" in capsys.readouterr().err
+
+
+def test_the_repository_dagster_yaml_shows_cli_runs_to_a_plain_dagster_dev(project, pg_url, capsys):
+    """`dagster dev -w workspace.yaml` without DAGSTER_HOME reads ./dagster.yaml: the same storage as `dbops migrate`."""
+    import shutil
+    import tempfile
+
+    from dagster._core.instance.ref import InstanceRef
+
+    shutil.copy(Path(__file__).parents[2] / "dagster.yaml", project / "dagster.yaml")
+    assert main(["--url", pg_url, "migrate"]) == 0
+    [(run, _)] = runs(project)
+    with tempfile.TemporaryDirectory(dir=project) as scratch:  # what dagster dev does without DAGSTER_HOME
+        with DagsterInstance.from_ref(InstanceRef.from_dir(scratch, config_dir=str(project))) as instance:
+            assert [r.run_id for r in instance.get_runs()] == [run.run_id]
+            assert instance.get_latest_materialization_event(key("v1__create_users")).run_id == run.run_id
+
+
+def test_ui_starts_dagster_dev_on_localhost_with_the_command_line_settings(project, monkeypatch, capsys):
+    import subprocess
+
+    seen = {}
+
+    def call(command):
+        seen["command"] = command
+        seen["env"] = {k: os.environ.get(k) for k in ("DAGSTER_HOME", "DBOPS_URL", "DBOPS_LOCATIONS")}
+        return 0
+
+    monkeypatch.setattr(subprocess, "call", call)
+    (project / "workspace.yaml").write_text("load_from: []\n")
+    assert main(["--url", "postgresql://u:pw@127.0.0.1/db", "--locations", "sql", "ui"]) == 0
+    assert seen["command"][-7:] == ["dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", "3000"]
+    assert seen["env"] == {
+        "DAGSTER_HOME": str(project / ".dbops" / "dagster_home"),
+        "DBOPS_URL": "postgresql://u:pw@127.0.0.1/db",
+        "DBOPS_LOCATIONS": "sql",
+    }
+    assert "http://127.0.0.1:3000" in capsys.readouterr().out
+    assert "DBOPS_URL" not in os.environ

@@ -1,0 +1,132 @@
+"""Benchmark: what Dagster adds to a migrate, and how long the definitions take to load.
+
+Usage: uv run python -m bench.dagster_overhead [--sizes 100,1000] [--load-sizes 1000,10000] [--repeat 1]
+
+1. `dbops migrate` (the migrate job on a fresh local instance) against `dbops migrate --direct` for N
+   pending migrations (bench/generate.py's scripts), each on a new database; then a no-op `dbops migrate`.
+   Wall times include process start on both sides; "run" is the Dagster run's own duration.
+2. Loading the definitions for N scripts in a fresh process: importing dagster and dbops, building the
+   Definitions (cold: no script-facts cache; warm: cache filled), and the repository snapshot that the
+   code server hands to the webserver.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench.generate import generate
+from tests.pg import PgServer, start_server
+
+GOALS = "goals: <= 10 ms overhead per applied migration, no-op < 3 s, load 1,000 < 1.5 s, 10,000 < 6 s"
+
+LOAD_PROBE = """
+import json, sys, time, warnings
+warnings.simplefilter("ignore")
+started = time.perf_counter()
+import dagster
+from dagster._core.remote_representation.external_data import RepositorySnap
+from dbops.orchestration.build import build_definitions
+imported = time.perf_counter()
+defs = build_definitions(with_sensors=False)
+built = time.perf_counter()
+RepositorySnap.from_def(defs.get_repository_def())
+snapped = time.perf_counter()
+print(json.dumps({"import": imported - started, "build": built - imported, "snapshot": snapped - built}))
+"""
+
+RUN_PROBE = """
+import json, sys
+from dagster import DagsterInstance
+with DagsterInstance.get() as instance:
+    runs = instance.get_runs(limit=2)
+    out = []
+    for run in runs:
+        stats = instance.get_run_stats(run.run_id)
+        out.append({"seconds": stats.end_time - stats.start_time, "events": len(instance.all_logs(run.run_id))})
+print(json.dumps(out))
+"""
+
+
+def timed(cmd: list[str], env: dict[str, str]) -> float:
+    started = time.perf_counter()
+    subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - started
+
+
+def python(code: str, env: dict[str, str]) -> dict | list:
+    done = subprocess.run([sys.executable, "-c", code], check=True, env=env, capture_output=True, text=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def migrate_figures(server: PgServer, root: Path, n: int) -> dict[str, float]:
+    folder = root / f"sql{n}"
+    generate(folder, n)
+    base = {**os.environ, "DBOPS_LOCATIONS": str(folder), "DBOPS_HOME": str(root / f"home{n}")}
+    base.pop("DAGSTER_HOME", None)
+    cli = [sys.executable, "-m", "dbops.cli", "migrate"]
+    direct = timed([*cli, "--direct"], {**base, "DBOPS_URL": server.url(server.create_database("direct"))})
+    env = {**base, "DBOPS_URL": server.url(server.create_database("dagster")), "DAGSTER_HOME": str(root / f"dagster{n}")}
+    dagster = timed(cli, env)
+    noop = timed(cli, env)
+    noop_run, first_run = python(RUN_PROBE, env)
+    return {
+        "n": n,
+        "direct": direct,
+        "dagster": dagster,
+        "per_migration_ms": (dagster - direct) / n * 1000,
+        "run": first_run["seconds"],
+        "events": first_run["events"],
+        "noop": noop,
+        "noop_run": noop_run["seconds"],
+    }
+
+
+def load_figures(root: Path, n: int) -> dict[str, float]:
+    folder = root / f"load{n}"
+    generate(folder, n)
+    env = {**os.environ, "DBOPS_LOCATIONS": str(folder), "DBOPS_HOME": str(root / f"loadhome{n}")}
+    cold = python(LOAD_PROBE, env)
+    warm = python(LOAD_PROBE, env)
+    return {"n": n, "cold": cold, "warm": warm}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="100,1000", help="pending migrations per run (default 100,1000)")
+    parser.add_argument("--load-sizes", default="1000,10000", help="scripts for the load measurement (default 1000,10000)")
+    parser.add_argument("--repeat", type=int, default=1, help="repetitions; the best of each figure is kept")
+    args = parser.parse_args()
+    root = Path(tempfile.mkdtemp(prefix="dbops-bench-dagster-"))
+    server = start_server(root / "pgdata")
+    with server.admin() as conn:  # a real server's durability, as bench/engine.py does
+        conn.execute("alter system reset fsync")
+        conn.execute("alter system reset synchronous_commit")
+        conn.execute("select pg_reload_conf()")
+    try:
+        print(f"{'pending':>8} {'direct (s)':>11} {'migrate job (s)':>16} {'overhead/migration (ms)':>24} {'run (s)':>8} {'events':>7} {'no-op (s)':>10} {'no-op run (s)':>14}")
+        for n in [int(s) for s in args.sizes.split(",") if s]:
+            best = min((migrate_figures(server, root / f"r{i}", n) for i in range(args.repeat)), key=lambda f: f["dagster"])
+            print(
+                f"{n:>8} {best['direct']:>11.2f} {best['dagster']:>16.2f} {best['per_migration_ms']:>24.1f} "
+                f"{best['run']:>8.2f} {best['events']:>7} {best['noop']:>10.2f} {best['noop_run']:>14.2f}"
+            )
+        print()
+        print(f"{'scripts':>8} {'import (s)':>11} {'build cold (s)':>15} {'build warm (s)':>15} {'snapshot (s)':>13} {'warm total (s)':>15}")
+        for n in [int(s) for s in args.load_sizes.split(",") if s]:
+            f = load_figures(root, n)
+            warm = f["warm"]
+            total = warm["import"] + warm["build"] + warm["snapshot"]
+            print(f"{n:>8} {warm['import']:>11.2f} {f['cold']['build']:>15.2f} {warm['build']:>15.2f} {warm['snapshot']:>13.2f} {total:>15.2f}")
+        print(GOALS)
+    finally:
+        server.stop()
+
+
+if __name__ == "__main__":
+    main()
