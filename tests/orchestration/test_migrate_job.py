@@ -115,3 +115,22 @@ def test_small_selections_are_step_outputs_with_their_code_version(instance, scr
     event = instance.get_latest_materialization_event(key("v1__create_users"))
     code_version = event.dagster_event.event_specific_data.materialization.tags["dagster/code_version"]
     assert code_version == str(materializations(result.all_events)[key("v1__create_users")]["checksum"])
+
+
+def test_a_run_for_a_commit_applies_exactly_that_commit_s_scripts(instance, tmp_path, pg_url):
+    """Scripts come from the commit named by the run tags (not the work tree), new ones under their asset keys."""
+    from tests.gitrepo import GitRepo
+
+    repo = GitRepo(tmp_path / "warehouse")
+    repo.commit("Create users", {"sql/V1__create_users.sql": SCRIPTS["V1__create_users.sql"]})
+    defs = definitions(repo.path / "sql", pg_url)
+    commit = repo.commit("Seed users", {"sql/V2__seed_users.sql": SCRIPTS["V2__seed_users.sql"]}, author="Bob <bob@example.com>")
+    repo.write({"sql/V3__add_email.sql": SCRIPTS["V3__add_email.sql"]})  # not committed: never applied
+    tags = {"dbops/source": "sensor", "dbops/repository": f"git:{repo.path}", "dbops/commit": commit, "dbops/author": "Bob", "dbops/message": "Seed users"}
+    result = run(defs, instance, tags=tags)
+    assert result.success
+    found = materializations(result.all_events)
+    assert list(found) == [key("v1__create_users"), key("v2__seed_users")]
+    assert found[key("v2__seed_users")]["commit"] == commit and found[key("v2__seed_users")]["source"] == "sensor"
+    assert [row[1] for row in history(pg_url)] == ["V1__create_users.sql", "V2__seed_users.sql"]
+    assert query(pg_url, "select distinct commit_id, source from dbops_audit") == [(commit, "sensor")]
