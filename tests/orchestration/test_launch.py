@@ -145,3 +145,12 @@ def test_ui_starts_dagster_dev_on_localhost_with_the_command_line_settings(proje
     }
     assert "http://127.0.0.1:3000" in capsys.readouterr().out
     assert "DBOPS_URL" not in os.environ
+
+
+def test_target_and_timeouts_reach_the_job_as_run_config(project, pg_url, capsys):
+    assert main(["--url", pg_url, "migrate", "--target", "1", "--lock-timeout", "7", "--statement-timeout", "30"]) == 0
+    assert "Applied 1 migration(s)" in capsys.readouterr().out
+    [(run, _)] = runs(project)
+    config = run.run_config["resources"]["dbops"]["config"]
+    assert (config["target_version"], config["lock_timeout"], config["statement_timeout"]) == ("1", 7.0, 30.0)
+    assert query(pg_url, 'select "version" from flyway_schema_history') == [("1",)]
