@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import psycopg
 
-from tests.orchestration.support import check_results, definitions, query
+from tests.orchestration.support import check_results, definitions
 
 SCRIPTS = {
     "V1__create_users.sql": "create schema app;\ncreate table app.users (id int, name varchar(50));",
