@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 
 from dbops.errors import ConfigError
 
@@ -42,12 +43,18 @@ def read_flyway_conf(path: str | None = None) -> dict[str, str]:
     from pathlib import Path
 
     conf = Path(path or os.environ.get("DBOPS_CONFIG") or FLYWAY_CONF)
-    if not conf.is_file():
-        if path or os.environ.get("DBOPS_CONFIG"):
-            raise ConfigError(f"{conf}: config file not found")
-        return {}
+    try:
+        if not conf.is_file():
+            if path or os.environ.get("DBOPS_CONFIG"):
+                raise ConfigError(f"{conf}: config file not found")
+            return {}
+        text = conf.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{conf}: cannot read the config file: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{conf}: byte {exc.start} is not valid UTF-8; save the config file as UTF-8") from None
     values: dict[str, str] = {}
-    for number, raw in enumerate(conf.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, raw in enumerate(re.split(r"\r\n|\r|\n", text), start=1):
         line = raw.strip()
         if not line or line.startswith(("#", "!")):
             continue

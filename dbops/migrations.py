@@ -315,7 +315,8 @@ def discover(
 ) -> Catalog:
     """Turn the files of a snapshot into a Catalog; every problem with names or content raises."""
     context = placeholders or PlaceholderContext()
-    confs = {f.display_path[: -len(".conf")].lower(): f for f in files if f.relpath.lower().endswith(".sql.conf")}
+    # `V1__x.sql.conf` configures `V1__x.sql`: the suffix in any case, the name exactly (R__a and R__A are two scripts).
+    confs = {f.display_path[: -len(".sql.conf")]: f for f in files if f.relpath.lower().endswith(".sql.conf")}
     catalog = Catalog([], [], [], [], [])
     invalid: list[str] = []
     for file in files:
@@ -326,7 +327,7 @@ def discover(
         if parsed is None:
             invalid.append(file.display_path)
             continue
-        conf_file = confs.get(file.display_path.lower())
+        conf_file = confs.get(file.display_path[: -len(".sql")])
         config = parse_conf(conf_file) if conf_file else ScriptConfig()
         text = _decode(file.data, config.encoding, file.display_path)
         sql = replace_placeholders(text, context, file.display_path) if config.placeholder_replacement else text

@@ -76,6 +76,18 @@ class Plan:
         return [f"{e.path}: {p}" for e in self.entries for p in e.problems]
 
 
+DESCRIPTION_LIMIT = 200  # Flyway's VARCHAR(200): characters on PostgreSQL, UTF-8 bytes on Redshift
+
+
+def recorded_forms(description: str) -> set[str]:
+    """How a script's description reads back from the history table: whole, or cut to fit the column."""
+    forms = {description, description[:DESCRIPTION_LIMIT]}
+    data = description.encode("utf-8", "surrogatepass")
+    if len(data) > DESCRIPTION_LIMIT:
+        forms.add(data[:DESCRIPTION_LIMIT].decode("utf-8", "ignore"))
+    return forms
+
+
 def _version_of(row: AppliedMigration) -> Version | None:
     try:
         return Version.parse(row.version) if row.version else None
@@ -164,9 +176,10 @@ def build_plan(
         for migration in catalog.baseline:
             entries.append(PlanEntry(AVAILABLE, migration=migration))
 
-    files_by_description = {m.description: m for m in catalog.repeatable}
+    files_by_description = {form: m for m in catalog.repeatable for form in recorded_forms(m.description)}
     for migration in catalog.repeatable:
-        history = repeatable_rows.get(migration.description, [])
+        recorded = next((f for f in recorded_forms(migration.description) if f in repeatable_rows), migration.description)
+        history = repeatable_rows.get(recorded, [])
         for old in history[:-1]:
             entries.append(PlanEntry(SUPERSEDED, applied=old))
         last = history[-1] if history else None
@@ -231,7 +244,7 @@ def _applied_entry(migration: Migration | None, row: AppliedMigration, latest_fi
             f"checksum mismatch for version {row.version}: applied {row.checksum}, file now {migration.checksum}; "
             "revert the file (put the change in a new migration) or run `dbops repair` to accept it"
         )
-    if row.description != migration.description:
+    if row.description not in recorded_forms(migration.description):
         entry.problems.append(
             f"description mismatch for version {row.version}: applied '{row.description}', file '{migration.description}'"
         )

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -117,12 +118,23 @@ def read_folder(location: str) -> list[ScriptFile]:
                 continue
             full = Path(dirpath) / name
             rel = full.relative_to(root).as_posix()
-            try:
-                data = full.read_bytes()
-            except OSError as exc:
-                raise ScriptError(f"{location.rstrip('/')}/{rel}", f"cannot read: {exc.strerror or exc}; fix its permissions or remove it") from None
-            files.append(ScriptFile(relpath=rel, data=data, location=location))
+            files.append(ScriptFile(relpath=rel, data=_read_script(full, f"{location.rstrip('/')}/{rel}"), location=location))
     return files
+
+
+def _read_script(full: Path, shown: str) -> bytes:
+    """A script's bytes; a name that is not UTF-8, or a pipe or device named *.sql, is refused (exit 2) before reading."""
+    try:
+        shown.encode("utf-8")
+    except UnicodeEncodeError:
+        printable = shown.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        raise ScriptError(printable, "the file name is not valid UTF-8; rename it") from None
+    try:
+        if not stat.S_ISREG(full.stat().st_mode):
+            raise ScriptError(shown, "not a regular file (a pipe, socket or device); replace it with the script or remove it")
+        return full.read_bytes()
+    except OSError as exc:
+        raise ScriptError(shown, f"cannot read: {exc.strerror or exc}; fix its permissions or remove it") from None
 
 
 def _walk_error(exc: OSError) -> None:
