@@ -109,18 +109,21 @@ def _wait_until_listening(port: int, process: subprocess.Popen, workdir: Path) -
     return False
 
 
-def start_bouncer(server: PgServer, attempts: int = 3) -> Bouncer:
-    """Start pgbouncer for `server` on a free local port (a few tries if another process takes the port)."""
+def start_bouncer(server: PgServer, attempts: int = 3, extra: str = "", owned: tuple[Path, ...] = ()) -> Bouncer:
+    """Start pgbouncer for `server` on a free local port (a few tries if another process takes the port).
+
+    `extra` lines go into its [pgbouncer] section (e.g. TLS settings); `owned` files are handed to its user.
+    """
     user = _run_as()
     last_log = ""
     for _ in range(attempts):
         workdir = Path(tempfile.mkdtemp(prefix="dbops-bouncer-"))
         port = _free_port()
-        (workdir / "pgbouncer.ini").write_text(_config(server, port, workdir))
+        (workdir / "pgbouncer.ini").write_text(_config(server, port, workdir) + extra)
         (workdir / "userlist.txt").write_text("".join(f'"{user}" ""\n' for user in RIG_USERS))
         if user:
             uid = pwd.getpwnam(user).pw_uid
-            for path in (workdir, workdir / "pgbouncer.ini", workdir / "userlist.txt"):
+            for path in (workdir, workdir / "pgbouncer.ini", workdir / "userlist.txt", *owned):
                 os.chown(path, uid, -1)
         process = subprocess.Popen(
             [PGBOUNCER, str(workdir / "pgbouncer.ini")],

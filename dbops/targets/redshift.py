@@ -201,13 +201,13 @@ class RedshiftTarget(Target):
                 tcp_keepalive=True,
             )
         except _ERRORS as exc:
-            raise ConnectError(f"cannot connect to {self.redacted_url}: {self._scrub(_describe(exc), credentials)}") from None
+            raise ConnectError(f"cannot connect to {self.redacted_url} ({self._ssl}): {self._scrub(_describe(exc), credentials)}") from None
         try:
             session = RedshiftSession(conn, self._cancel_backend)  # its first query still under the connect timeout
         except (SqlError, ConnectError) as exc:
             conn.close()
             detail = str(exc).removeprefix("lost the connection to the database: ")
-            raise ConnectError(f"cannot connect to {self.redacted_url}: {self._scrub(detail, credentials)}") from None
+            raise ConnectError(f"cannot connect to {self.redacted_url} ({self._ssl}): {self._scrub(detail, credentials)}") from None
         sock = getattr(conn, "_usock", None)
         if sock is not None:
             sock.settimeout(None)  # the timeout bounds connecting only, not a long VACUUM
@@ -236,6 +236,10 @@ class RedshiftTarget(Target):
     @property
     def database(self) -> str:
         return self._database
+
+    @property
+    def _ssl(self) -> str:
+        return f"SSL {self.info().ssl}"
 
     def info(self) -> TargetInfo:
         ssl = "off (sslmode=disable)" if self.sslmode == "disable" else f"on (sslmode={self.sslmode})"
