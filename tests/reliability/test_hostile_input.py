@@ -181,6 +181,7 @@ def listing_order(entries: list[tuple[str, Expected]]) -> list[str]:
     return [path for _, path in versioned] + [path for _, path in repeatable]
 
 
+@pytest.mark.stress
 @HYPOTHESIS
 @given(entries=script_sets())
 def test_random_file_names_give_flyways_plan_or_exit_2_naming_the_files(url, tmp_path, entries) -> None:
@@ -232,6 +233,7 @@ def script_texts(draw) -> bytes:
     return (b"\xef\xbb\xbf" if draw(st.booleans()) else b"") + text.encode("utf-8")
 
 
+@pytest.mark.stress
 @HYPOTHESIS
 @given(data=st.one_of(script_texts(), st.binary(max_size=300)))
 def test_random_bytes_give_flyways_checksum_or_exit_2_naming_the_file(url, tmp_path, data) -> None:
@@ -251,6 +253,7 @@ def test_random_bytes_give_flyways_checksum_or_exit_2_naming_the_file(url, tmp_p
     assert entry["checksum"] == flyway_checksum(data) == checksum(text)
 
 
+@pytest.mark.stress
 @pytest.mark.skipif(shutil.which("java") is None, reason="no JVM to run the Java transcription of Flyway's checksum")
 @settings(max_examples=max(2, SCALE.examples // 10), deadline=None, suppress_health_check=list(HealthCheck))
 @given(texts=st.lists(script_texts(), min_size=1, max_size=40))
@@ -305,6 +308,7 @@ def render(pieces: list, values: dict[str, str] | None, case: st.DataObject | No
     return "".join(out)
 
 
+@pytest.mark.stress
 @HYPOTHESIS
 @given(case=placeholder_cases(), through_environment=st.booleans(), repeatable=st.booleans())
 def test_random_placeholder_sets_replace_exactly_or_name_file_and_line(url, tmp_path, monkeypatch, case, through_environment, repeatable) -> None:
