@@ -1,10 +1,12 @@
 """Benchmark: what Dagster adds to a migrate, and how long the definitions take to load.
 
 Usage: uv run python -m bench.dagster_overhead [--sizes 100,1000] [--load-sizes 1000,10000] [--repeat 1]
+                                               [--storage dbops|sqlite]
 
 1. `dbops migrate` (the migrate job on a fresh local instance) against `dbops migrate --direct` for N
    pending migrations (bench/generate.py's scripts), each on a new database; then a no-op `dbops migrate`.
    Wall times include process start on both sides; "run" is the Dagster run's own duration.
+   `--storage sqlite` runs on Dagster's stock SQLite storage instead of dbops's pooled event log.
 2. Loading the definitions for N scripts in a fresh process: importing dagster and dbops, building the
    Definitions (cold: no script-facts cache; warm: cache filled), and the repository snapshot that the
    code server hands to the webserver.
@@ -14,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -64,7 +67,10 @@ def python(code: str, env: dict[str, str]) -> dict | list:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def migrate_figures(server: PgServer, root: Path, n: int) -> dict[str, float]:
+STOCK_SQLITE = "telemetry:\n  enabled: false\nnux:\n  enabled: false\n"
+
+
+def migrate_figures(server: PgServer, root: Path, n: int, storage: str) -> dict[str, float]:
     folder = root / f"sql{n}"
     generate(folder, n)
     base = {**os.environ, "DBOPS_LOCATIONS": str(folder), "DBOPS_HOME": str(root / f"home{n}")}
@@ -72,6 +78,9 @@ def migrate_figures(server: PgServer, root: Path, n: int) -> dict[str, float]:
     cli = [sys.executable, "-m", "dbops.cli", "migrate"]
     direct = timed([*cli, "--direct"], {**base, "DBOPS_URL": server.url(server.create_database("direct"))})
     env = {**base, "DBOPS_URL": server.url(server.create_database("dagster")), "DAGSTER_HOME": str(root / f"dagster{n}")}
+    if storage == "sqlite":
+        Path(env["DAGSTER_HOME"]).mkdir(parents=True)
+        (Path(env["DAGSTER_HOME"]) / "dagster.yaml").write_text(STOCK_SQLITE)
     dagster = timed(cli, env)
     noop = timed(cli, env)
     noop_run, first_run = python(RUN_PROBE, env)
@@ -101,6 +110,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="100,1000", help="pending migrations per run (default 100,1000)")
     parser.add_argument("--load-sizes", default="1000,10000", help="scripts for the load measurement (default 1000,10000)")
     parser.add_argument("--repeat", type=int, default=1, help="repetitions; the best of each figure is kept")
+    parser.add_argument("--storage", choices=["dbops", "sqlite"], default="dbops", help="instance storage (default dbops)")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="dbops-bench-dagster-"))
     server = start_server(root / "pgdata")
@@ -110,12 +120,19 @@ def main() -> None:
         conn.execute("select pg_reload_conf()")
     try:
         print(f"{'pending':>8} {'direct (s)':>11} {'migrate job (s)':>16} {'overhead/migration (ms)':>24} {'run (s)':>8} {'events':>7} {'no-op (s)':>10} {'no-op run (s)':>14}")
-        for n in [int(s) for s in args.sizes.split(",") if s]:
-            best = min((migrate_figures(server, root / f"r{i}", n) for i in range(args.repeat)), key=lambda f: f["dagster"])
+        sizes = [int(s) for s in args.sizes.split(",") if s]
+        rows = []
+        for n in sizes:
+            best = min((migrate_figures(server, root / f"r{i}", n, args.storage) for i in range(args.repeat)), key=lambda f: f["dagster"])
             print(
                 f"{n:>8} {best['direct']:>11.2f} {best['dagster']:>16.2f} {best['per_migration_ms']:>24.1f} "
                 f"{best['run']:>8.2f} {best['events']:>7} {best['noop']:>10.2f} {best['noop_run']:>14.2f}"
             )
+            rows.append((n, best))
+        if len(sizes) > 1:
+            (a, fa), (b, fb) = rows[0], rows[-1]
+            marginal = ((fb["dagster"] - fa["dagster"]) - (fb["direct"] - fa["direct"])) / (b - a) * 1000
+            print(f"marginal overhead per applied migration ({a} -> {b} pending): {marginal:.1f} ms")
         print()
         print(f"{'scripts':>8} {'import (s)':>11} {'build cold (s)':>15} {'build warm (s)':>15} {'snapshot (s)':>13} {'warm total (s)':>15}")
         for n in [int(s) for s in args.load_sizes.split(",") if s]:
@@ -126,6 +143,7 @@ def main() -> None:
         print(GOALS)
     finally:
         server.stop()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 if __name__ == "__main__":
