@@ -2,7 +2,6 @@
 SHELL := /bin/bash
 UV := $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-export DAGSTER_HOME ?= $(CURDIR)/.dbops/dagster_home
 
 
 

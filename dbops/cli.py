@@ -164,11 +164,15 @@ def cmd_migrate(args: argparse.Namespace, console: Console) -> int:
             console.result(f"-- {m.path} ({mode})\n{m.sql.rstrip()}\n")
         console.result(f"{len(todo)} migration(s) would be applied to {target}; nothing was changed.")
         return 0
+    started = time.perf_counter()
     if not args.direct:
+        plan = engine.validate()
+        if not plan.pending():  # nothing would change: no need to start Dagster for an empty run
+            print_results(console, [], target, time.perf_counter() - started, None)
+            return 0
         from dbops.orchestration.launch import launch_migrate
 
         return launch_migrate(engine, args, console, commit)
-    started = time.perf_counter()
     run = RunInfo(source=args.source, commit=commit)
     results: list[ScriptResult] = []
     pending = len(engine.plan().pending()) if console.tty else 0

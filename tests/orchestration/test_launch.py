@@ -61,8 +61,8 @@ def test_migrate_is_one_dagster_run_with_tags_and_the_direct_summary(project, pg
     out = capsys.readouterr().out
     assert "Nothing to migrate" in out
     second = runs(project)
-    assert len(second) == 2
-    assert second[0][1].run_id == run.run_id  # the newest run materialized nothing
+    assert len(second) == 1  # nothing pending: no empty run is started
+    assert second[0][1].run_id == run.run_id  # and no materialization added
 
 
 def test_json_output_names_the_run(project, pg_url, capsys):
