@@ -20,7 +20,7 @@ class Scale:
 
 SCALES = {
     "ci": Scale("ci", kill_points=12, processes=4, concurrent_migrations=40, examples=25),
-    "full": Scale("full", kill_points=60, processes=8, concurrent_migrations=200, examples=400),
+    "full": Scale("full", kill_points=120, processes=8, concurrent_migrations=200, examples=400),
 }
 
 
@@ -33,7 +33,7 @@ def current_scale() -> Scale:
 
 SCALE = current_scale()
 FIGURE = "figure: "
-_figures: list[tuple[str, str, object]] = []
+_figures: dict[tuple[str, str], object] = {}
 
 
 @pytest.fixture
@@ -43,7 +43,7 @@ def scale() -> Scale:
 
 @pytest.fixture
 def figure(record_property):
-    """figure("kill points survived", 24): reported under "reliability figures" at the end of the run."""
+    """figure("kill points survived", 24): reported under "reliability figures" at the end of the run (last value wins)."""
 
     def record(name: str, value: object) -> None:
         record_property(FIGURE + name, value)
@@ -56,12 +56,12 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
         return
     for name, value in report.user_properties:
         if isinstance(name, str) and name.startswith(FIGURE):
-            _figures.append((report.nodeid.split("::", 1)[-1], name[len(FIGURE):], value))
+            _figures[(report.nodeid.split("::", 1)[-1], name[len(FIGURE):])] = value
 
 
 def pytest_terminal_summary(terminalreporter) -> None:
     if not _figures:
         return
     terminalreporter.section(f"reliability figures (DBOPS_STRESS_SCALE={SCALE.name})")
-    for test, name, value in sorted(_figures, key=lambda f: (f[0], f[1])):
+    for (test, name), value in sorted(_figures.items()):
         terminalreporter.write_line(f"{test}: {name} = {value}")

@@ -197,6 +197,8 @@ def test_sigkill_at_every_kind_of_point_leaves_history_matching_the_database(dri
             where, killed = kill_at(db, folder, kind, index, rng.uniform(0.05, 1.0) * duration)
             landed[where] += 1
         after_kill(db, folder, killed, expected, orphan_trapped=kind not in ("time", "lock"))
+        with pg_server.admin() as conn:  # also closes the sessions pgbouncer pools for it (the server allows 100)
+            conn.execute(f'drop database "{db.name}" with (force)')
     figure(f"kill points survived ({driver})", len(points))
     figure(f"where the kills landed ({driver})", dict(sorted(landed.items())))
 

@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import tempfile
 import zlib
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from dbops.sources import ScriptFile
 from tests.reliability.conftest import SCALE
 
 CHECKSUMS = Path(__file__).resolve().parents[1] / "data" / "checksums"
+TRIED: Counter = Counter()  # examples each property test ran, for the figures
 HYPOTHESIS = settings(
     max_examples=SCALE.examples,
     deadline=None,
@@ -184,7 +186,9 @@ def listing_order(entries: list[tuple[str, Expected]]) -> list[str]:
 @pytest.mark.stress
 @HYPOTHESIS
 @given(entries=script_sets())
-def test_random_file_names_give_flyways_plan_or_exit_2_naming_the_files(url, tmp_path, entries) -> None:
+def test_random_file_names_give_flyways_plan_or_exit_2_naming_the_files(url, tmp_path, entries, figure) -> None:
+    TRIED["file name sets"] += 1
+    figure("file name sets tried", TRIED["file name sets"])
     folder = fresh_folder(tmp_path)
     for index, (path, _) in enumerate(entries):
         (folder / path).parent.mkdir(parents=True, exist_ok=True)
@@ -236,7 +240,9 @@ def script_texts(draw) -> bytes:
 @pytest.mark.stress
 @HYPOTHESIS
 @given(data=st.one_of(script_texts(), st.binary(max_size=300)))
-def test_random_bytes_give_flyways_checksum_or_exit_2_naming_the_file(url, tmp_path, data) -> None:
+def test_random_bytes_give_flyways_checksum_or_exit_2_naming_the_file(url, tmp_path, data, figure) -> None:
+    TRIED["script contents"] += 1
+    figure("script contents tried", TRIED["script contents"])
     folder = fresh_folder(tmp_path)
     (folder / "V1__random.sql").write_bytes(data)
     outcome = dbops("--url", url, "--locations", str(folder), "--json", "info")
@@ -257,7 +263,9 @@ def test_random_bytes_give_flyways_checksum_or_exit_2_naming_the_file(url, tmp_p
 @pytest.mark.skipif(shutil.which("java") is None, reason="no JVM to run the Java transcription of Flyway's checksum")
 @settings(max_examples=max(2, SCALE.examples // 10), deadline=None, suppress_health_check=list(HealthCheck))
 @given(texts=st.lists(script_texts(), min_size=1, max_size=40))
-def test_checksums_of_random_texts_are_what_java_computes(tmp_path, texts) -> None:
+def test_checksums_of_random_texts_are_what_java_computes(tmp_path, texts, figure) -> None:
+    TRIED["texts checked against Java"] += len(texts)
+    figure("texts checked against Java tried", TRIED["texts checked against Java"])
     folder = fresh_folder(tmp_path)
     paths = []
     for index, data in enumerate(texts):
@@ -311,7 +319,9 @@ def render(pieces: list, values: dict[str, str] | None, case: st.DataObject | No
 @pytest.mark.stress
 @HYPOTHESIS
 @given(case=placeholder_cases(), through_environment=st.booleans(), repeatable=st.booleans())
-def test_random_placeholder_sets_replace_exactly_or_name_file_and_line(url, tmp_path, monkeypatch, case, through_environment, repeatable) -> None:
+def test_random_placeholder_sets_replace_exactly_or_name_file_and_line(url, tmp_path, monkeypatch, case, through_environment, repeatable, figure) -> None:
+    TRIED["placeholder sets"] += 1
+    figure("placeholder sets tried", TRIED["placeholder sets"])
     values, pieces, undefined = case
     folder = fresh_folder(tmp_path)
     name = "R__placeholders.sql" if repeatable else "V1__placeholders.sql"
