@@ -26,6 +26,18 @@ from dbops.targets.base import (
 from dbops.urls import redact
 
 DBOPS_PARAMS = ("lock",)
+# Between statements sent as one query: the newline ends a trailing `--` comment before the `;`.
+_SEPARATOR = "\n;\n"
+
+
+def _part_at(parts: list[str], position: str) -> int | None:
+    """The index of the part that holds the 1-based character `position` of the joined query."""
+    offset = int(position) - 1
+    for index, part in enumerate(parts):
+        if offset < len(part):
+            return index
+        offset -= len(part) + len(_SEPARATOR)
+    return None
 
 
 def _sql_error(exc: psycopg.Error) -> Exception:
@@ -64,38 +76,53 @@ class PostgresSession(Session):
             raise _sql_error(exc) from None
 
     def run_transaction(self, statements: list[str], bookkeeping: Bookkeeping) -> TransactionResult:
-        """BEGIN, the statements, the bookkeeping rows and COMMIT in one pipeline: one round trip."""
+        """BEGIN, the statements, the bookkeeping rows and COMMIT as one simple query: one round trip."""
         if self.conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
             self.rollback()
         clock = time.perf_counter()
+        mogrify = psycopg.ClientCursor(self.conn).mogrify
+        parts = ["BEGIN", *statements, *(mogrify(sql, params) for sql, params in bookkeeping(None)), "COMMIT"]
+        query = _SEPARATOR.join(parts)
         saved, self.conn.autocommit = self.conn.autocommit, True
-        cursors: list[psycopg.Cursor] = []
         try:
-            with self.conn.pipeline():
-                for sql in ["BEGIN", *statements]:
-                    cursors.append(self.conn.cursor())
-                    cursors[-1].execute(sql, prepare=False)
-                for sql, params in bookkeeping(None):
-                    cursors.append(self.conn.cursor())
-                    cursors[-1].execute(sql, params)
-                cursors.append(self.conn.cursor())
-                cursors[-1].execute("COMMIT")
+            with self.conn.cursor() as cur:
+                cur.execute(query)
+                rows = [cur.rowcount]
+                while cur.nextset():
+                    rows.append(cur.rowcount)
         except psycopg.Error as exc:
             error = _sql_error(exc)
             if not isinstance(error, SqlError):
                 raise error from None
-            done = [c for c in cursors[1 : len(statements) + 1] if c.pgresult is not None]
             if self.conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
                 self.conn.execute("ROLLBACK")
-            failed = len(done) if len(done) < len(statements) else None
+            failed = _part_at(parts, exc.diag.statement_position) if exc.diag.statement_position else None
+            if failed is None:
+                failed = self._replay(statements)
+            elif not 1 <= failed <= len(statements):
+                failed = None
+            else:
+                failed -= 1
             if failed is None:
                 raise error from None
-            return TransactionResult([c.rowcount for c in done], 0, failed_index=failed, error=error)
+            return TransactionResult([], 0, failed_index=failed, error=error)
         finally:
             if not self.conn.broken:  # a lost connection reports itself above; do not trade it for another error
                 self.conn.autocommit = saved
-        rows = [c.rowcount for c in cursors[1 : len(statements) + 1]]
-        return TransactionResult(rows, int((time.perf_counter() - clock) * 1000))
+        return TransactionResult(rows[1 : len(statements) + 1], int((time.perf_counter() - clock) * 1000))
+
+    def _replay(self, statements: list[str]) -> int | None:
+        """Which statement fails, found by running them one by one in a transaction that is rolled back."""
+        try:
+            with self.conn.transaction(force_rollback=True), self.conn.cursor() as cur:
+                for index, sql in enumerate(statements):
+                    try:
+                        cur.execute(sql, prepare=False)
+                    except psycopg.Error:
+                        return index
+        except psycopg.Error:
+            return None
+        return None
 
     def commit(self) -> None:
         try:
