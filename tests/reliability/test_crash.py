@@ -87,21 +87,25 @@ def trapped(db: RigDatabase, process: Dbops) -> list[tuple]:
     return sessions if any(wait == "PgSleep" for _, _, wait, _ in sessions) else []
 
 
-def phase(sessions: list[tuple]) -> str:
-    """Where a kill landed, from the sessions the killed process had."""
+TRAPPED_AT = {
+    "statement": "in a statement",
+    "after": "between the statements and the history row",
+    "history": "in the history insert",
+    "audit": "in the audit insert",
+    "commit": "in COMMIT",
+}
+
+
+def phase(kind: str, sessions: list[tuple]) -> str:
+    """Where a kill landed: the trap's place, or for a timed kill what the process's sessions were doing."""
+    if kind in TRAPPED_AT:
+        return TRAPPED_AT[kind]
     if not sessions:
-        return "before connecting"
+        return "timed: before connecting"
     work = [s for s in sessions if "pg_try_advisory_lock" not in s[3] and "lock table" not in s[3].lower()]
     if not work:
-        return "taking the run lock"
-    state, query = work[-1][1], work[-1][3].lower()
-    if state.startswith("idle"):
-        return "between statements"
-    for needle, name in ((":after')", "between the statements and the history row"), ("flyway_schema_history", "history insert"), ("dbops_audit", "audit insert"), ("commit", "commit"),
-                         ("trap(", "in a statement"), ("generate_series", "in a statement")):
-        if needle in query:
-            return name
-    return "in a dbops query"
+        return "timed: taking the run lock"
+    return "timed: between scripts" if work[-1][1].startswith("idle") else "timed: inside a script"
 
 
 def kill_at(db: RigDatabase, folder: Path, kind: str, index: int, instant: float) -> tuple[str, set[int]]:
@@ -120,7 +124,7 @@ def kill_at(db: RigDatabase, folder: Path, kind: str, index: int, instant: float
             assert process.running(), f"dbops ended before the trap {label}:\n{process.stderr}"
         finished = not process.running()
         process.kill()
-    return ("after the run ended" if finished else phase(sessions)), {s[0] for s in sessions}
+    return ("timed: after the run ended" if finished else phase(kind, sessions)), {s[0] for s in sessions}
 
 
 def kill_while_waiting_for_the_lock(db: RigDatabase, folder: Path, index: int) -> str:
