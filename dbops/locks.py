@@ -75,7 +75,7 @@ class RunLock(ABC):
         """PostgreSQL: the working session takes an advisory lock of its own and keeps it until it ends.
 
         A killed migrator's working backend outlives its lock session: the server finishes the running
-        statement (with psycopg, the whole pipelined transaction, COMMIT included) before it notices the
+        statement (with psycopg, the whole migration sent in one round trip, COMMIT included) before it notices the
         client is gone. The next run waits here for that backend, within the same lock timeout, before it
         reads the history table. Redshift has no advisory locks; there only the in-flight statement goes on.
         """
