@@ -374,8 +374,9 @@ class _Applier:
 
         outcome = self.session.run_transaction([s.sql for s in statements], bookkeeping)
         if outcome.error is not None:
-            index = outcome.failed_index or 0
-            self._fail(migration, outcome.error, statements[index] if statements else None, index, True, started)
+            index = outcome.failed_index
+            failed = statements[index] if index is not None and statements else None
+            self._fail(migration, outcome.error, failed, index or 0, True, started)
         return ScriptResult(migration, "success", outcome.elapsed_ms, len(statements), sum(max(r, 0) for r in outcome.rows), True)
 
     def _apply_in_autocommit(self, migration: Migration) -> ScriptResult:

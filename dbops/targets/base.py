@@ -56,8 +56,9 @@ class Session(ABC):
         """Run `statements` and then the bookkeeping rows in one transaction, and commit.
 
         `bookkeeping(elapsed_ms)` gives the (sql, params) to record; a driver that sends everything in one
-        round trip calls it with None, and the rows then take the time from the server's clock. On a failing
-        statement the transaction is rolled back and the result names the statement's index.
+        round trip calls it with None, and the rows then take the time from the server's clock. On a failure
+        the transaction is rolled back and the result carries the error, with the failing statement's index
+        when a statement failed (None when the bookkeeping or COMMIT did).
         """
         clock = time.perf_counter()
         rows: list[int] = []
@@ -68,9 +69,13 @@ class Session(ABC):
                 self.rollback()
                 return TransactionResult(rows, 0, failed_index=index, error=exc)
         elapsed = int((time.perf_counter() - clock) * 1000)
-        for sql, params in bookkeeping(elapsed):
-            self.execute(sql, params)
-        self.commit()
+        try:
+            for sql, params in bookkeeping(elapsed):
+                self.execute(sql, params)
+            self.commit()
+        except SqlError as exc:  # a bookkeeping row, or COMMIT itself (a deferred constraint): no statement to name
+            self.rollback()
+            return TransactionResult(rows, elapsed, failed_index=None, error=exc)
         return TransactionResult(rows, elapsed)
 
     @abstractmethod

@@ -26,6 +26,9 @@ from dbops.targets.base import (
 from dbops.urls import redact
 
 DBOPS_PARAMS = ("lock",)
+# Cancelled or timed out (57014), or a lock not granted in time (55P03): replaying the script to find the
+# statement would run, or wait, all over again; such a failure is reported without naming a statement.
+_NOT_REPLAYED = ("57014", "55P03")
 # Between statements sent as one query: the newline ends a trailing `--` comment before the `;`.
 _SEPARATOR = "\n;\n"
 
@@ -98,13 +101,11 @@ class PostgresSession(Session):
                 self.conn.execute("ROLLBACK")
             failed = _part_at(parts, exc.diag.statement_position) if exc.diag.statement_position else None
             if failed is None:
-                failed = self._replay(statements)
+                failed = None if exc.sqlstate in _NOT_REPLAYED else self._replay(statements)
             elif not 1 <= failed <= len(statements):
                 failed = None
             else:
                 failed -= 1
-            if failed is None:
-                raise error from None
             return TransactionResult([], 0, failed_index=failed, error=error)
         finally:
             if not self.conn.broken:  # a lost connection reports itself above; do not trade it for another error
