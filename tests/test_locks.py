@@ -171,7 +171,7 @@ def _running(db: RigDatabase, query: str) -> bool:
     """True while some session of the database is running `query`."""
     with psycopg.connect(db.pg_url) as conn:
         return bool(conn.execute(
-            "select 1 from pg_stat_activity where datname = current_database() and state = 'active' and query = %s", (query,)
+            "select 1 from pg_stat_activity where datname = current_database() and state = 'active' and position(%s in query) > 0", (query,)
         ).fetchall())
 
 
