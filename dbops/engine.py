@@ -18,9 +18,12 @@ from dbops.migrations import BASELINE, REPEATABLE, VERSIONED, Catalog, Migration
 from dbops.plan import FAILED, MISSING, Plan, PlanEntry, build_plan
 from dbops.sources import CommitInfo, FolderSource, Snapshot
 from dbops.statements import Statement
-from dbops.targets.base import ConnectionLost, Session, SqlError, Target
+from dbops.targets.base import BatchResult, ConnectionLost, Session, SqlError, Target
 
 DEFAULT_TABLE = "flyway_schema_history"
+BATCH_SCRIPTS = 100  # transactional scripts sent in one round trip (and one commit) where the driver can
+BATCH_BYTES = 1 << 20
+BATCH_ONLY_ERRORS = ("55P04",)  # "unsafe use of new enum value": only fails because scripts share a transaction
 
 
 @dataclass
@@ -219,10 +222,7 @@ class Engine:
             _split_ahead(todo)
             applier = _Applier(self, session, history, run)
             applier.callbacks("beforeMigrate")
-            for entry in todo:
-                assert entry.migration is not None
-                result = applier.apply(entry.migration)
-                yield result
+            yield from applier.apply_all([e.migration for e in todo if e.migration is not None])
             applier.callbacks("afterMigrate")
 
     def dry_run(self, select: set[str] | None = None) -> list[PlanEntry]:
@@ -347,6 +347,72 @@ class _Applier:
             except SqlError as exc:
                 self.session.rollback()
                 raise MigrationFailed(f"{callback.path}: {event} callback failed: {exc}") from None
+
+    def apply_all(self, migrations: list[Migration]) -> Iterator[ScriptResult]:
+        """Apply in order; consecutive transactional scripts go in batches where the driver can."""
+        dialect = self.session.dialect
+        batching = self.session.supports_batches and not (
+            self.engine.catalog.callbacks_for("beforeEachMigrate") or self.engine.catalog.callbacks_for("afterEachMigrate")
+        )
+        index = 0
+        while index < len(migrations):
+            batch: list[Migration] = []
+            size = 0
+            while batching and index + len(batch) < len(migrations) and len(batch) < BATCH_SCRIPTS and size < BATCH_BYTES:
+                candidate = migrations[index + len(batch)]
+                if not candidate.in_transaction_on(dialect):
+                    break
+                batch.append(candidate)
+                size += len(candidate.sql)
+            if len(batch) > 1:
+                results, outcome = self._apply_batch(batch)
+                yield from results
+                index += len(results)
+                if outcome.error is not None and outcome.error.sqlstate not in BATCH_ONLY_ERRORS:
+                    migration, statement = migrations[index], outcome.failed_statement
+                    failed = migration.statements[statement] if statement is not None else None
+                    self._fail(migration, outcome.error, failed, statement or 0, True, _now())
+                if len(results) < len(batch):
+                    batching = False  # the script the batch could not apply runs alone next
+                continue
+            yield self.apply(migrations[index])
+            index += 1
+
+    def _apply_batch(self, batch: list[Migration]) -> tuple[list[ScriptResult], BatchResult]:
+        """Several scripts in one round trip; each commits with its rows, or not at all (a prefix commits)."""
+        if self.engine.run_lock is not None:
+            self.engine.run_lock.verify(before=batch[0].path)
+        started = _now()
+        first = self.rank
+
+        def bookkeeping_for(offset: int, migration: Migration):
+            return lambda elapsed: [
+                self._record_statement(first + offset, migration, elapsed, success=True),
+                self._audit_statement(migration, "success", "", started, finished=elapsed is not None),
+            ]
+
+        items = [([s.sql for s in m.statements], bookkeeping_for(k, m)) for k, m in enumerate(batch)]
+        try:
+            outcome = self.session.run_batch(items)
+        except ConnectionLost as exc:
+            names = f"{batch[0].path} … {batch[-1].script}"
+            raise ConnectionLost(
+                f"{names}: {exc}\nThese {len(batch)} scripts were sent in one transaction, which was not committed "
+                f"unless the connection broke during COMMIT: `dbops info` shows whether they were recorded. "
+                "Migrate again once the database is reachable."
+            ) from None
+        applied = batch[: outcome.committed]
+        results: list[ScriptResult] = []
+        if applied:
+            times = self.history.execution_times(first, first + len(applied) - 1)
+            self.session.commit()
+            rows = outcome.rows or [0] * len(applied)
+            results = [
+                ScriptResult(m, "success", times.get(first + k, 0), len(m.statements), rows[k], True)
+                for k, m in enumerate(applied)
+            ]
+            self.rank += len(applied)
+        return results, outcome
 
     def apply(self, migration: Migration) -> ScriptResult:
         if self.engine.run_lock is not None:

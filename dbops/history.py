@@ -10,7 +10,12 @@ BASELINE_DESCRIPTION = "<< Flyway Baseline >>"
 SCHEMA_DESCRIPTION = "<< Flyway Schema Creation >>"
 AUDIT_TABLE = "dbops_audit"
 # PostgreSQL only, for rows written in the same round trip as the migration: time since BEGIN, and now.
-SERVER_ELAPSED_MS = "cast(extract(epoch from clock_timestamp() - now()) * 1000 as int)"
+# A batch of migrations marks each one's start in the `dbops.started` setting; alone, a migration starts at BEGIN.
+SCRIPT_STARTED_MARK = "select set_config('dbops.started', clock_timestamp()::text, true)"
+SERVER_ELAPSED_MS = (
+    "cast(extract(epoch from clock_timestamp() - "
+    "coalesce(nullif(current_setting('dbops.started', true), '')::timestamptz, now())) * 1000 as int)"
+)
 SERVER_NOW = "(clock_timestamp() at time zone 'UTC')"
 
 
@@ -226,6 +231,14 @@ class History:
             f'update {self.qualified} set "success" = %s, "execution_time" = %s where "installed_rank" = %s',
             (True, execution_time, rank),
         )
+
+    def execution_times(self, first_rank: int, last_rank: int) -> dict[int, int]:
+        """execution_time of the rows ranked first_rank..last_rank, by rank."""
+        rows = self.session.query(
+            f'select "installed_rank", "execution_time" from {self.qualified} where "installed_rank" between %s and %s',
+            (first_rank, last_rank),
+        )
+        return {int(rank): int(ms) for rank, ms in rows}
 
     def delete_failed(self) -> int:
         return self.session.execute(f'delete from {self.qualified} where not "success"')

@@ -78,6 +78,22 @@ class Session(ABC):
             return TransactionResult(rows, elapsed, failed_index=None, error=exc)
         return TransactionResult(rows, elapsed)
 
+    supports_batches = False
+
+    def run_batch(self, items: list[tuple[list[str], Bookkeeping]]) -> BatchResult:
+        """Apply several migrations, each atomic with its bookkeeping, stopping at the first that fails.
+
+        Drivers with `supports_batches` send them in one round trip and one commit; this default runs
+        them one transaction at a time.
+        """
+        rows: list[int] = []
+        for statements, bookkeeping in items:
+            outcome = self.run_transaction(statements, bookkeeping)
+            if outcome.error is not None:
+                return BatchResult(len(rows), rows, outcome.error, outcome.failed_index)
+            rows.append(sum(max(r, 0) for r in outcome.rows))
+        return BatchResult(committed=len(rows), rows=rows)
+
     @abstractmethod
     def rollback(self) -> None: ...
 
@@ -103,6 +119,16 @@ class TransactionResult:
     elapsed_ms: int
     failed_index: int | None = None
     error: SqlError | None = None
+
+
+@dataclass
+class BatchResult:
+    """How many items of a batch committed (a prefix), their rows affected when known, and why the next failed."""
+
+    committed: int
+    rows: list[int] | None = None
+    error: SqlError | None = None
+    failed_statement: int | None = None
 
 
 @dataclass(frozen=True)

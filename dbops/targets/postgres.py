@@ -14,6 +14,7 @@ from dbops.errors import ConfigError, ConnectError
 from dbops.targets.base import (
     POSTGRESQL,
     REDSHIFT,
+    BatchResult,
     Bookkeeping,
     ConnectionLost,
     Session,
@@ -23,6 +24,7 @@ from dbops.targets.base import (
     TransactionResult,
     application_name,
 )
+from dbops.history import SCRIPT_STARTED_MARK
 from dbops.urls import redact
 
 DBOPS_PARAMS = ("lock",)
@@ -111,6 +113,72 @@ class PostgresSession(Session):
             if not self.conn.broken:  # a lost connection reports itself above; do not trade it for another error
                 self.conn.autocommit = saved
         return TransactionResult(rows[1 : len(statements) + 1], int((time.perf_counter() - clock) * 1000))
+
+    supports_batches = True
+
+    def run_batch(self, items: list[tuple[list[str], Bookkeeping]]) -> BatchResult:
+        """Several migrations in one query and one commit, each behind a savepoint.
+
+        When one fails, the batch is rolled back to that migration's savepoint and the ones before it
+        commit, each with its history and audit rows: the same outcome as one transaction per migration.
+        """
+        if self.conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            self.rollback()
+        mogrify = psycopg.ClientCursor(self.conn).mogrify
+        parts, owners, is_statement = ["BEGIN"], [-1], [False]
+        for index, (statements, bookkeeping) in enumerate(items):
+            for part, statement in (
+                (f"SAVEPOINT dbops_{index}", False),
+                (SCRIPT_STARTED_MARK, False),
+                *((sql, True) for sql in statements),
+                *((mogrify(sql, params), False) for sql, params in bookkeeping(None)),
+            ):
+                parts.append(part)
+                owners.append(index)
+                is_statement.append(statement)
+        parts.append("COMMIT")
+        owners.append(-1)
+        is_statement.append(False)
+        saved, self.conn.autocommit = self.conn.autocommit, True
+        try:
+            with self.conn.cursor() as cur:
+                cur.execute(_SEPARATOR.join(parts))
+                counts = [cur.rowcount]
+                while cur.nextset():
+                    counts.append(cur.rowcount)
+        except psycopg.Error as exc:
+            error = _sql_error(exc)
+            if not isinstance(error, SqlError):
+                raise error from None
+            if self.conn.info.transaction_status != psycopg.pq.TransactionStatus.INERROR:
+                return BatchResult(committed=0)  # COMMIT itself failed: nothing committed, nothing to blame yet
+            position = exc.diag.statement_position
+            part = _part_at(parts, position) if position else None
+            failed = owners[part] if part is not None and owners[part] >= 0 else self._last_savepoint(len(items))
+            self.conn.execute(f"ROLLBACK TO SAVEPOINT dbops_{failed};\nCOMMIT")
+            if part is not None and is_statement[part]:
+                statement = part - next(i for i, o in enumerate(owners) if o == failed and is_statement[i])
+            else:
+                statement = None if exc.sqlstate in _NOT_REPLAYED else self._replay(items[failed][0])
+            return BatchResult(committed=failed, error=error, failed_statement=statement)
+        finally:
+            if not self.conn.broken:
+                self.conn.autocommit = saved
+        rows = [0] * len(items)
+        for owner, statement, count in zip(owners, is_statement, counts):
+            if statement:
+                rows[owner] += max(count, 0)
+        return BatchResult(committed=len(items), rows=rows)
+
+    def _last_savepoint(self, count: int) -> int:
+        """In an aborted batch, the highest savepoint that exists: the migration that was running."""
+        for index in range(count - 1, 0, -1):
+            try:
+                self.conn.execute(f"ROLLBACK TO SAVEPOINT dbops_{index}")
+                return index
+            except psycopg.errors.InvalidSavepointSpecification:
+                continue
+        return 0
 
     def _replay(self, statements: list[str]) -> int | None:
         """Which statement fails, found by running them one by one in a transaction that is rolled back."""

@@ -166,12 +166,13 @@ def test_server_crash_mid_run_exits_3_and_a_rerun_after_restart_completes(driver
             stop_immediately(own_server)
             code, _, err = process.finish(60)
         assert code == 3, err
-        assert "lost the connection to the database" in err and step_name(4) in err and "Traceback" not in err, err
+        assert "lost the connection to the database" in err and names_step(err, 4) and "Traceback" not in err, err
         code, _, err = dbops(url, folder, "migrate", "--direct")
         assert code == 3 and "cannot connect to" in err and "Traceback" not in err, err
         own_server._server.ensure_postgres_running()
         disarm(pg_url)
-        assert applied(db) == [step_name(i) for i in range(1, 4)]
+        before = [step_name(i) for i in range(1, 4)]  # all of them one script a transaction; a prefix when batched
+        assert applied(db) == (before if driver == "redshift" else before[: len(applied(db))])
         rerun_completes(db, folder)
     finally:
         own_server._server.ensure_postgres_running()
