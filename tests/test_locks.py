@@ -53,7 +53,8 @@ def holders(db: RigDatabase) -> list[tuple]:
     with psycopg.connect(db.pg_url) as conn:
         return conn.execute(
             "select l.pid, l.mode, l.granted, a.state from pg_locks l join pg_stat_activity a on a.pid = l.pid "
-            "where (l.locktype = 'relation' and l.relation = to_regclass('public.dbops_lock')) or l.locktype = 'advisory' "
+            "where l.database = (select oid from pg_database where datname = current_database()) "
+            "and ((l.locktype = 'relation' and l.relation = to_regclass('public.dbops_lock')) or l.locktype = 'advisory') "
             "order by l.granted desc, l.pid"
         ).fetchall()
 

@@ -111,8 +111,8 @@ def test_a_run_that_waits_for_an_earlier_runs_session_is_bounded_too(pg_url, tmp
     install_traps(pg_url)
     arm(pg_url, "V1:after")
     with Dbops(pg_url, folder, "migrate", "--direct") as killed:
-        wait_until(lambda: [s for s in backends(pg_url, killed.pid) if s[2] == "PgSleep"], 60, "dbops to reach V1")
-        orphan = [s[0] for s in backends(pg_url, killed.pid) if s[2] == "PgSleep"][0]
+        sleeping = wait_until(lambda: [s for s in backends(pg_url, killed.pid) if s[2] == "PgSleep"], 60, "dbops to reach V1")
+        orphan = sleeping[0][0]
         killed.kill()
     try:
         with Dbops(pg_url, folder, "migrate", "--direct", "--lock-timeout", "1") as waiter:
