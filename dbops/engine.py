@@ -22,6 +22,7 @@ from dbops.targets.base import BatchResult, ConnectionLost, Session, SqlError, T
 
 DEFAULT_TABLE = "flyway_schema_history"
 BATCH_SCRIPTS = 100  # transactional scripts sent in one round trip (and one commit) where the driver can
+BATCH_FIRST = 10
 BATCH_BYTES = 1 << 20
 BATCH_ONLY_ERRORS = ("55P04",)  # "unsafe use of new enum value": only fails because scripts share a transaction
 
@@ -216,10 +217,10 @@ class Engine:
             session.rollback()
             self.validate(plan)
             todo = self.check_selection(plan.pending(), select)
+            _split_ahead(todo)
             self.refuse_mixed(todo, session.dialect)
             if not todo:
                 return
-            _split_ahead(todo)
             applier = _Applier(self, session, history, run)
             applier.callbacks("beforeMigrate")
             yield from applier.apply_all([e.migration for e in todo if e.migration is not None])
@@ -355,16 +356,18 @@ class _Applier:
             self.engine.catalog.callbacks_for("beforeEachMigrate") or self.engine.catalog.callbacks_for("afterEachMigrate")
         )
         index = 0
+        limit = BATCH_FIRST  # a small first batch gets the database working while later scripts are parsed
         while index < len(migrations):
             batch: list[Migration] = []
             size = 0
-            while batching and index + len(batch) < len(migrations) and len(batch) < BATCH_SCRIPTS and size < BATCH_BYTES:
+            while batching and index + len(batch) < len(migrations) and len(batch) < limit and size < BATCH_BYTES:
                 candidate = migrations[index + len(batch)]
                 if not candidate.in_transaction_on(dialect):
                     break
                 batch.append(candidate)
                 size += len(candidate.sql)
             if len(batch) > 1:
+                limit = BATCH_SCRIPTS
                 results, outcome = self._apply_batch(batch)
                 yield from results
                 index += len(results)

@@ -341,3 +341,19 @@ def test_lock_timeout_names_the_holder(db, scripts) -> None:
     holder.communicate(timeout=30)
     assert waiter.returncode == 3
     assert "run lock" in err and "dbops" in err and "server pid" in err
+
+
+def test_error_without_a_position_names_script_and_statement(db, scripts) -> None:
+    """A unique violation carries no position: the failing script and statement are still named."""
+    folder = scripts({
+        "V1__t.sql": "create table t (id int primary key);\ninsert into t values (1);",
+        "V2__ok.sql": "insert into t values (2);",
+        "V3__dup.sql": "insert into t values (3);\ninsert into t values (1);",
+        "V4__later.sql": "create table later (id int);",
+    })
+    with pytest.raises(MigrationFailed) as error:
+        list(engine_for(db, folder).migrate())
+    assert "V3__dup.sql:2" in str(error.value) and "duplicate key" in str(error.value)
+    assert [r[4] for r in history(db)] == ["V1__t.sql", "V2__ok.sql"]
+    assert rows(db, "select id from t order by id") == [(1,), (2,)] and not table_exists(db, "later")
+    assert rows(db, "select script, status from dbops_audit where status = 'failed'") == [("V3__dup.sql", "failed")]
