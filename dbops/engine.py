@@ -1,30 +1,21 @@
 """plan / migrate / validate / baseline / repair / undo, under the run lock."""
 from __future__ import annotations
 
-import threading
-import time
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from functools import cached_property
-from typing import NoReturn
 
-from dbops.errors import ConfigError, MigrationFailed, ValidationFailed
-from dbops.history import BASELINE_DESCRIPTION, AuditRecord, History
+from dbops.applier import Applier, RunInfo, ScriptResult, split_ahead
+from dbops.errors import ConfigError, ValidationFailed
+from dbops.history import BASELINE_DESCRIPTION, History
 from dbops.locks import RunLock, make_lock
-from dbops.migrations import BASELINE, REPEATABLE, VERSIONED, Catalog, Migration, PlaceholderContext, Version, discover
+from dbops.migrations import BASELINE, REPEATABLE, VERSIONED, Catalog, PlaceholderContext, Version, discover
 from dbops.plan import FAILED, MISSING, Plan, PlanEntry, build_plan
-from dbops.sources import CommitInfo, FolderSource, Snapshot
-from dbops.statements import Statement
-from dbops.targets.base import BatchResult, ConnectionLost, Session, SqlError, Target
+from dbops.sources import FolderSource, Snapshot
+from dbops.targets.base import Session, Target
 
 DEFAULT_TABLE = "flyway_schema_history"
-BATCH_SCRIPTS = 100  # transactional scripts sent in one round trip (and one commit) where the driver can
-BATCH_FIRST = 10
-BATCH_BYTES = 1 << 20
-BATCH_ONLY_ERRORS = ("55P04",)  # "unsafe use of new enum value": only fails because scripts share a transaction
 
 
 @dataclass
@@ -43,37 +34,7 @@ class Settings:
     statement_timeout: float | None = None
 
 
-@dataclass(frozen=True)
-class RunInfo:
-    """Who and what started a run, recorded in the audit table."""
-
-    run_id: str = field(default_factory=lambda: uuid.uuid4().hex)
-    source: str = "cli"
-    commit: CommitInfo | None = None
-
-
-@dataclass
-class ScriptResult:
-    """What happened to one script."""
-
-    migration: Migration
-    status: str
-    execution_ms: int
-    statements: int
-    rows_affected: int
-    in_transaction: bool
-    error: str = ""
-
-    @property
-    def script(self) -> str:
-        return self.migration.script
-
-
 Event = Callable[[str], None]
-
-
-def _now() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
 class Engine:
@@ -217,11 +178,11 @@ class Engine:
             session.rollback()
             self.validate(plan)
             todo = self.check_selection(plan.pending(), select)
-            _split_ahead(todo)
+            split_ahead(todo)
             self.refuse_mixed(todo, session.dialect)
             if not todo:
                 return
-            applier = _Applier(self, session, history, run)
+            applier = Applier(self, session, history, run)
             applier.callbacks("beforeMigrate")
             yield from applier.apply_all([e.migration for e in todo if e.migration is not None])
             applier.callbacks("afterMigrate")
@@ -294,7 +255,7 @@ class Engine:
             chosen = [e for e in applied if floor is None or Version.parse(e.applied.version) > floor]  # type: ignore[union-attr]
             if floor is None:
                 chosen = chosen[:1]
-            applier = _Applier(self, session, history, run)
+            applier = Applier(self, session, history, run)
             for entry in chosen:
                 version = Version.parse(entry.applied.version)  # type: ignore[union-attr]
                 script = undo_scripts.get(version)
@@ -302,261 +263,6 @@ class Engine:
                     raise ConfigError(f"no undo script U{version}__….sql for version {version} ({entry.path}); write one to undo it")
                 results.append(applier.apply(script))
         return results
-
-
-def _lost_outcome(migration: Migration, transactional: bool) -> str:
-    """What a lost connection means for the script that was running, for the message."""
-    if transactional:
-        return (
-            f"Its transaction was not committed, unless the connection broke during COMMIT: `dbops info` shows whether "
-            f"{migration.script} was recorded. Migrate again once the database is reachable."
-        )
-    return (
-        f"It runs outside a transaction, so some of its statements may have been applied; `dbops info` shows it as "
-        f"Failed if its row was written. Undo what it did by hand if needed, run `dbops repair`, and migrate again."
-    )
-
-
-def _split_ahead(entries: list[PlanEntry]) -> None:
-    """Parse the scripts on a helper thread, in order, while the main thread waits on the database."""
-
-    def work() -> None:
-        for entry in entries:
-            if entry.migration is not None:
-                entry.migration.statements
-
-    threading.Thread(target=work, name="dbops-split-ahead", daemon=True).start()
-
-
-class _Applier:
-    """Runs scripts on the working session and records them."""
-
-    def __init__(self, engine: Engine, session: Session, history: History, run: RunInfo) -> None:
-        self.engine = engine
-        self.session = session
-        self.history = history
-        self.run = run
-        self.rank = history.next_rank()
-        session.commit()
-
-    def callbacks(self, event: str) -> None:
-        for callback in self.engine.catalog.callbacks_for(event):
-            try:
-                for statement in callback.statements:
-                    self.session.execute(statement.sql)
-                self.session.commit()
-            except SqlError as exc:
-                self.session.rollback()
-                raise MigrationFailed(f"{callback.path}: {event} callback failed: {exc}") from None
-
-    def apply_all(self, migrations: list[Migration]) -> Iterator[ScriptResult]:
-        """Apply in order; consecutive transactional scripts go in batches where the driver can."""
-        dialect = self.session.dialect
-        batching = self.session.supports_batches and not (
-            self.engine.catalog.callbacks_for("beforeEachMigrate") or self.engine.catalog.callbacks_for("afterEachMigrate")
-        )
-        index = 0
-        limit = BATCH_FIRST  # a small first batch gets the database working while later scripts are parsed
-        while index < len(migrations):
-            batch: list[Migration] = []
-            size = 0
-            while batching and index + len(batch) < len(migrations) and len(batch) < limit and size < BATCH_BYTES:
-                candidate = migrations[index + len(batch)]
-                if not candidate.in_transaction_on(dialect):
-                    break
-                batch.append(candidate)
-                size += len(candidate.sql)
-            if len(batch) > 1:
-                limit = BATCH_SCRIPTS
-                results, outcome = self._apply_batch(batch)
-                yield from results
-                index += len(results)
-                if outcome.error is not None and outcome.error.sqlstate not in BATCH_ONLY_ERRORS:
-                    migration, statement = migrations[index], outcome.failed_statement
-                    failed = migration.statements[statement] if statement is not None else None
-                    self._fail(migration, outcome.error, failed, statement or 0, True, _now())
-                if len(results) < len(batch):
-                    batching = False  # the script the batch could not apply runs alone next
-                continue
-            yield self.apply(migrations[index])
-            index += 1
-
-    def _apply_batch(self, batch: list[Migration]) -> tuple[list[ScriptResult], BatchResult]:
-        """Several scripts in one round trip; each commits with its rows, or not at all (a prefix commits)."""
-        if self.engine.run_lock is not None:
-            self.engine.run_lock.verify(before=batch[0].path)
-        started = _now()
-        first = self.rank
-
-        def bookkeeping_for(offset: int, migration: Migration):
-            return lambda elapsed: [
-                self._record_statement(first + offset, migration, elapsed, success=True),
-                self._audit_statement(migration, "success", "", started, finished=elapsed is not None),
-            ]
-
-        items = [([s.sql for s in m.statements], bookkeeping_for(k, m)) for k, m in enumerate(batch)]
-        try:
-            outcome = self.session.run_batch(items)
-        except ConnectionLost as exc:
-            names = f"{batch[0].path} … {batch[-1].script}"
-            raise ConnectionLost(
-                f"{names}: {exc}\nThese {len(batch)} scripts were sent in one transaction, which was not committed "
-                f"unless the connection broke during COMMIT: `dbops info` shows whether they were recorded. "
-                "Migrate again once the database is reachable."
-            ) from None
-        applied = batch[: outcome.committed]
-        results: list[ScriptResult] = []
-        if applied:
-            times = self.history.execution_times(first, first + len(applied) - 1)
-            self.session.commit()
-            rows = outcome.rows or [0] * len(applied)
-            results = [
-                ScriptResult(m, "success", times.get(first + k, 0), len(m.statements), rows[k], True)
-                for k, m in enumerate(applied)
-            ]
-            self.rank += len(applied)
-        return results, outcome
-
-    def apply(self, migration: Migration) -> ScriptResult:
-        if self.engine.run_lock is not None:
-            self.engine.run_lock.verify(before=migration.path)
-        self.callbacks("beforeEachMigrate")
-        transactional = migration.in_transaction_on(self.session.dialect)
-        try:
-            result = self._apply_in_transaction(migration) if transactional else self._apply_in_autocommit(migration)
-        except ConnectionLost as exc:
-            raise ConnectionLost(f"{migration.path}: {exc}\n{_lost_outcome(migration, transactional)}") from None
-        self.rank += 1
-        self.callbacks("afterEachMigrate")
-        return result
-
-    def _apply_in_transaction(self, migration: Migration) -> ScriptResult:
-        """The statements, the history row and the audit row commit together or not at all."""
-        started = _now()
-        statements = migration.statements
-
-        def bookkeeping(elapsed: int | None) -> list[tuple[str, tuple]]:
-            return [
-                self._record_statement(self.rank, migration, elapsed, success=True),
-                self._audit_statement(migration, "success", "", started, finished=elapsed is not None),
-            ]
-
-        outcome = self.session.run_transaction([s.sql for s in statements], bookkeeping)
-        if outcome.error is not None:
-            index = outcome.failed_index
-            failed = statements[index] if index is not None and statements else None
-            self._fail(migration, outcome.error, failed, index or 0, True, started)
-        return ScriptResult(migration, "success", outcome.elapsed_ms, len(statements), sum(max(r, 0) for r in outcome.rows), True)
-
-    def _apply_in_autocommit(self, migration: Migration) -> ScriptResult:
-        """Statement by statement; a failed row first, so a crash mid-way is reported truthfully."""
-        started = _now()
-        clock = time.perf_counter()
-        statements = migration.statements
-        rows = done = 0
-        lost = False
-        self.session.set_autocommit(True)
-        try:
-            self._record(self.rank, migration, 0, success=False)
-            for statement in statements:
-                rows += max(self._execute(statement), 0)
-                done += 1
-        except SqlError as exc:
-            self._fail(migration, exc, statements[done] if done < len(statements) else None, done, False, started)
-        except ConnectionLost:
-            lost = True  # nothing to switch back on a dead connection; report the loss itself
-            raise
-        finally:
-            if not lost:
-                self.session.set_autocommit(False)
-        elapsed = int((time.perf_counter() - clock) * 1000)
-        self._mark_done(migration, elapsed, started)
-        return ScriptResult(migration, "success", elapsed, len(statements), rows, False)
-
-    def _mark_done(self, migration: Migration, elapsed: int, started: datetime) -> None:
-        """The success flag and the audit row commit together: a crash between them leaves the row failed, not unaudited."""
-
-        def bookkeeping(_: int | None) -> list[tuple[str, tuple]]:
-            return [self.history.update_success_statement(self.rank, elapsed), self._audit_statement(migration, "success", "", started)]
-
-        try:
-            self.session.run_transaction([], bookkeeping)
-        except SqlError as exc:
-            self.session.rollback()
-            self._fail(migration, exc, None, len(migration.statements), False, started)
-
-    def _execute(self, statement: Statement) -> int:
-        return self.session.execute(statement.sql)
-
-    def _record(self, rank: int, migration: Migration, elapsed: int, success: bool) -> None:
-        self.session.execute(*self._record_statement(rank, migration, elapsed, success))
-
-    def _record_statement(self, rank: int, migration: Migration, elapsed: int | None, success: bool) -> tuple[str, tuple]:
-        return self.history.insert_statement(
-            rank,
-            migration.version.text if migration.version else None,
-            migration.description,
-            migration.history_type,
-            migration.script,
-            migration.checksum,
-            elapsed,
-            success,
-        )
-
-    def _audit(self, migration: Migration, status: str, error: str, started: datetime) -> None:
-        self.session.execute(*self._audit_statement(migration, status, error, started))
-
-    def _audit_statement(
-        self, migration: Migration, status: str, error: str, started: datetime, finished: bool = True
-    ) -> tuple[str, tuple]:
-        commit = self.engine.snapshot.file_commits.get(migration.path) or self.run.commit or CommitInfo(id="")
-        return self.history.audit_statement(
-            AuditRecord(
-                run_id=self.run.run_id,
-                source=self.run.source,
-                commit_id=commit.id,
-                commit_author=commit.author,
-                commit_message=commit.message,
-                script=migration.script,
-                version=migration.version.text if migration.version else None,
-                checksum=migration.checksum,
-                status=status,
-                error=error,
-                started_at=started,
-                finished_at=_now() if finished else None,
-                installed_by=self.session.user,
-                target=self.engine.target.redacted_url,
-            )
-        )
-
-    def _fail(
-        self, migration: Migration, exc: SqlError, failed: Statement | None, done: int, transactional: bool, started: datetime
-    ) -> NoReturn:
-        where = f"{migration.path}:{failed.line}" if failed else migration.path
-        statement = f" in statement `{failed.first_line}`" if failed else ""
-        error = f"{where}: {exc}"
-        try:
-            if transactional:
-                self.session.rollback()
-            self._audit(migration, "failed", error, started)
-            self.session.commit()
-        except SqlError:
-            pass
-        self.callbacks_quietly("afterMigrateError")
-        if transactional:
-            outcome = "Nothing of this script was applied (its transaction was rolled back); fix it and migrate again."
-        else:
-            outcome = (
-                f"The script runs outside a transaction: {done} of {len(migration.statements)} statement(s) were applied "
-                "and it is recorded as failed. Undo what it did by hand if needed, then run `dbops repair` and migrate again."
-            )
-        raise MigrationFailed(f"{where}: migration {migration.label} failed{statement}:\n  {exc}\n{outcome}")
-
-    def callbacks_quietly(self, event: str) -> None:
-        try:
-            self.callbacks(event)
-        except MigrationFailed:
-            pass
 
 
 __all__ = ["Engine", "RunInfo", "ScriptResult", "Settings", "BASELINE", "REPEATABLE", "VERSIONED"]
