@@ -140,7 +140,8 @@ def advisory_holder(session: Session, key: int) -> str:
             "select a.pid, coalesce(a.application_name, ''), coalesce(a.usename::text, ''), "
             "coalesce(a.client_addr::text, 'local'), a.backend_start "
             "from pg_locks l join pg_stat_activity a on a.pid = l.pid "
-            "where l.locktype = 'advisory' and l.granted and l.classid = %s and l.objid = %s and l.objsubid = 1",
+            "where l.locktype = 'advisory' and l.granted and l.classid = %s and l.objid = %s and l.objsubid = 1 "
+            "and l.database = (select oid from pg_database where datname = current_database())",
             ((unsigned >> 32) & 0xFFFFFFFF, unsigned & 0xFFFFFFFF),
         )
     except SqlError:
