@@ -111,7 +111,7 @@ class Migration:
 
     def non_transactional_on(self, dialect: str | None) -> list[Statement]:
         """Statements that `dialect` refuses in a transaction (None: either dialect)."""
-        if not may_hold_non_transactional(self.sql):
+        if not may_hold_non_transactional(self.sql, dialect):
             return []
         if dialect is None:
             return self.non_transactional

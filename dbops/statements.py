@@ -46,12 +46,20 @@ _NON_TRANSACTIONAL = [
     (r"CLUSTER( VERBOSE)?$", "CLUSTER (all tables)", _PG),
     (r"DISCARD ALL\b", "DISCARD ALL", _PG),
 ]
-# Every pattern above needs one of these words; a script without any of them needs no parsing to classify.
-_NON_TX_WORDS = re.compile(
-    r"VACUUM|DATABASE|APPEND|TYPE|ENCODE|EXTERNAL|LIBRARY|DATASHARE|PROVIDER|PARTITION|CONCURRENTLY|TABLESPACE|SYSTEM"
-    r"|SUBSCRIPTION|CLUSTER|DISCARD|LOCATION|FORMAT|PROPERTIES",
-    re.I,
+# Every pattern above needs one of these words; a script without any of them (for its dialect) needs no
+# parsing to classify.
+_NON_TX_WORDS = (
+    "VACUUM", "DATABASE", "APPEND", "TYPE", "ENCODE", "EXTERNAL", "LIBRARY", "DATASHARE", "PROVIDER", "PARTITION",
+    "CONCURRENTLY", "TABLESPACE", "SYSTEM", "SUBSCRIPTION", "CLUSTER", "DISCARD", "LOCATION", "FORMAT", "PROPERTIES",
 )
+
+
+def _words_for(dialect: str | None) -> re.Pattern[str]:
+    words = {w for p, _, dialects in _NON_TRANSACTIONAL if dialect is None or dialect in dialects for w in _NON_TX_WORDS if w in p}
+    return re.compile("|".join(sorted(words)), re.I)
+
+
+_PREFILTER = {dialect: _words_for(dialect) for dialect in (None, "redshift", "postgresql")}
 _NON_TX_RE = [(re.compile(p, re.S), label, dialects) for p, label, dialects in _NON_TRANSACTIONAL]
 _WS = re.compile(r"\s+")
 # A quoted identifier in normalized text (string literals are blanked already): `"x APPEND FROM y"` is a name.
@@ -141,9 +149,9 @@ def _normalize_tokens(stmt) -> str:
     return text[:-1].rstrip() if text.endswith(";") else text
 
 
-def may_hold_non_transactional(sql: str) -> bool:
-    """False when no statement of `sql` can be non-transactional (a cheap test before splitting)."""
-    return _NON_TX_WORDS.search(sql) is not None
+def may_hold_non_transactional(sql: str, dialect: str | None = None) -> bool:
+    """False when no statement of `sql` can be non-transactional on `dialect` (a cheap test before splitting)."""
+    return (_PREFILTER.get(dialect) or _PREFILTER[None]).search(sql) is not None
 
 
 def non_transactional_kind(normalized: str, dialect: str | None = None) -> str | None:

@@ -194,7 +194,11 @@ def test_missing_location_is_a_config_error(tmp_path: Path) -> None:
 
 def test_every_non_transactional_pattern_has_a_prefilter_word() -> None:
     """Scripts skip parsing when none of the prefilter words occurs; a new pattern needs its word there."""
-    from dbops.statements import _NON_TRANSACTIONAL, _NON_TX_WORDS
+    from dbops.statements import _NON_TRANSACTIONAL, _NON_TX_WORDS, may_hold_non_transactional
 
-    for pattern, label, _ in _NON_TRANSACTIONAL:
-        assert _NON_TX_WORDS.search(pattern.replace("\\b", " ")), f"add a word of {label!r} to _NON_TX_WORDS"
+    for pattern, label, dialects in _NON_TRANSACTIONAL:
+        assert any(word in pattern for word in _NON_TX_WORDS), f"add a word of {label!r} to _NON_TX_WORDS"
+        for dialect in dialects:
+            assert may_hold_non_transactional(label, dialect), (label, dialect)
+    assert not may_hold_non_transactional("alter table t alter column c type bigint", "postgresql")
+    assert may_hold_non_transactional("alter table t alter column c type bigint", "redshift")

@@ -110,6 +110,8 @@ def only_statement(sql: str):
 def test_statements_that_cannot_run_in_a_transaction_are_detected(sql: str, on_redshift, on_postgresql) -> None:
     statement = only_statement(sql)
     assert may_hold_non_transactional(sql)
+    assert may_hold_non_transactional(sql, RS) or not on_redshift
+    assert may_hold_non_transactional(sql, PG) or not on_postgresql
     assert statement.non_transactional_on(RS) == on_redshift
     assert statement.non_transactional_on(PG) == on_postgresql
     assert statement.non_transactional == (on_redshift or on_postgresql)
