@@ -329,7 +329,7 @@ def discover(
             continue
         conf_file = confs.get(file.display_path[: -len(".sql")])
         config = parse_conf(conf_file) if conf_file else ScriptConfig()
-        text = _decode(file.data, config.encoding, file.display_path)
+        text = _decode(file.data, config.encoding, file.display_path).removeprefix("\ufeff")  # a BOM is not SQL
         sql = replace_placeholders(text, context, file.display_path) if config.placeholder_replacement else text
         if isinstance(parsed, str):
             event, _, desc = name[: -len(".sql")].partition("__")

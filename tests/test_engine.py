@@ -357,3 +357,12 @@ def test_error_without_a_position_names_script_and_statement(db, scripts) -> Non
     assert [r[4] for r in history(db)] == ["V1__t.sql", "V2__ok.sql"]
     assert rows(db, "select id from t order by id") == [(1,), (2,)] and not table_exists(db, "later")
     assert rows(db, "select script, status from dbops_audit where status = 'failed'") == [("V3__dup.sql", "failed")]
+
+
+def test_script_saved_with_a_bom_runs_and_keeps_flyways_checksum(db, scripts) -> None:
+    """Editors on Windows save a BOM; Flyway drops it before running the script, and so does dbops."""
+    folder = scripts({"V1__bom.sql": b"\xef\xbb\xbfcreate table bom_t (id int);\r\n", "V2__vacuum.sql": b"\xef\xbb\xbfvacuum bom_t;"})
+    results = list(engine_for(db, folder).migrate())
+    assert [(r.script, r.in_transaction) for r in results] == [("V1__bom.sql", True), ("V2__vacuum.sql", False)]
+    assert table_exists(db, "bom_t")
+    assert history(db)[0][5] == checksum("\ufeffcreate table bom_t (id int);\r\n") == checksum("create table bom_t (id int);")
