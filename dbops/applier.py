@@ -4,18 +4,18 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, NoReturn
 
 from dbops.errors import MigrationFailed
 from dbops.history import AuditRecord, History
-from dbops.migrations import Migration
+from dbops.migrations import Migration, line_of
 from dbops.plan import PlanEntry
 from dbops.sources import CommitInfo
 from dbops.statements import Statement
-from dbops.targets.base import BatchResult, ConnectionLost, Session, SqlError
+from dbops.targets.base import BatchItem, BatchResult, ConnectionLost, Session, SqlError
 
 if TYPE_CHECKING:
     from dbops.engine import Engine
@@ -67,6 +67,20 @@ def _lost_outcome(migration: Migration, transactional: bool) -> str:
         "It runs outside a transaction, so some of its statements may have been applied; `dbops info` shows it as "
         "Failed if its row was written. Undo what it did by hand if needed, run `dbops repair`, and migrate again."
     )
+
+
+def _statements_of(migration: Migration) -> Callable[[], list[str]]:
+    return lambda: [s.sql for s in migration.statements]
+
+
+def _statement_at(migration: Migration, offset: int) -> int | None:
+    """Index of the statement that holds character `offset` of the script (None when it holds none)."""
+    line = line_of(migration.sql, offset)
+    index = None
+    for i, statement in enumerate(migration.statements):
+        if statement.line <= line:
+            index = i
+    return index
 
 
 def split_ahead(entries: list[PlanEntry]) -> None:
@@ -124,7 +138,10 @@ class Applier:
                 yield from results
                 index += len(results)
                 if outcome.error is not None and outcome.error.sqlstate not in BATCH_ONLY_ERRORS:
-                    migration, statement = migrations[index], outcome.failed_statement
+                    migration = migrations[index]
+                    statement = outcome.failed_statement
+                    if outcome.failed_offset is not None:
+                        statement = _statement_at(migration, outcome.failed_offset)
                     failed = migration.statements[statement] if statement is not None else None
                     self._fail(migration, outcome.error, failed, statement or 0, True, _now())
                 if len(results) < len(batch):
@@ -146,7 +163,7 @@ class Applier:
                 self._audit_statement(migration, "success", "", started, finished=elapsed is not None),
             ]
 
-        items = [([s.sql for s in m.statements], bookkeeping_for(k, m)) for k, m in enumerate(batch)]
+        items = [BatchItem(m.sql, _statements_of(m), bookkeeping_for(k, m)) for k, m in enumerate(batch)]
         try:
             outcome = self.session.run_batch(items)
         except ConnectionLost as exc:
@@ -162,9 +179,9 @@ class Applier:
             times = self.history.execution_times(first, first + len(applied) - 1)
             self.session.commit()
             rows = outcome.rows or [0] * len(applied)
+            counts = outcome.statement_counts or [len(m.statements) for m in applied]
             results = [
-                ScriptResult(m, "success", times.get(first + k, 0), len(m.statements), rows[k], True)
-                for k, m in enumerate(applied)
+                ScriptResult(m, "success", times.get(first + k, 0), counts[k], rows[k], True) for k, m in enumerate(applied)
             ]
             self.rank += len(applied)
         return results, outcome

@@ -178,7 +178,8 @@ class Engine:
             session.rollback()
             self.validate(plan)
             todo = self.check_selection(plan.pending(), select)
-            split_ahead(todo)
+            if not session.supports_batches:  # a batching driver sends scripts as written: no parsing ahead
+                split_ahead(todo)
             self.refuse_mixed(todo, session.dialect)
             if not todo:
                 return

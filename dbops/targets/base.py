@@ -80,15 +80,15 @@ class Session(ABC):
 
     supports_batches = False
 
-    def run_batch(self, items: list[tuple[list[str], Bookkeeping]]) -> BatchResult:
+    def run_batch(self, items: list[BatchItem]) -> BatchResult:
         """Apply several migrations, each atomic with its bookkeeping, stopping at the first that fails.
 
         Drivers with `supports_batches` send them in one round trip and one commit; this default runs
         them one transaction at a time.
         """
         rows: list[int] = []
-        for statements, bookkeeping in items:
-            outcome = self.run_transaction(statements, bookkeeping)
+        for item in items:
+            outcome = self.run_transaction(item.statements(), item.bookkeeping)
             if outcome.error is not None:
                 return BatchResult(len(rows), rows, outcome.error, outcome.failed_index)
             rows.append(sum(max(r, 0) for r in outcome.rows))
@@ -122,13 +122,27 @@ class TransactionResult:
 
 
 @dataclass
+class BatchItem:
+    """One script of a batch: its text, its statements (parsed on demand), and its bookkeeping rows."""
+
+    script: str
+    statements: Callable[[], list[str]]
+    bookkeeping: Bookkeeping
+
+
+@dataclass
 class BatchResult:
-    """How many items of a batch committed (a prefix), their rows affected when known, and why the next failed."""
+    """How many items of a batch committed (a prefix), their rows and statement counts, and why the next failed.
+
+    The failure is located by statement index, or by character offset in the script's text.
+    """
 
     committed: int
     rows: list[int] | None = None
     error: SqlError | None = None
     failed_statement: int | None = None
+    failed_offset: int | None = None
+    statement_counts: list[int] | None = None
 
 
 @dataclass(frozen=True)

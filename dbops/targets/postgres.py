@@ -14,6 +14,7 @@ from dbops.errors import ConfigError, ConnectError
 from dbops.targets.base import (
     POSTGRESQL,
     REDSHIFT,
+    BatchItem,
     BatchResult,
     Bookkeeping,
     ConnectionLost,
@@ -35,14 +36,32 @@ _NOT_REPLAYED = ("57014", "55P03")
 _SEPARATOR = "\n;\n"
 
 
-def _part_at(parts: list[str], position: str) -> int | None:
-    """The index of the part that holds the 1-based character `position` of the joined query."""
+def _part_at(parts: list[str], position: str) -> tuple[int | None, int | None]:
+    """The part that holds the 1-based character `position` of the joined query, and the offset in it."""
     offset = int(position) - 1
     for index, part in enumerate(parts):
         if offset < len(part):
-            return index
+            return index, offset
         offset -= len(part) + len(_SEPARATOR)
-    return None
+    return None, None
+
+
+def _batch_counts(results: list[tuple[str | None, int]], items: int) -> BatchResult:
+    """Statement counts and rows per script from a batch's command tags.
+
+    Each script's results sit between its mark (after `SAVEPOINT`) and its two bookkeeping inserts. A script
+    that issues SAVEPOINT itself makes the tags ambiguous: then counts and rows are left unknown.
+    """
+    starts = [i for i, (tag, _) in enumerate(results) if tag == "SAVEPOINT"]
+    if len(starts) != items:
+        return BatchResult(committed=items)
+    ends = [*starts[1:], len(results) - 1]
+    counts, rows = [], []
+    for start, end in zip(starts, ends):
+        own = results[start + 2 : end - 2]
+        counts.append(len(own))
+        rows.append(sum(max(count, 0) for _, count in own))
+    return BatchResult(committed=items, rows=rows, statement_counts=counts)
 
 
 def _sql_error(exc: psycopg.Error) -> Exception:
@@ -101,7 +120,7 @@ class PostgresSession(Session):
                 raise error from None
             if self.conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
                 self.conn.execute("ROLLBACK")
-            failed = _part_at(parts, exc.diag.statement_position) if exc.diag.statement_position else None
+            failed = _part_at(parts, exc.diag.statement_position)[0] if exc.diag.statement_position else None
             if failed is None:
                 failed = None if exc.sqlstate in _NOT_REPLAYED else self._replay(statements)
             elif not 1 <= failed <= len(statements):
@@ -116,36 +135,38 @@ class PostgresSession(Session):
 
     supports_batches = True
 
-    def run_batch(self, items: list[tuple[list[str], Bookkeeping]]) -> BatchResult:
-        """Several migrations in one query and one commit, each behind a savepoint.
+    def run_batch(self, items: list[BatchItem]) -> BatchResult:
+        """Several migrations in one query and one commit, each behind a savepoint, each script sent as written.
 
-        When one fails, the batch is rolled back to that migration's savepoint and the ones before it
-        commit, each with its history and audit rows: the same outcome as one transaction per migration.
+        The server splits the scripts; each one's statement count and rows come back as the results between
+        its savepoint's mark and its two bookkeeping rows. When one fails, the batch is rolled back to that
+        script's savepoint and the ones before it commit, each with its history and audit rows: the same
+        outcome as one transaction per script.
         """
         if self.conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
             self.rollback()
         mogrify = psycopg.ClientCursor(self.conn).mogrify
-        parts, owners, is_statement = ["BEGIN"], [-1], [False]
-        for index, (statements, bookkeeping) in enumerate(items):
-            for part, statement in (
+        parts, owners, is_script = ["BEGIN"], [-1], [False]
+        for index, item in enumerate(items):
+            for part, script in (
                 (f"SAVEPOINT dbops_{index}", False),
                 (SCRIPT_STARTED_MARK, False),
-                *((sql, True) for sql in statements),
-                *((mogrify(sql, params), False) for sql, params in bookkeeping(None)),
+                (item.script, True),
+                *((mogrify(sql, params), False) for sql, params in item.bookkeeping(None)),
             ):
                 parts.append(part)
                 owners.append(index)
-                is_statement.append(statement)
+                is_script.append(script)
         parts.append("COMMIT")
         owners.append(-1)
-        is_statement.append(False)
+        is_script.append(False)
         saved, self.conn.autocommit = self.conn.autocommit, True
         try:
             with self.conn.cursor() as cur:
                 cur.execute(_SEPARATOR.join(parts))
-                counts = [cur.rowcount]
+                results = [(cur.statusmessage, cur.rowcount)]
                 while cur.nextset():
-                    counts.append(cur.rowcount)
+                    results.append((cur.statusmessage, cur.rowcount))
         except psycopg.Error as exc:
             error = _sql_error(exc)
             if not isinstance(error, SqlError):
@@ -153,22 +174,17 @@ class PostgresSession(Session):
             if self.conn.info.transaction_status != psycopg.pq.TransactionStatus.INERROR:
                 return BatchResult(committed=0)  # COMMIT itself failed: nothing committed, nothing to blame yet
             position = exc.diag.statement_position
-            part = _part_at(parts, position) if position else None
+            part, offset = _part_at(parts, position) if position else (None, None)
             failed = owners[part] if part is not None and owners[part] >= 0 else self._last_savepoint(len(items))
             self.conn.execute(f"ROLLBACK TO SAVEPOINT dbops_{failed};\nCOMMIT")
-            if part is not None and is_statement[part]:
-                statement = part - next(i for i, o in enumerate(owners) if o == failed and is_statement[i])
-            else:
-                statement = None if exc.sqlstate in _NOT_REPLAYED else self._replay(items[failed][0])
+            if part is not None and is_script[part]:
+                return BatchResult(committed=failed, error=error, failed_offset=offset)
+            statement = None if exc.sqlstate in _NOT_REPLAYED else self._replay(items[failed].statements())
             return BatchResult(committed=failed, error=error, failed_statement=statement)
         finally:
             if not self.conn.broken:
                 self.conn.autocommit = saved
-        rows = [0] * len(items)
-        for owner, statement, count in zip(owners, is_statement, counts):
-            if statement:
-                rows[owner] += max(count, 0)
-        return BatchResult(committed=len(items), rows=rows)
+        return _batch_counts(results, len(items))
 
     def _last_savepoint(self, count: int) -> int:
         """In an aborted batch, the highest savepoint that exists: the migration that was running."""
