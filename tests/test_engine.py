@@ -366,3 +366,14 @@ def test_script_saved_with_a_bom_runs_and_keeps_flyways_checksum(db, scripts) ->
     assert [(r.script, r.in_transaction) for r in results] == [("V1__bom.sql", True), ("V2__vacuum.sql", False)]
     assert table_exists(db, "bom_t")
     assert history(db)[0][5] == checksum("\ufeffcreate table bom_t (id int);\r\n") == checksum("create table bom_t (id int);")
+
+
+def test_a_script_with_its_own_savepoints_is_counted_right(db, scripts) -> None:
+    """Batches read statement counts from command tags; a script's own SAVEPOINT must not confuse them."""
+    folder = scripts({
+        "V1__sp.sql": "create table s (id int);\nsavepoint inner_sp;\ninsert into s values (1), (2);\nrelease savepoint inner_sp;",
+        "V2__more.sql": "insert into s values (3);",
+    })
+    results = list(engine_for(db, folder).migrate())
+    assert [(r.script, r.statements) for r in results] == [("V1__sp.sql", 4), ("V2__more.sql", 1)]
+    assert rows(db, "select count(*) from s") == [(3,)]
