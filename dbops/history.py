@@ -194,8 +194,14 @@ class History:
     def next_rank(self) -> int:
         return int(self.session.query(f'select coalesce(max("installed_rank"), 0) + 1 from {self.qualified}')[0][0])
 
-    def insert(self, *args, **kwargs) -> None:
-        self.session.execute(*self.insert_statement(*args, **kwargs))
+    def insert(
+        self, rank: int, version: str | None, description: str, type_: str, script: str,
+        checksum: int | None, execution_time: int, success: bool,
+    ) -> None:
+        """Write one history row."""
+        self.session.execute(
+            *self.insert_statement(rank, version, description, type_, script, checksum, execution_time, success)
+        )
 
     def insert_statement(
         self,
@@ -222,9 +228,6 @@ class History:
             (*values, success),
         )
 
-    def update_success(self, rank: int, execution_time: int) -> None:
-        self.session.execute(*self.update_success_statement(rank, execution_time))
-
     def update_success_statement(self, rank: int, execution_time: int) -> tuple[str, tuple]:
         """Mark the row at `rank` applied, as (sql, params)."""
         return (
@@ -239,9 +242,6 @@ class History:
             (first_rank, last_rank),
         )
         return {int(rank): int(ms) for rank, ms in rows}
-
-    def delete_failed(self) -> int:
-        return self.session.execute(f'delete from {self.qualified} where not "success"')
 
     def update_checksum(self, rank: int, checksum: int | None, description: str, type_: str) -> None:
         self.session.execute(

@@ -3,14 +3,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import unquote, urlsplit
 
 import redshift_connector
 
 from dbops.errors import ConfigError, ConnectError
 from dbops.targets.base import POSTGRESQL, REDSHIFT, ConnectionLost, Session, SqlError, Target, TargetInfo, application_name
 from dbops.targets.redshift_auth import AuthOptions, ClientFactory, Credentials, default_client_factory, resolve
-from dbops.urls import redact
+from dbops.urls import query_params, redact
 
 DEFAULT_PORT = 5439
 SSL_MODES = ("verify-ca", "verify-full", "disable")
@@ -142,7 +142,7 @@ class RedshiftTarget(Target):
             port = parts.port or DEFAULT_PORT
         except ValueError as exc:
             raise ConfigError(f"invalid database URL {redact(url)}: {exc}") from None
-        params = {k.lower(): v for k, v in parse_qsl(parts.query, keep_blank_values=True)}
+        params = query_params(url)
         unknown = sorted(set(params) - set(PARAMS))
         if unknown:
             raise ConfigError(f"redshift URL {redact(url)}: unknown parameter(s) {', '.join(unknown)}; known: {', '.join(PARAMS)}")
