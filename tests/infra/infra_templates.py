@@ -34,3 +34,28 @@ def template_paths() -> list[Path]:
 def load_template(name: str) -> dict[str, Any]:
     """Parse a template, short tags (!Ref, !Sub, !GetAtt ...) included."""
     return cfn_yaml.load(str(INFRA / name))
+
+
+def choose(node: Any, **conditions: bool) -> Any:
+    """The template fragment as CloudFormation sees it when the named conditions hold
+    the given values: every {"Fn::If": [name, a, b]} on them becomes a or b."""
+    if isinstance(node, dict):
+        branch = node.get("Fn::If")
+        if len(node) == 1 and isinstance(branch, list) and branch[0] in conditions:
+            return choose(branch[1] if conditions[branch[0]] else branch[2], **conditions)
+        return {k: choose(v, **conditions) for k, v in node.items()}
+    if isinstance(node, list):
+        return [choose(v, **conditions) for v in node]
+    return node
+
+
+def sub_text(node: Any) -> str:
+    """The text of a Fn::Sub with its own variables inlined; template parameters and
+    pseudo parameters stay as ${Name}."""
+    value = node["Fn::Sub"] if isinstance(node, dict) else node
+    if isinstance(value, str):
+        return value
+    text, variables = value
+    for name, inner in variables.items():
+        text = text.replace("${" + name + "}", sub_text(inner))
+    return text

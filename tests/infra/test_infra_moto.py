@@ -18,10 +18,11 @@ import pytest
 from moto import mock_aws
 from moto.redshift.models import Cluster as MotoCluster
 
-from infra_templates import INFRA, load_template
+from infra_templates import INFRA, choose, load_template, sub_text
 
 REGION = "us-east-1"  # moto answers Fn::GetAZs "" with us-east-1 zones whatever the region
 NETWORK_STACK = "acme-net"
+NETWORK3_STACK = "acme-net3"  # with the third private subnet Redshift Serverless needs
 REDSHIFT_STACK = "acme-dw"
 CLUSTER_ID = "acme-warehouse"
 
@@ -30,6 +31,7 @@ CLUSTER_ID = "acme-warehouse"
 class Deployment:
     network: dict[str, str]
     redshift: dict[str, str]
+    network3: dict[str, str]
     statuses: dict[str, str]
 
 
@@ -84,7 +86,16 @@ def deployed(fake_aws_credentials: None) -> Iterator[Deployment]:
             cf, REDSHIFT_STACK, "redshift.yaml",
             NetworkStackName=NETWORK_STACK, ClusterIdentifier=CLUSTER_ID,
         )
-        yield Deployment(network, redshift, {"network": net_status, "redshift": rs_status})
+        network3, net3_status = _create(
+            cf, NETWORK3_STACK, "network.yaml",
+            VpcCidr="10.41.0.0/16", PublicSubnet1Cidr="10.41.0.0/24",
+            PublicSubnet2Cidr="10.41.1.0/24", PrivateSubnet1Cidr="10.41.16.0/20",
+            PrivateSubnet2Cidr="10.41.32.0/20", PrivateSubnet3Cidr="10.41.48.0/20",
+        )
+        yield Deployment(
+            network, redshift, network3,
+            {"network": net_status, "redshift": rs_status, "network3": net3_status},
+        )
 
 
 @pytest.fixture(scope="module")
@@ -103,6 +114,13 @@ def cluster(deployed: Deployment, redshift: Any) -> dict[str, Any]:
     return only
 
 
+def _exports() -> dict[str, str]:
+    """Export name -> value. moto 5.2 also lists the exports of outputs whose condition
+    is false, without a value; CloudFormation creates no export for them."""
+    listed = boto3.client("cloudformation", region_name=REGION).list_exports()["Exports"]
+    return {e["Name"]: e["Value"] for e in listed if "Value" in e}
+
+
 def _default_route(ec2: Any, route_table_id: str) -> dict[str, Any]:
     (table,) = ec2.describe_route_tables(RouteTableIds=[route_table_id])["RouteTables"]
     (route,) = [r for r in table["Routes"] if r.get("DestinationCidrBlock") == "0.0.0.0/0"]
@@ -112,15 +130,12 @@ def _default_route(ec2: Any, route_table_id: str) -> dict[str, Any]:
 # ------------------------------------------------------------------ network
 
 
-def test_both_stacks_deploy(deployed: Deployment) -> None:
-    assert deployed.statuses == {"network": "CREATE_COMPLETE", "redshift": "CREATE_COMPLETE"}
+def test_stacks_deploy(deployed: Deployment) -> None:
+    assert set(deployed.statuses.values()) == {"CREATE_COMPLETE"}
 
 
 def test_network_exports_what_the_other_stacks_import(deployed: Deployment) -> None:
-    exports = {
-        e["Name"]: e["Value"]
-        for e in boto3.client("cloudformation", region_name=REGION).list_exports()["Exports"]
-    }
+    exports = _exports()
     for key in ("VpcId", "PrivateSubnet1Id", "PrivateSubnet2Id",
                 "BuildSecurityGroupId", "DagsterSecurityGroupId"):
         assert exports[f"{NETWORK_STACK}-{key}"] == deployed.network[key]
@@ -134,6 +149,18 @@ def test_private_subnets_span_two_azs(deployed: Deployment, ec2: Any) -> None:
     assert {s["VpcId"] for s in subnets} == {deployed.network["VpcId"]}
     assert len({s["AvailabilityZone"] for s in subnets}) == 2
     assert not any(s["MapPublicIpOnLaunch"] for s in subnets)
+
+
+def test_third_private_subnet_only_when_asked(deployed: Deployment, ec2: Any) -> None:
+    assert "PrivateSubnet3Id" not in deployed.network
+    ids = [deployed.network3[f"PrivateSubnet{i}Id"] for i in (1, 2, 3)]
+    subnets = ec2.describe_subnets(SubnetIds=ids)["Subnets"]
+    assert {s["VpcId"] for s in subnets} == {deployed.network3["VpcId"]}
+    assert len({s["AvailabilityZone"] for s in subnets}) == 3
+    assert not any(s["MapPublicIpOnLaunch"] for s in subnets)
+    exports = _exports()
+    assert exports[f"{NETWORK3_STACK}-PrivateSubnet3Id"] == ids[2]
+    assert f"{NETWORK_STACK}-PrivateSubnet3Id" not in exports
 
 
 def test_private_route_tables_leave_through_the_nat_of_their_az(
@@ -190,7 +217,11 @@ def test_subnets_are_associated_with_the_right_route_tables() -> None:
         "PublicSubnet2": "PublicRouteTable",
         "PrivateSubnet1": "PrivateRouteTable1",
         "PrivateSubnet2": "PrivateRouteTable2",
+        # the Serverless-only subnet shares the first table: S3 endpoint, first NAT
+        "PrivateSubnet3": "PrivateRouteTable1",
     }
+    third = resources["PrivateSubnet3RouteTableAssociation"]
+    assert third["Condition"] == resources["PrivateSubnet3"]["Condition"] == "HasPrivateSubnet3"
 
 
 def test_s3_and_secrets_manager_endpoints(deployed: Deployment, ec2: Any) -> None:
@@ -309,7 +340,7 @@ def test_master_password_is_managed_by_redshift(redshift_template: dict[str, Any
     assert props["MasterPasswordSecretKmsKeyId"] == {"Ref": "WarehouseKey"}
     assert "MasterUserPassword" not in props
     assert not [p for p in redshift_template["Parameters"] if "password" in p.lower()]
-    assert redshift_template["Outputs"]["SecretArn"]["Value"] == {
+    assert choose(redshift_template["Outputs"]["SecretArn"]["Value"], IsServerless=False) == {
         "Fn::GetAtt": ["Cluster", "MasterPasswordSecretArn"]
     }
 
@@ -333,7 +364,7 @@ def test_audit_logging_goes_to_the_encrypted_log_groups(redshift_template: dict[
     exports = set(logging["LogExports"])
     assert exports == {"connectionlog", "userlog", "useractivitylog"}
     groups = {
-        r["Properties"]["LogGroupName"]["Fn::Sub"]: name
+        sub_text(choose(r["Properties"]["LogGroupName"], IsServerless=False)): name
         for name, r in resources.items() if r["Type"] == "AWS::Logs::LogGroup"
     }
     for log_type in exports:
