@@ -303,3 +303,13 @@ def test_a_namespace_without_a_managed_secret_fails_clearly(
     _, answer = invoke(lookup, event("Create", response_url.url), response_url)
     assert answer["Status"] == "FAILED"
     assert "does not manage" in answer["Reason"] and NAMESPACE in answer["Reason"]
+
+
+def test_a_request_without_a_namespace_still_gets_an_answer(
+    lookup: types.ModuleType, stub: Stubber, response_url: CloudFormationResponses
+) -> None:
+    request = event("Create", response_url.url)
+    del request["ResourceProperties"]["NamespaceName"]
+    _, answer = invoke(lookup, request, response_url)  # rather than leave the stack waiting
+    assert answer["Status"] == "FAILED"
+    assert "NamespaceName" in answer["Reason"]
