@@ -14,6 +14,8 @@ INFRA = REPO / "infra"
 # that appears in infra/ (the optional dagster.yaml).
 REQUIRED_TEMPLATES = ("network.yaml", "redshift.yaml", "pipeline.yaml")
 
+IAM_TYPES = ("AWS::IAM::Role", "AWS::IAM::Policy", "AWS::IAM::ManagedPolicy")
+
 FAKE_AWS_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
@@ -59,3 +61,8 @@ def sub_text(node: Any) -> str:
     for name, inner in variables.items():
         text = text.replace("${" + name + "}", sub_text(inner))
     return text
+
+
+def as_list(value: Any) -> list[Any]:
+    """A policy field that may hold one value or a list, as a list."""
+    return value if isinstance(value, list) else [value]

@@ -16,9 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from infra_templates import INFRA, load_template, template_paths
-
-IAM_TYPES = ("AWS::IAM::Role", "AWS::IAM::Policy", "AWS::IAM::ManagedPolicy")
+from infra_templates import IAM_TYPES, INFRA, as_list, load_template, template_paths
 
 # IAM evaluates these against "*" whatever the policy says (no resource-level
 # permissions); they are read-only. Nothing else may use Resource "*".
@@ -48,10 +46,6 @@ def render(value: Any) -> str:
         if fn == "Fn::ImportValue":
             return f"<import {render(arg)}>"
     return repr(value)
-
-
-def as_list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else [value]
 
 
 def expand_if(items: list[Any]) -> list[Any]:

@@ -9,9 +9,7 @@ from typing import Any
 
 import pytest
 
-from infra_templates import REPO, load_template
-
-IAM_TYPES = ("AWS::IAM::Role", "AWS::IAM::Policy", "AWS::IAM::ManagedPolicy")
+from infra_templates import IAM_TYPES, REPO, load_template
 
 
 def deploy_commands() -> list[list[str]]:

@@ -21,7 +21,7 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from infra_templates import choose, load_template, sub_text
+from infra_templates import as_list, choose, load_template, sub_text
 
 LOG_TYPES = {"connectionlog", "userlog", "useractivitylog"}
 PROVISIONED_ONLY = {"Cluster", "SubnetGroup", "ParameterGroup"}
@@ -150,7 +150,7 @@ def test_lookup_function_may_only_read_this_namespace(serverless: dict[str, Any]
     statements = policy["PolicyDocument"]["Statement"]
     granted = {
         (a, json.dumps(s["Resource"], sort_keys=True))
-        for s in statements for a in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])
+        for s in statements for a in as_list(s["Action"])
     }
     namespace = json.dumps({"Fn::GetAtt": ["Namespace", "Namespace.NamespaceArn"]})
     log_group = json.dumps({"Fn::GetAtt": ["AdminSecretLookupLogGroup", "Arn"]})
