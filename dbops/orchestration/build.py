@@ -1,8 +1,11 @@
 """Everything the code location holds: assets, checks, the migrate and validate jobs, schedule, sensors."""
 from __future__ import annotations
 
+import os
+
 from dagster import (
     AssetSelection,
+    DagsterInvalidDefinitionError,
     DefaultScheduleStatus,
     Definitions,
     JobDefinition,
@@ -14,6 +17,7 @@ from dagster import (
 
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
+from dbops.errors import ConfigError
 from dbops.orchestration.assets import RESOURCE_KEY, migration_assets, warehouse_assets
 from dbops.orchestration.checks import checksum_checks, drift_check
 from dbops.orchestration.project import MigrationProject
@@ -24,6 +28,7 @@ from dbops.sources import TAG_SOURCE
 MIGRATE_JOB = "migrate"
 VALIDATE_JOB = "validate"
 NIGHTLY_VALIDATE = "nightly_validate"
+NIGHTLY_CRON = "0 3 * * *"
 
 
 def migrate_job(migrations) -> UnresolvedAssetJobDefinition:
@@ -43,6 +48,22 @@ def validate_job() -> UnresolvedAssetJobDefinition:
         executor_def=in_process_executor,
         description="Check applied scripts against their files, and the schema against the last migrate's snapshot.",
     )
+
+
+def validate_schedule(validate: UnresolvedAssetJobDefinition) -> ScheduleDefinition:
+    """The validate job on DBOPS_VALIDATE_CRON (default nightly at 03:00 UTC); a bad cron is a ConfigError."""
+    cron = os.environ.get("DBOPS_VALIDATE_CRON", "").strip() or NIGHTLY_CRON
+    try:
+        return ScheduleDefinition(
+            name=NIGHTLY_VALIDATE,
+            job=validate,
+            cron_schedule=cron,
+            default_status=DefaultScheduleStatus.RUNNING,
+            tags={TAG_SOURCE: "schedule"},
+            description=f"Applied scripts against their files, and schema drift; cron {cron!r} in UTC (DBOPS_VALIDATE_CRON).",
+        )
+    except DagsterInvalidDefinitionError:
+        raise ConfigError(f"DBOPS_VALIDATE_CRON={cron!r} is not a cron expression (five fields, e.g. '0 3 * * *')") from None
 
 
 def sensors_for(job: UnresolvedAssetJobDefinition | JobDefinition) -> list[SensorDefinition]:
@@ -66,14 +87,7 @@ def build_definitions(
     last = translator.get_asset_key(project.migrations[-1])
     migrate = migrate_job(migrations)
     validate = validate_job()
-    schedule = ScheduleDefinition(
-        name=NIGHTLY_VALIDATE,
-        job=validate,
-        cron_schedule="0 3 * * *",
-        default_status=DefaultScheduleStatus.RUNNING,
-        tags={TAG_SOURCE: "schedule"},
-        description="Every night at 03:00 UTC: applied scripts against their files, and schema drift.",
-    )
+    schedule = validate_schedule(validate)
     return Definitions(
         assets=[migrations, *warehouse_assets(project, translator)],
         asset_checks=[*checksum_checks(project, translator), drift_check(last)],

@@ -2,21 +2,19 @@
 asset page lists the run's materialization. dagster-webserver on 127.0.0.1, headless Chromium (Debian's)."""
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 from urllib.parse import quote
 
 import pytest
 
 from dbops.cli import main
+from tests.services import free_port, graphql
 
 pytestmark = pytest.mark.browser
 
@@ -33,22 +31,6 @@ query UiState($runId: ID!) {
   runOrError(runId: $runId) { ... on Run { status jobName tags { key value } } }
 }
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def graphql(port: int, query: str, variables: dict | None = None) -> dict:
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{port}/graphql",
-        data=json.dumps({"query": query, "variables": variables or {}}).encode(),
-        headers={"Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return json.loads(response.read())["data"]
 
 
 @pytest.fixture
