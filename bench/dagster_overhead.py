@@ -8,7 +8,8 @@ Usage: uv run python -m bench.dagster_overhead [--sizes 100,1000] [--load-sizes 
    Wall times include process start on both sides; "run" is the Dagster run's own duration; "fixed" is
    what one pending script costs through Dagster beyond `--direct` (process start, imports, definitions,
    run creation). `--storage` picks the instance: `postgres` (dagster-postgres on the bench server, what
-   deployments use), `dbops` (the local default), `sqlite` (Dagster's stock SQLite storage).
+   deployments use), `dbops` (the local default: dagster-postgres on the embedded server dbops starts),
+   `sqlite` (Dagster's stock SQLite storage).
 2. Loading the definitions for N scripts in a fresh process: importing dagster and dbops, building the
    Definitions (cold: no script-facts cache; warm: cache filled), and the repository snapshot that the
    code server hands to the webserver.
@@ -26,6 +27,7 @@ import time
 from pathlib import Path
 
 from bench.generate import generate
+from dbops.targets.embedded import EmbeddedDatabase
 from tests.pg import PgServer, start_server
 
 GOALS = "goals: <= 10 ms overhead per applied migration, fixed cost <= 2 s, load 1,000 < 1.5 s, 10,000 < 6 s"
@@ -96,6 +98,7 @@ def migrate_figures(server: PgServer, root: Path, n: int, storage: str) -> dict[
     generate(Path(one["DBOPS_LOCATIONS"]), 1)
     one_direct = timed([*cli, "--direct"], {**one, "DBOPS_URL": server.url(server.create_database("direct"))})
     one_dagster = timed(cli, {**one, "DBOPS_URL": server.url(server.create_database("dagster")), "DAGSTER_HOME": env["DAGSTER_HOME"]})
+    EmbeddedDatabase(Path(base["DBOPS_HOME"]) / "pgdata").stop()
     return {
         "n": n,
         "direct": direct,

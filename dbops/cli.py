@@ -274,8 +274,10 @@ def cmd_local(args: argparse.Namespace, console: Console) -> int:
 
     db = EmbeddedDatabase.default()
     if args.action == "start":
+        from dbops.orchestration.home import dagster_home
+
         url = db.url(db.start())
-        message = f"embedded database running: {url}"
+        message = f"embedded database running: {url}; Dagster instance: {dagster_home()}"
     elif args.action == "stop":
         url = ""
         message = "embedded database stopped" if db.stop() else "embedded database was not running"

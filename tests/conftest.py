@@ -1,6 +1,7 @@
 """Shared fixtures: the embedded PostgreSQL server, a fresh database per test, script folders."""
 from __future__ import annotations
 
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -42,6 +43,19 @@ def scripts(tmp_path: Path):
         return folder
 
     return write
+
+
+@pytest.fixture
+def dbops_home(monkeypatch: pytest.MonkeyPatch) -> Path:
+    """DBOPS_HOME in a fresh folder outside pytest's root-only one (the embedded server runs as the pgserver
+    user there); the embedded server it may start is stopped and the folder removed afterwards."""
+    from dbops.targets.embedded import EmbeddedDatabase
+
+    home = Path(tempfile.mkdtemp(prefix="dbops-home-"))
+    monkeypatch.setenv("DBOPS_HOME", str(home))
+    yield home
+    EmbeddedDatabase(home / "pgdata").stop()
+    shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

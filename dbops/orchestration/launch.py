@@ -222,19 +222,14 @@ def quiet_dagster(verbose: bool) -> Iterator[None]:
 
 
 def open_ui(console: Console, args: argparse.Namespace | None = None) -> int:
-    """`dagster dev` on this project and the local instance, on 127.0.0.1 (port DBOPS_UI_PORT, default 3000).
-
-    In a folder with its own dagster.yaml (this repository's points at .dbops/dagster_home) and neither
-    DAGSTER_HOME nor DBOPS_HOME set, Dagster reads that file; otherwise DAGSTER_HOME is set (and created).
-    """
+    """`dagster dev` on this project and the local instance (DAGSTER_HOME), on 127.0.0.1 (port DBOPS_UI_PORT, default 3000)."""
     from dbops.cli import _settings, _url
 
-    own_config = Path("dagster.yaml").is_file() and not os.environ.get("DAGSTER_HOME") and not os.environ.get("DBOPS_HOME")
-    instance = "dagster.yaml in this folder" if own_config else str(dagster_home())
+    home = dagster_home()
     port = os.environ.get("DBOPS_UI_PORT", "3000")
     target = ["-w", "workspace.yaml"] if Path("workspace.yaml").is_file() else ["-m", "dbops.definitions"]
     command = [sys.executable, "-m", "dagster", "dev", *target, "-h", "127.0.0.1", "-p", port]
-    console.result(f"Dagster UI: http://127.0.0.1:{port} (instance: {instance}); Ctrl+C stops it.")
+    console.result(f"Dagster UI: http://127.0.0.1:{port} (instance: {home}); Ctrl+C stops it.")
     environment = settings_environment(_settings(args), _url(args)) if args is not None else _nothing()
     with environment:
         try:

@@ -1,6 +1,7 @@
 """The local default database: PostgreSQL from the `pgserver` package, data in `.dbops/pgdata`."""
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import warnings
@@ -12,6 +13,7 @@ from dbops.targets.base import TargetInfo
 from dbops.targets.postgres import PostgresTarget
 
 DATABASE = "warehouse"
+DAGSTER_DATABASE = "dagster"
 
 
 def dbops_home() -> Path:
@@ -48,25 +50,37 @@ class EmbeddedDatabase:
         return str(info.socket_dir)
 
     def start(self) -> str:
-        """Start the server if needed (init on first use); return its socket folder."""
-        running = self.running_socket_dir()
-        if running:
-            return running
-        self.pgdata.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            server = _pgserver().get_server(self.pgdata, cleanup_mode=None)
-        except Exception as exc:  # pgserver raises subprocess and OS errors of many kinds
-            raise ConnectError(f"cannot start the embedded database in {self.pgdata}: {exc}") from None
-        socket_dir = str(server.get_postmaster_info().socket_dir)
-        self._ensure_database(socket_dir)
-        return socket_dir
+        """Start the server if needed (init on first use); return its socket folder.
 
-    def _ensure_database(self, socket_dir: str) -> None:
+        Processes starting it at the same time take turns (a file lock beside the data folder): pgserver
+        reads a half-written postmaster.pid of a server another process is starting as an error.
+        """
+        self.pgdata.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.pgdata.parent / f"{self.pgdata.name}.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            running = self.running_socket_dir()
+            if running:
+                return running
+            try:
+                server = _pgserver().get_server(self.pgdata, cleanup_mode=None)
+            except Exception as exc:  # pgserver raises subprocess and OS errors of many kinds
+                raise ConnectError(f"cannot start the embedded database in {self.pgdata}: {exc}") from None
+            socket_dir = str(server.get_postmaster_info().socket_dir)
+            self.ensure_database(socket_dir, DATABASE)
+            return socket_dir
+
+    def ensure_database(self, socket_dir: str, name: str) -> None:
+        """Create database `name` on the running server unless it exists (concurrent callers are fine)."""
         import psycopg
+        from psycopg import sql
 
         with psycopg.connect(host=socket_dir, user="postgres", dbname="postgres", autocommit=True) as conn:
-            if not conn.execute("select 1 from pg_database where datname = %s", (DATABASE,)).fetchone():
-                conn.execute(f'create database "{DATABASE}"')
+            if conn.execute("select 1 from pg_database where datname = %s", (name,)).fetchone():
+                return
+            try:
+                conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
+            except psycopg.errors.UniqueViolation:  # created by a concurrent caller meanwhile
+                pass
 
     def stop(self) -> bool:
         """Stop the server; False when it was not running."""
@@ -80,8 +94,8 @@ class EmbeddedDatabase:
         del pgserver
         return True
 
-    def url(self, socket_dir: str) -> str:
-        return f"postgresql://postgres@/{DATABASE}?host={socket_dir}"
+    def url(self, socket_dir: str, database: str = DATABASE) -> str:
+        return f"postgresql://postgres@/{database}?host={socket_dir}"
 
 
 class EmbeddedTarget(PostgresTarget):

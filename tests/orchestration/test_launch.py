@@ -9,6 +9,7 @@ import pytest
 from dagster import DagsterInstance
 
 from dbops.cli import main
+from dbops.targets.embedded import EmbeddedDatabase
 from tests.orchestration.support import key, query
 
 SCRIPTS = {
@@ -18,10 +19,10 @@ SCRIPTS = {
 
 
 @pytest.fixture
-def project(tmp_path, monkeypatch, scripts):
+def project(tmp_path, monkeypatch, scripts, dbops_home):
     """A project folder as the working directory, with DAGSTER_HOME unset (the default applies)."""
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("DBOPS_HOME", str(tmp_path / ".dbops"))
+    (tmp_path / ".dbops").symlink_to(dbops_home)
     monkeypatch.setenv("DAGSTER_HOME", "unset")
     monkeypatch.delenv("DAGSTER_HOME")
     for name in ("DBOPS_URL", "DBOPS_PASSWORD", "DBOPS_LOCATIONS", "DBOPS_CONFIG"):
@@ -108,20 +109,49 @@ def test_an_unreachable_database_exits_3_before_any_run(project, capsys):
     assert "cannot connect" in capsys.readouterr().err
 
 
-def test_the_repository_dagster_yaml_shows_cli_runs_to_a_plain_dagster_dev(project, pg_url, capsys):
-    """`dagster dev -w workspace.yaml` without DAGSTER_HOME reads ./dagster.yaml: the same storage as `dbops migrate`."""
-    import shutil
-    import tempfile
+def test_the_local_instance_is_dagster_postgres_on_the_embedded_server(project, pg_url, capsys, monkeypatch):
+    """`dbops local start` prepares DAGSTER_HOME; `dagster dev` with it (DagsterInstance.get) sees dbops's runs."""
+    from dagster_postgres import PostgresEventLogStorage
 
-    from dagster._core.instance.ref import InstanceRef
-
-    shutil.copy(Path(__file__).parents[2] / "dagster.yaml", project / "dagster.yaml")
+    assert main(["local", "start"]) == 0
+    home = (project / ".dbops" / "dagster_home").resolve()
+    assert f"Dagster instance: {home}" in capsys.readouterr().out
     assert main(["--url", pg_url, "migrate"]) == 0
     [(run, _)] = runs(project)
-    with tempfile.TemporaryDirectory(dir=project) as scratch:  # what dagster dev does without DAGSTER_HOME
-        with DagsterInstance.from_ref(InstanceRef.from_dir(scratch, config_dir=str(project))) as instance:
-            assert [r.run_id for r in instance.get_runs()] == [run.run_id]
-            assert instance.get_latest_materialization_event(key("v1__create_users")).run_id == run.run_id
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    with DagsterInstance.get() as instance:
+        assert isinstance(instance.event_log_storage, PostgresEventLogStorage)
+        assert [r.run_id for r in instance.get_runs()] == [run.run_id]
+        assert instance.get_latest_materialization_event(key("v1__create_users")).run_id == run.run_id
+    socket_dir = EmbeddedDatabase(project / ".dbops" / "pgdata").running_socket_dir()
+    assert query(f"postgresql://postgres@/dagster?host={socket_dir}", "select run_id from runs") == [(run.run_id,)]
+
+
+def test_a_dagster_yaml_of_your_own_is_left_as_it_is(project, pg_url, pg_server, monkeypatch):
+    home = project / "own_home"
+    home.mkdir()
+    own = f"storage:\n  postgres:\n    postgres_url: {pg_server.url(pg_server.create_database('own'))}\ntelemetry:\n  enabled: false\n"
+    (home / "dagster.yaml").write_text(own)
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    assert main(["--url", pg_url, "migrate"]) == 0
+    assert (home / "dagster.yaml").read_text() == own
+    assert not (project / ".dbops" / "pgdata").exists()  # no embedded server was needed
+
+
+def test_two_migrates_started_together_on_a_new_instance_both_finish(project, pg_url):
+    """Concurrent first use of a new DAGSTER_HOME: one applies, the other waits for the run lock; storage stays usable."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "DBOPS_URL": pg_url}
+    command = [sys.executable, "-m", "dbops.cli", "migrate"]
+    processes = [subprocess.Popen(command, cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for _ in range(2)]
+    outcomes = [(p.wait(timeout=180), *p.communicate()) for p in processes]
+    assert [code for code, _, _ in outcomes] == [0, 0], outcomes
+    assert [row[0] for row in query(pg_url, 'select "version" from flyway_schema_history order by installed_rank')] == ["1", "2"]
+    assert main(["--url", pg_url, "info"]) == 0
+    assert len(runs(project)) in (1, 2)  # the second started a run only if it looked before the first applied
 
 
 def test_ui_starts_dagster_dev_on_localhost_with_the_command_line_settings(project, monkeypatch, capsys):
@@ -139,7 +169,7 @@ def test_ui_starts_dagster_dev_on_localhost_with_the_command_line_settings(proje
     assert main(["--url", "postgresql://u:pw@127.0.0.1/db", "--locations", "sql", "ui"]) == 0
     assert seen["command"][-7:] == ["dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", "3000"]
     assert seen["env"] == {
-        "DAGSTER_HOME": str(project / ".dbops" / "dagster_home"),
+        "DAGSTER_HOME": str((project / ".dbops" / "dagster_home").resolve()),
         "DBOPS_URL": "postgresql://u:pw@127.0.0.1/db",
         "DBOPS_LOCATIONS": "sql",
     }

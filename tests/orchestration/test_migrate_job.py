@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from dagster import DagsterEventType
 
-import dbops.orchestration.apply as apply_module
 from tests.orchestration.support import definitions, key, materializations, query
 
 SCRIPTS = {
@@ -99,22 +98,14 @@ def test_a_failing_script_fails_the_run_with_the_engine_message_and_exit_code(in
     assert query(pg_url, "select script, status from dbops_audit order by started_at") == [("V1__ok.sql", "success"), ("V2__bad.sql", "failed")]
 
 
-def test_large_selections_are_recorded_as_runtime_materializations(instance, scripts, pg_url, monkeypatch):
-    defs = definitions(scripts(SCRIPTS), pg_url)
-    monkeypatch.setattr(apply_module, "OUTPUT_LOOKUP_BUDGET", 4)
-    result = run(defs, instance, tags=TAGS)
+def test_each_applied_script_is_one_runtime_materialization_event(instance, scripts, pg_url):
+    result = run(definitions(scripts(SCRIPTS), pg_url), instance, tags=TAGS)
     assert result.success
     assert list(materializations(result.all_events)) == [key("v1__create_users"), key("v2__seed_users"), key("v3__add_email")]
-    assert not [e for e in result.all_events if e.event_type == DagsterEventType.STEP_OUTPUT]
-    assert materializations(result.all_events)[key("v2__seed_users")]["rows_affected"] == 3
-
-
-def test_small_selections_are_step_outputs_with_their_code_version(instance, scripts, pg_url):
-    result = run(definitions(scripts(SCRIPTS), pg_url), instance)
-    assert len([e for e in result.all_events if e.event_type == DagsterEventType.STEP_OUTPUT]) == 3
-    event = instance.get_latest_materialization_event(key("v1__create_users"))
-    code_version = event.dagster_event.event_specific_data.materialization.tags["dagster/code_version"]
-    assert code_version == str(materializations(result.all_events)[key("v1__create_users")]["checksum"])
+    assert not [e for e in result.all_events if e.event_type in (DagsterEventType.STEP_OUTPUT, DagsterEventType.HANDLED_OUTPUT)]
+    stored = instance.fetch_materializations(key("v2__seed_users"), limit=10).records
+    assert len(stored) == 1 and stored[0].run_id == result.run_id
+    assert stored[0].asset_materialization.metadata["rows_affected"].value == 3
 
 
 def test_a_run_for_a_commit_applies_exactly_that_commit_s_scripts(instance, tmp_path, pg_url):

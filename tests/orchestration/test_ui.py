@@ -34,7 +34,7 @@ query UiState($runId: ID!) {
 
 
 @pytest.fixture
-def migrated(tmp_path, monkeypatch, scripts, pg_url, capsys):
+def migrated(tmp_path, monkeypatch, scripts, pg_url, capsys, dbops_home):
     """A project whose scripts `dbops migrate` applied through Dagster; returns (folder, run id, environment)."""
     scripts(SCRIPTS)
     (tmp_path / "workspace.yaml").write_text(WORKSPACE)

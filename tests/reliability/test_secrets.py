@@ -107,7 +107,7 @@ def setup(request: pytest.FixtureRequest, pg_server: PgServer, monkeypatch: pyte
     for variable in [v for v in os.environ if v.startswith(("DBOPS_", "AWS_", "DAGSTER_HOME"))]:
         monkeypatch.delenv(variable)
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("DBOPS_HOME", str(tmp_path / ".dbops"))
+    request.getfixturevalue("dbops_home")
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", AWS_SECRET_KEY)
     env: dict[str, str] = {}
@@ -221,9 +221,17 @@ def test_the_dagster_run_and_its_failures_keep_the_secret_out_of_the_instance(se
     unreachable = unreachable_url(setup.url)
     code, _, err = dbops(Setup(unreachable, setup.pg_url, setup.capture, setup.env), capsys, folder, "-v", "migrate")
     assert code == 3, err
-    home = tmp_path / ".dbops" / "dagster_home"
+    home = Path(os.environ["DBOPS_HOME"]) / "dagster_home"
     assert every_file(setup, home) > 0
     from dagster import DagsterInstance
+
+    from dbops.orchestration.home import embedded_storage_url
+
+    with psycopg.connect(embedded_storage_url()) as conn:  # the instance's storage: every table, every row
+        tables = [t for (t,) in conn.execute("select table_name from information_schema.tables where table_schema = 'public'")]
+        assert "event_logs" in tables and "runs" in tables
+        for table in tables:
+            setup.capture.add(f"storage table {table}", repr(conn.execute(f'select * from "{table}"').fetchall()))
 
     with DagsterInstance.from_config(str(home)) as instance:
         for run in instance.get_runs():
