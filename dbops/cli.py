@@ -166,10 +166,7 @@ def cmd_migrate(args: argparse.Namespace, console: Console) -> int:
         return 0
     started = time.perf_counter()
     if not args.direct:
-        plan = engine.validate()
-        if not plan.pending():  # nothing would change: no need to start Dagster for an empty run
-            print_results(console, [], target, time.perf_counter() - started, None)
-            return 0
+        engine.validate()
         from dbops.orchestration.launch import launch_migrate
 
         return launch_migrate(engine, args, console, commit)

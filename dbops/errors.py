@@ -53,3 +53,7 @@ class LockTimeout(DbopsError):
     """Another migrator held the run lock for longer than the lock timeout (exit 3)."""
 
     exit_code = 3
+
+
+class StorageUnavailable(ConnectError):
+    """The Dagster instance's storage cannot be reached or failed (exit 3)."""

@@ -59,6 +59,17 @@ class AuditRecord:
     target: str
 
 
+@dataclass(frozen=True)
+class AppliedAttempt:
+    """The successful attempt behind a history row, as the audit table recorded it."""
+
+    run_id: str
+    source: str
+    commit_id: str
+    commit_author: str
+    finished_at: datetime | None
+
+
 def history_ddl(dialect: str, schema: str, table: str) -> list[str]:
     """The statements Flyway uses to create its history table, in this dialect."""
     qualified = f"{quote_ident(schema)}.{quote_ident(table)}"
@@ -278,3 +289,13 @@ class History:
                 self.fit(record.target, 1000),
             ),
         )
+
+    def successful_attempts(self) -> dict[tuple[str, int | None], AppliedAttempt]:
+        """The latest successful audit row of each (script, checksum): which run applied it, from which commit."""
+        if not self._table_exists(AUDIT_TABLE):
+            return {}
+        rows = self.session.query(
+            f'select "script", "checksum", "run_id", "source", "commit_id", "commit_author", "finished_at" '
+            f"from {self.audit_qualified} where \"status\" = 'success' order by \"finished_at\""
+        )
+        return {(row[0], row[1]): AppliedAttempt(*row[2:]) for row in rows}

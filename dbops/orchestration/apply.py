@@ -19,6 +19,7 @@ from dbops.engine import Engine, RunInfo, ScriptResult
 from dbops.errors import DbopsError
 from dbops.history import History
 from dbops.orchestration.drift import SnapshotStore, diff, live_catalog
+from dbops.orchestration.reconcile import late_materializations, unrecorded
 from dbops.orchestration.resource import DbopsResource
 from dbops.orchestration.translator import MigrationTranslator
 from dbops.sources import TAG_SOURCE, CommitInfo, commit_from_tags, source_for_tags
@@ -64,6 +65,13 @@ def apply_pending(
     try:
         snapshot = source_for_tags(tags, settings.locations).snapshot()
         engine = Engine(dbops.open_target(), settings, snapshot)
+        late = unrecorded(engine, translator.get_asset_key, context.instance)
+        if late:
+            context.log.warning(
+                f"{len(late)} applied script(s) had no materialization (a killed run, a storage outage, --direct or "
+                f"Flyway): recording them late, first {late[0].path}"
+            )
+            yield from late_materializations(late, engine.target.redacted_url)
         select = _selection(context, engine, translator, known)
         has_snapshot = _drift_before(context, engine)
         run = RunInfo(run_id=context.run.run_id, source=run_source(tags), commit=commit_from_tags(tags))

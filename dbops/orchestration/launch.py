@@ -15,8 +15,11 @@ from typing import Any
 
 from dagster import (
     AssetKey,
+    DagsterError,
     DagsterEventType,
     DagsterInstance,
+    DagsterInvalidConfigError,
+    DagsterInvariantViolationError,
     Definitions,
     JobDefinition,
     execute_job,
@@ -24,12 +27,13 @@ from dagster import (
 )
 
 from dbops.engine import Engine, ScriptResult, Settings
-from dbops.errors import MigrationFailed
+from dbops.errors import ConfigError, MigrationFailed, StorageUnavailable
 from dbops.migrations import Migration
 from dbops.orchestration.apply import EXIT_CODE
 from dbops.orchestration.assets import RESOURCE_KEY
 from dbops.orchestration.build import MIGRATE_JOB, build_definitions
 from dbops.orchestration.home import dagster_home
+from dbops.orchestration.reconcile import fail_abandoned_runs, process_tags, unrecorded
 from dbops.orchestration.translator import SCRIPT_METADATA
 from dbops.output import Console
 from dbops.sources import TAG_AUTHOR, TAG_COMMIT, TAG_MESSAGE, TAG_SOURCE, TAG_TARGET, CommitInfo
@@ -121,37 +125,53 @@ def pending_selection(engine: Engine, keys: dict[str, AssetKey]) -> list[AssetKe
 
 
 def launch_migrate(engine: Engine, args: argparse.Namespace, console: Console, commit: CommitInfo | None) -> int:
-    """Execute the migrate job on the instance at DAGSTER_HOME; print what --direct prints, plus the run id."""
+    """Execute the migrate job on the instance at DAGSTER_HOME; print what --direct prints, plus the run id.
+
+    Before anything is applied: the storage is checked, runs a killed `dbops migrate` left STARTED are marked
+    failed, and with nothing pending and nothing to record late, no run is started.
+    """
     started = time.perf_counter()
     verbose = getattr(args, "verbose", False)
     settings = engine.settings
     url = getattr(args, "url", None) or os.environ.get("DBOPS_URL") or None
+    target = engine.target.redacted_url
     with quiet_dagster(verbose), settings_environment(settings, url):
         home = dagster_home()
         defs = build_definitions()
         _loaded["defs"] = defs
-        selection = pending_selection(engine, scripts_to_keys(defs))
-        if not selection:
-            console.result(f"Nothing to migrate: no scripts in {', '.join(settings.locations)}.")
-            return 0
-        with DagsterInstance.get() as instance:
+        keys = scripts_to_keys(defs)
+        with open_instance(home) as instance:
+            for run_id in fail_abandoned_runs(instance, MIGRATE_JOB):
+                console.log(f"Dagster run {run_id} was left STARTED by a dbops migrate that is gone: marked failed")
+            pending = engine.plan().pending()
+            if not pending and not unrecorded(engine, lambda m: keys.get(m.script), instance):
+                from dbops.cli import print_results
+
+                print_results(console, [], target, time.perf_counter() - started, None)
+                return 0
+            selection = pending_selection(engine, keys)
+            if not selection:
+                console.result(f"Nothing to migrate: no scripts in {', '.join(settings.locations)}.")
+                return 0
             # Subset here, checks excluded: given as execute_job(asset_selection=...), Dagster would add
             # the checks of the selected assets to the run.
             job = reconstructable(launched_migrate_job).get_subset(
                 asset_selection=frozenset(selection), asset_check_selection=frozenset()
             )
-            result = execute_job(
-                job,
-                instance=instance,
-                run_config=run_config(settings, verbose),
-                tags=run_tags(args.source, commit, engine.target.redacted_url),
-            )
-            events = list(result.all_events)
+            try:
+                result = execute_job(
+                    job,
+                    instance=instance,
+                    run_config=run_config(settings, verbose),
+                    tags={**run_tags(args.source, commit, target), **process_tags()},
+                )
+                events = list(result.all_events)
+            except Exception as exc:  # the storage failed mid-run; its drivers raise errors of many kinds
+                raise storage_failure(home, exc, during_run=True) from None
             run_id = result.run_id
     if verbose:
         console.log(f"Dagster run {run_id} on the instance in {home}")
     results = results_from_events(events, engine)
-    target = engine.target.redacted_url
     if not console.tty and not console.as_json:
         for r in results:
             console.result(f"applied {r.migration.path} ({r.statements} statements, {r.execution_ms} ms)")
@@ -164,6 +184,41 @@ def launch_migrate(engine: Engine, args: argparse.Namespace, console: Console, c
 
     print_results(console, results, target, time.perf_counter() - started, run_id)
     return 0
+
+
+@contextmanager
+def open_instance(home: Path) -> Iterator[DagsterInstance]:
+    """The instance at `home`, its storage probed once; a storage that cannot be used is StorageUnavailable."""
+    try:
+        instance = DagsterInstance.get()
+        instance.get_runs(limit=1)
+    except (DagsterInvalidConfigError, DagsterInvariantViolationError) as exc:
+        raise ConfigError(f"{home / 'dagster.yaml'}: {_first_line(exc)}; fix the instance configuration") from None
+    except Exception as exc:  # storage drivers raise errors of many kinds
+        raise storage_failure(home, exc, during_run=False) from None
+    with instance:
+        yield instance
+
+
+def storage_failure(home: Path, exc: BaseException, during_run: bool) -> StorageUnavailable:
+    """The one-line error for a Dagster storage that failed, naming the instance and what to do."""
+    cause = exc.__cause__ or exc.__context__ or exc
+    what = _first_line(cause if isinstance(exc, DagsterError) else exc)
+    where = f"the Dagster storage of the instance in {home} ({home / 'dagster.yaml'})"
+    if during_run:
+        return StorageUnavailable(
+            f"{where} failed during the run: {what}; the history table has every script applied so far, and the next "
+            "dbops migrate records their materializations; check the storage's database, or use --direct meanwhile"
+        )
+    return StorageUnavailable(
+        f"cannot use {where}: {what}; nothing was applied. Check that its database is reachable (the DAGSTER_PG_* "
+        "settings of a deployment; `dbops local start` for the local one), or migrate with --direct"
+    )
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return redact(text.splitlines()[0])
 
 
 def results_from_events(events: list[Any], engine: Engine) -> list[ScriptResult]:

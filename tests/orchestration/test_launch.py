@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 import os
+import socket
+import time
 from pathlib import Path
 
 import pytest
@@ -48,7 +50,11 @@ def test_migrate_is_one_dagster_run_with_tags_and_the_direct_summary(project, pg
     [(run, latest)] = runs(project)
     assert f"Dagster run: {run.run_id}" in out
     assert run.job_name == "migrate"
+    process = run.tags["dbops/process"]  # pid:start time, so a later run can tell it is gone
+    assert process.split(":")[0].isdigit() and run.tags["dbops/host"] == socket.gethostname()
     assert {k: v for k, v in run.tags.items() if k.startswith("dbops/")} == {
+        "dbops/host": socket.gethostname(),
+        "dbops/process": process,
         "dbops/source": "cli",
         "dbops/commit": "abc123",
         "dbops/author": "Ann",
@@ -184,3 +190,60 @@ def test_target_and_timeouts_reach_the_job_as_run_config(project, pg_url, capsys
     config = run.run_config["resources"]["dbops"]["config"]
     assert (config["target_version"], config["lock_timeout"], config["statement_timeout"]) == ("1", 7.0, 30.0)
     assert query(pg_url, 'select "version" from flyway_schema_history') == [("1",)]
+
+
+def own_instance(project: Path, url: str) -> Path:
+    home = project / "own_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text(f'storage:\n  postgres:\n    postgres_url: "{url}"\ntelemetry:\n  enabled: false\n')
+    return home
+
+
+def test_an_unreachable_storage_is_one_error_line_exit_3_and_nothing_applied(project, pg_url, monkeypatch, capsys):
+    home = own_instance(project, "postgresql://dagster:storage-secret@127.0.0.1:1/dagster?connect_timeout=1")
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    assert main(["--url", pg_url, "migrate"]) == 3
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: cannot use the Dagster storage of the instance in "), err
+    assert str(home / "dagster.yaml") in err and "nothing was applied" in err and "--direct" in err
+    assert "storage-secret" not in err and "Traceback" not in err
+    assert query(pg_url, "select count(*) from information_schema.tables where table_name = 'flyway_schema_history'") == [(0,)]
+
+
+def test_a_storage_that_fails_mid_run_is_exit_3_and_the_next_run_records_what_was_applied(project, pg_server, pg_url, scripts, monkeypatch):
+    from dagster import DagsterRunStatus
+
+    from tests.reliability.harness import Dbops, dbops
+
+    storage_db = pg_server.create_database("storage")
+    home = own_instance(project, pg_server.url(storage_db))
+    scripts({"V3__slow.sql": "select pg_sleep(4);"})
+    env = {"DAGSTER_HOME": str(home)}
+    with Dbops(pg_url, project / "sql", "migrate", env=env) as victim:
+        def sleeping() -> bool:
+            return bool(query(pg_url, "select 1 from pg_stat_activity where wait_event = 'PgSleep'"))
+
+        deadline = time.monotonic() + 120
+        while not sleeping():
+            assert victim.running() and time.monotonic() < deadline, (victim.stdout, victim.stderr)
+            time.sleep(0.05)
+        with pg_server.admin() as admin:
+            admin.execute(f'alter database "{storage_db}" allow_connections false')
+            admin.execute("select pg_terminate_backend(pid) from pg_stat_activity where datname = %s", (storage_db,))
+        code, _, err = victim.finish(180)
+    assert code == 3, err
+    assert "Traceback" not in err
+    assert "error: the Dagster storage of the instance in" in err and "failed during the run" in err
+    assert [r[0] for r in query(pg_url, 'select "version" from flyway_schema_history order by installed_rank')] == ["1", "2", "3"]
+
+    with pg_server.admin() as admin:
+        admin.execute(f'alter database "{storage_db}" allow_connections true')
+    code, out, err = dbops(pg_url, project / "sql", "migrate", env=env)
+    assert code == 0, err
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    with DagsterInstance.get() as instance:
+        assert {r.status for r in instance.get_runs()} <= {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE}
+        for name in ("v1__create_users", "v2__seed_users", "v3__slow"):
+            [record] = instance.fetch_materializations(key(name), limit=5).records
+            assert record.asset_materialization.metadata["recorded_late"].value is True

@@ -1,0 +1,127 @@
+"""One truth across the two stores: the history table says what is applied; the Dagster instance follows.
+
+A script can be applied without a materialization: the process was killed between the COMMIT and the
+event, the Dagster storage was down, or the script came through `--direct` or Flyway. Each migrate run
+records the missing materializations first, marked as recorded late, with the applied time and the
+run and commit the audit table names. A run that a killed `dbops migrate` left STARTED is marked failed
+by the next one on the same machine.
+"""
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from dagster import AssetKey, AssetMaterialization, DagsterInstance, DagsterRunStatus, MetadataValue, RunsFilter
+
+from dbops.engine import Engine
+from dbops.history import AppliedAttempt, History
+from dbops.migrations import Migration
+from dbops.plan import SUCCESS
+
+TAG_HOST = "dbops/host"
+TAG_PROCESS = "dbops/process"
+APPLIED_IN_RUN = "applied_in_run"
+RECORDED_LATE = "recorded_late"
+
+
+@dataclass(frozen=True)
+class Unrecorded:
+    """An applied script whose latest application has no materialization."""
+
+    key: AssetKey
+    path: str
+    version: str
+    checksum: int | None
+    applied_at: str
+    attempt: AppliedAttempt | None
+
+
+def unrecorded(engine: Engine, key_of: Callable[[Migration], AssetKey | None], instance: DagsterInstance) -> list[Unrecorded]:
+    """Applied scripts (history rows in state Success) with no materialization for their latest application."""
+    with engine.session() as session:
+        attempts = History(session, engine.settings.schema, engine.settings.table).successful_attempts()
+        session.rollback()
+    entries = [e for e in engine.plan().entries if e.state == SUCCESS and e.migration is not None and e.applied is not None]
+    keys = {e.script: key_of(e.migration) for e in entries}
+    applied = [e for e in entries if keys[e.script] is not None]
+    latest = {r.asset_entry.asset_key: r.asset_entry.last_materialization for r in instance.get_asset_records(list(set(keys.values())))}
+    missing = []
+    for entry in applied:
+        key, row = keys[entry.script], entry.applied
+        attempt = attempts.get((row.script, row.checksum))
+        if not _records(latest.get(key), row.checksum, attempt):
+            applied_at = row.installed_on.isoformat(sep=" ", timespec="seconds") if row.installed_on else ""
+            missing.append(Unrecorded(key, entry.path, entry.version or "", row.checksum, applied_at, attempt))
+    return missing
+
+
+def _records(event, checksum: int | None, attempt: AppliedAttempt | None) -> bool:
+    """Whether materialization `event` stands for the application the history and audit tables describe."""
+    if event is None or event.asset_materialization is None:
+        return False
+    metadata = {k: getattr(v, "value", v) for k, v in event.asset_materialization.metadata.items()}
+    if attempt is not None:
+        return attempt.run_id in (event.run_id, metadata.get(APPLIED_IN_RUN))
+    return metadata.get("checksum") == checksum
+
+
+def late_materializations(found: list[Unrecorded], target: str) -> Iterator[AssetMaterialization]:
+    """One materialization per unrecorded application, saying when and by which run it was applied."""
+    for item in found:
+        attempt = item.attempt
+        run = attempt.run_id if attempt else ""
+        how = f"in run {run}" if run else "outside dbops (no audit row: Flyway, or before dbops kept one)"
+        yield AssetMaterialization(
+            asset_key=item.key,
+            description=f"recorded late: {item.path} was applied at {item.applied_at or 'an unknown time'} {how}",
+            metadata={
+                RECORDED_LATE: True,
+                "applied_at": item.applied_at,
+                APPLIED_IN_RUN: run,
+                "script": item.path,
+                "version": item.version,
+                "checksum": MetadataValue.int(item.checksum or 0),
+                "commit": attempt.commit_id if attempt else "",
+                "author": attempt.commit_author if attempt else "",
+                "source": attempt.source if attempt else "",
+                "target": target,
+            },
+        )
+
+
+def process_tags() -> dict[str, str]:
+    """Tags that let a later `dbops migrate` on this machine tell whether this process still runs."""
+    return {TAG_HOST: socket.gethostname(), TAG_PROCESS: f"{os.getpid()}:{_start_ticks(os.getpid())}"}
+
+
+def fail_abandoned_runs(instance: DagsterInstance, job_name: str) -> list[str]:
+    """Mark failed the STARTED runs of `job_name` that a dbops process on this machine started and that
+    process is gone (killed); returns their run ids."""
+    if not os.path.isdir("/proc"):  # no way to tell a live process from a gone one here
+        return []
+    host = socket.gethostname()
+    runs = instance.get_runs(RunsFilter(job_name=job_name, statuses=[DagsterRunStatus.STARTED, DagsterRunStatus.STARTING],
+                                        tags={TAG_HOST: host}))
+    failed = []
+    for run in runs:
+        pid, _, ticks = run.tags.get(TAG_PROCESS, "").partition(":")
+        if not pid.isdigit() or _start_ticks(int(pid)) == ticks:
+            continue
+        instance.report_run_failed(
+            run,
+            f"the dbops process that ran it (pid {pid} on {host}) is gone: it was killed, or its storage failed, before "
+            "the run finished; marked failed by the next dbops migrate, which records anything it applied late",
+        )
+        failed.append(run.run_id)
+    return failed
+
+
+def _start_ticks(pid: int) -> str:
+    """The process's start time in clock ticks since boot (field 22 of /proc/<pid>/stat); '' when it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return ""
