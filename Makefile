@@ -9,7 +9,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 setup: ## the Python environment, exactly as uv.lock pins it
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
-	$(UV) sync --frozen
+	$(UV) sync --frozen --compile-bytecode
 
 system-deps: ## pgbouncer (Redshift driver rig) and chromium (UI test), from Debian's packages
 	@missing=""; \

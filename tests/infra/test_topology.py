@@ -48,6 +48,7 @@ query Materializations($path: [String!]!) {
   assetOrError(assetKey: {path: $path}) { ... on Asset { assetMaterializations { runId } } }
 }
 """
+STALENESS = "{ assetNodes { assetKey { path } staleStatus } }"
 
 
 def rows(url: str, sql: str) -> list[tuple]:
@@ -80,6 +81,14 @@ def workspace_for_this_machine(folder: Path, port: int) -> Path:
     path = folder / "workspace.yaml"
     path.write_text(text.replace("port: 4000", f"port: {port}"))
     return path
+
+
+def test_dagster_postgres_gets_the_driver_it_is_written_for() -> None:
+    """dagster-postgres binds NOTIFY's payload as a parameter, which psycopg 3's server-side binding rejects;
+    pyproject pins SQLAlchemy 2.0, whose postgresql:// driver is psycopg2 (2.1 made it psycopg 3)."""
+    import sqlalchemy
+
+    assert sqlalchemy.create_engine("postgresql://u@localhost/db").dialect.driver == "psycopg2"
 
 
 @pytest.fixture(scope="module")
@@ -221,6 +230,8 @@ def test_codebuild_then_daemon_sensor_schedule_and_webserver_on_dagster_postgres
 
         assert materialized_in("v1__customers") == materialized_in("v2__orders") == [build_run[0]]
         assert materialized_in("v3__payments") == [sensor_run["runId"]]  # new to the loaded code location
+        stale = {"/".join(n["assetKey"]["path"]): n["staleStatus"] for n in graphql(web_port, STALENESS)["assetNodes"]}
+        assert stale["migrations/v1__customers"] == stale["migrations/v2__orders"] == "FRESH"
     finally:
         for service in reversed(services):
             service.stop()
