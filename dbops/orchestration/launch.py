@@ -33,7 +33,7 @@ from dbops.orchestration.apply import EXIT_CODE
 from dbops.orchestration.assets import RESOURCE_KEY
 from dbops.orchestration.build import MIGRATE_JOB, build_definitions
 from dbops.orchestration.home import dagster_home
-from dbops.orchestration.reconcile import fail_abandoned_runs, process_tags, unrecorded
+from dbops.orchestration.reconcile import RECORDED_LATE, fail_abandoned_runs, process_tags, unrecorded
 from dbops.orchestration.translator import SCRIPT_METADATA
 from dbops.output import Console
 from dbops.sources import TAG_AUTHOR, TAG_COMMIT, TAG_MESSAGE, TAG_SOURCE, TAG_TARGET, CommitInfo
@@ -172,6 +172,10 @@ def launch_migrate(engine: Engine, args: argparse.Namespace, console: Console, c
     if verbose:
         console.log(f"Dagster run {run_id} on the instance in {home}")
     results = results_from_events(events, engine)
+    late = late_count(events)
+    if late:
+        console.log(f"recorded {late} materialization(s) late: scripts the history table has as applied that the "
+                    "Dagster instance had no materialization for")
     if not console.tty and not console.as_json:
         for r in results:
             console.result(f"applied {r.migration.path} ({r.statements} statements, {r.execution_ms} ms)")
@@ -230,7 +234,7 @@ def results_from_events(events: list[Any], engine: Engine) -> list[ScriptResult]
             continue
         metadata = {k: getattr(v, "value", v) for k, v in event.event_specific_data.materialization.metadata.items()}
         migration = by_path.get(str(metadata.get("script", "")))
-        if migration is None:
+        if migration is None or metadata.get(RECORDED_LATE):
             continue
         results.append(
             ScriptResult(
@@ -243,6 +247,14 @@ def results_from_events(events: list[Any], engine: Engine) -> list[ScriptResult]
             )
         )
     return results
+
+
+def late_count(events: list[Any]) -> int:
+    """How many materializations the run recorded late (see dbops.orchestration.reconcile)."""
+    return sum(
+        1 for e in events
+        if e.event_type == DagsterEventType.ASSET_MATERIALIZATION and RECORDED_LATE in e.event_specific_data.materialization.metadata
+    )
 
 
 def failure_of(events: list[Any]) -> tuple[str | None, int]:

@@ -247,3 +247,19 @@ def test_a_storage_that_fails_mid_run_is_exit_3_and_the_next_run_records_what_wa
         for name in ("v1__create_users", "v2__seed_users", "v3__slow"):
             [record] = instance.fetch_materializations(key(name), limit=5).records
             assert record.asset_materialization.metadata["recorded_late"].value is True
+
+
+def test_scripts_applied_with_direct_are_recorded_late_once_and_not_reported_as_applied(project, pg_url, capsys):
+    assert main(["--url", pg_url, "migrate", "--direct", "--commit", "d1rect"]) == 0
+    direct_run = query(pg_url, "select distinct run_id from dbops_audit")[0][0]
+    capsys.readouterr()
+    assert main(["--url", pg_url, "migrate"]) == 0
+    captured = capsys.readouterr()
+    assert "applied sql/" not in captured.out and "Nothing to migrate" in captured.out
+    assert "recorded 2 materialization(s) late" in captured.err
+    [(run, latest)] = runs(project)
+    metadata = latest.asset_materialization.metadata
+    assert latest.run_id == run.run_id and metadata["recorded_late"].value is True
+    assert metadata["applied_in_run"].value == direct_run and metadata["commit"].value == "d1rect"
+    assert main(["--url", pg_url, "migrate"]) == 0  # everything recorded: no further run
+    assert "Nothing to migrate" in capsys.readouterr().out and len(runs(project)) == 1
