@@ -18,6 +18,7 @@ from dagster import AssetExecutionContext, AssetKey, AssetMaterialization, Dagst
 from dbops.engine import Engine, RunInfo, ScriptResult
 from dbops.errors import DbopsError
 from dbops.history import History
+from dbops.plan import Plan
 from dbops.orchestration.drift import SnapshotStore, diff, live_catalog
 from dbops.orchestration.reconcile import late_materializations, unrecorded
 from dbops.orchestration.resource import DbopsResource
@@ -65,14 +66,15 @@ def apply_pending(
     try:
         snapshot = source_for_tags(tags, settings.locations).snapshot()
         engine = Engine(dbops.open_target(), settings, snapshot)
-        late = unrecorded(engine, translator.get_asset_key, context.instance)
+        plan = engine.plan()
+        late = unrecorded(engine, plan, translator.get_asset_key, context.instance)
         if late:
             context.log.warning(
                 f"{len(late)} applied script(s) had no materialization (a killed run, a storage outage, --direct or "
                 f"Flyway): recording them late, first {late[0].path}"
             )
             yield from late_materializations(late, engine.target.redacted_url)
-        select = _selection(context, engine, translator, known)
+        select = _selection(context, plan, translator, known)
         has_snapshot = _drift_before(context, engine)
         run = RunInfo(run_id=context.run.run_id, source=run_source(tags), commit=commit_from_tags(tags))
         applied = 0
@@ -94,7 +96,7 @@ def apply_pending(
 
 
 def _selection(
-    context: AssetExecutionContext, engine: Engine, translator: MigrationTranslator, known: set[AssetKey]
+    context: AssetExecutionContext, plan: Plan, translator: MigrationTranslator, known: set[AssetKey]
 ) -> set[str]:
     """Scripts to apply.
 
@@ -103,7 +105,6 @@ def _selection(
     a hand-picked subset never drags in scripts the user could not see).
     """
     selected = set(context.selected_asset_keys)
-    plan = engine.plan()
     pending = [e.migration for e in plan.pending() if e.migration is not None]
     keys = {m.script: translator.get_asset_key(m) for m in pending}
     partial = any(keys[m.script] in known and keys[m.script] not in selected for m in pending)

@@ -29,6 +29,7 @@ from dagster import (
 from dbops.engine import Engine, ScriptResult, Settings
 from dbops.errors import ConfigError, MigrationFailed, StorageUnavailable
 from dbops.migrations import Migration
+from dbops.plan import Plan
 from dbops.orchestration.apply import EXIT_CODE
 from dbops.orchestration.assets import RESOURCE_KEY
 from dbops.orchestration.build import MIGRATE_JOB, build_definitions
@@ -115,9 +116,9 @@ def scripts_to_keys(defs: Definitions) -> dict[str, AssetKey]:
     return mapping
 
 
-def pending_selection(engine: Engine, keys: dict[str, AssetKey]) -> list[AssetKey]:
+def pending_selection(engine: Engine, plan: Plan, keys: dict[str, AssetKey]) -> list[AssetKey]:
     """The assets of the pending scripts; none pending: the last script's, so the run still validates."""
-    pending = [keys[e.migration.script] for e in engine.plan().pending() if e.migration and e.migration.script in keys]
+    pending = [keys[e.migration.script] for e in plan.pending() if e.migration and e.migration.script in keys]
     if pending:
         return pending
     last = [keys[m.script] for m in engine.catalog.migrations if m.script in keys]
@@ -143,13 +144,13 @@ def launch_migrate(engine: Engine, args: argparse.Namespace, console: Console, c
         with open_instance(home) as instance:
             for run_id in fail_abandoned_runs(instance, MIGRATE_JOB):
                 console.log(f"Dagster run {run_id} was left STARTED by a dbops migrate that is gone: marked failed")
-            pending = engine.plan().pending()
-            if not pending and not unrecorded(engine, lambda m: keys.get(m.script), instance):
+            plan = engine.plan()
+            if not plan.pending() and not unrecorded(engine, plan, lambda m: keys.get(m.script), instance):
                 from dbops.cli import print_results
 
                 print_results(console, [], target, time.perf_counter() - started, None)
                 return 0
-            selection = pending_selection(engine, keys)
+            selection = pending_selection(engine, plan, keys)
             if not selection:
                 console.result(f"Nothing to migrate: no scripts in {', '.join(settings.locations)}.")
                 return 0

@@ -18,7 +18,7 @@ from dagster import AssetKey, AssetMaterialization, DagsterInstance, DagsterRunS
 from dbops.engine import Engine
 from dbops.history import AppliedAttempt, History
 from dbops.migrations import Migration
-from dbops.plan import SUCCESS
+from dbops.plan import SUCCESS, Plan
 
 TAG_HOST = "dbops/host"
 TAG_PROCESS = "dbops/process"
@@ -38,12 +38,16 @@ class Unrecorded:
     attempt: AppliedAttempt | None
 
 
-def unrecorded(engine: Engine, key_of: Callable[[Migration], AssetKey | None], instance: DagsterInstance) -> list[Unrecorded]:
-    """Applied scripts (history rows in state Success) with no materialization for their latest application."""
+def unrecorded(
+    engine: Engine, plan: Plan, key_of: Callable[[Migration], AssetKey | None], instance: DagsterInstance
+) -> list[Unrecorded]:
+    """Applied scripts (history rows in state Success in `plan`) with no materialization for their latest application."""
+    entries = [e for e in plan.entries if e.state == SUCCESS and e.migration is not None and e.applied is not None]
+    if not entries:
+        return []
     with engine.session() as session:
         attempts = History(session, engine.settings.schema, engine.settings.table).successful_attempts()
         session.rollback()
-    entries = [e for e in engine.plan().entries if e.state == SUCCESS and e.migration is not None and e.applied is not None]
     keys = {e.script: key_of(e.migration) for e in entries}
     applied = [e for e in entries if keys[e.script] is not None]
     latest = {r.asset_entry.asset_key: r.asset_entry.last_materialization for r in instance.get_asset_records(list(set(keys.values())))}
