@@ -14,6 +14,13 @@ def env_placeholders(environ: dict[str, str] | None = None) -> dict[str, str]:
     return {k[len(prefix):].lower(): v for k, v in environ.items() if k.startswith(prefix) and len(k) > len(prefix)}
 
 
+def placeholder_variable(name: str) -> str:
+    """The environment variable that sets placeholder `name`: upper case where that reads back as the same
+    name (`DBOPS_PLACEHOLDER_DAYS`), the name as it is otherwise (`straße` would come back as `strasse`)."""
+    upper = name.upper()
+    return f"DBOPS_PLACEHOLDER_{upper if upper.lower() == name.lower() else name}"
+
+
 def parse_placeholders(pairs: list[str]) -> dict[str, str]:
     """`name=value` flags → {name: value}; a pair without `=` is bad input."""
     values: dict[str, str] = {}

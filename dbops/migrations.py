@@ -9,6 +9,7 @@ from datetime import datetime
 from functools import cached_property, total_ordering
 from pathlib import PurePosixPath
 
+from dbops.config import placeholder_variable
 from dbops.errors import ConfigError, ScriptError
 from dbops.sources import ScriptFile
 from dbops.statements import Statement, may_hold_non_transactional, split
@@ -221,7 +222,7 @@ def replace_placeholders(text: str, context: PlaceholderContext, path: str) -> s
             raise ScriptError(
                 path,
                 f"no value for placeholder ${{{match.group(1)}}}; "
-                f"pass --placeholder {match.group(1)}=VALUE or set DBOPS_PLACEHOLDER_{match.group(1).upper()}",
+                f"pass --placeholder {match.group(1)}=VALUE or set {placeholder_variable(match.group(1))}",
                 line=line_of(text, match.start()),
             )
         return value

@@ -26,6 +26,7 @@ from dagster import (
     reconstructable,
 )
 
+from dbops.config import placeholder_variable
 from dbops.engine import Engine, ScriptResult, Settings
 from dbops.errors import ConfigError, MigrationFailed, StorageUnavailable
 from dbops.migrations import Migration
@@ -34,6 +35,7 @@ from dbops.orchestration.apply import EXIT_CODE
 from dbops.orchestration.assets import RESOURCE_KEY
 from dbops.orchestration.build import MIGRATE_JOB, build_definitions
 from dbops.orchestration.home import dagster_home
+from dbops.orchestration.resource import DbopsResource
 from dbops.orchestration.reconcile import RECORDED_LATE, fail_abandoned_runs, process_tags, unrecorded
 from dbops.orchestration.translator import SCRIPT_METADATA
 from dbops.output import Console
@@ -63,7 +65,7 @@ def settings_environment(settings: Settings, url: str | None) -> Iterator[None]:
     }
     if url:
         values["DBOPS_URL"] = url
-    values.update({f"DBOPS_PLACEHOLDER_{name.upper()}": value for name, value in settings.placeholders.items()})
+    values.update({placeholder_variable(name): value for name, value in settings.placeholders.items()})
     saved = {name: os.environ.get(name) for name in values}
     os.environ.update(values)
     try:
@@ -84,7 +86,7 @@ def run_config(settings: Settings, verbose: bool) -> dict[str, Any]:
         "locations": list(settings.locations),
         "history_schema": settings.schema,
         "history_table": settings.table,
-        "placeholders": {},
+        "placeholders": dict(settings.placeholders),
         "lock_timeout": settings.lock_timeout,
         "statement_timeout": settings.statement_timeout,
         "out_of_order": settings.out_of_order,
@@ -138,7 +140,7 @@ def launch_migrate(engine: Engine, args: argparse.Namespace, console: Console, c
     target = engine.target.redacted_url
     with quiet_dagster(verbose), settings_environment(settings, url):
         home = dagster_home()
-        defs = build_definitions()
+        defs = build_definitions(DbopsResource.from_env(placeholders=dict(settings.placeholders)))
         _loaded["defs"] = defs
         keys = scripts_to_keys(defs)
         with open_instance(home) as instance:

@@ -263,3 +263,21 @@ def test_scripts_applied_with_direct_are_recorded_late_once_and_not_reported_as_
     assert metadata["applied_in_run"].value == direct_run and metadata["commit"].value == "d1rect"
     assert main(["--url", pg_url, "migrate"]) == 0  # everything recorded: no further run
     assert "Nothing to migrate" in capsys.readouterr().out and len(runs(project)) == 1
+
+
+@pytest.mark.parametrize("name", ["straße", "ıd"])  # upper() then lower() gives another name: strasse, id
+def test_placeholder_names_are_kept_exactly_on_the_dagster_path(project, pg_url, scripts, capsys, monkeypatch, name):
+    scripts({"V3__note.sql": f"create table note (v varchar(20));\ninsert into note values ('${{{name}}}');"})
+    assert main(["--url", pg_url, "migrate"]) == 2
+    err = capsys.readouterr().err
+    variable = f"DBOPS_PLACEHOLDER_{name}"
+    assert f"no value for placeholder ${{{name}}}" in err and f"or set {variable}" in err
+    assert main(["--url", pg_url, "--placeholder", f"{name}=from-flag", "migrate"]) == 0, capsys.readouterr().err
+    assert query(pg_url, "select v from note") == [("from-flag",)]
+    [(run, _)] = runs(project)
+    assert run.run_config["resources"]["dbops"]["config"]["placeholders"] == {name: "from-flag"}
+
+    monkeypatch.setenv(variable, "from-env")  # the variable the message names works too
+    scripts({"V4__again.sql": f"insert into note values ('${{{name}}}');"})
+    assert main(["--url", pg_url, "migrate"]) == 0, capsys.readouterr().err
+    assert query(pg_url, "select v from note order by v") == [("from-env",), ("from-flag",)]
