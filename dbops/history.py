@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from dbops.targets.base import REDSHIFT, Session
+from dbops.targets.base import REDSHIFT, Session, SqlError
 
 BASELINE_DESCRIPTION = "<< Flyway Baseline >>"
 SCHEMA_DESCRIPTION = "<< Flyway Schema Creation >>"
@@ -17,6 +17,11 @@ SERVER_ELAPSED_MS = (
     "coalesce(nullif(current_setting('dbops.started', true), '')::timestamptz, now())) * 1000 as int)"
 )
 SERVER_NOW = "(clock_timestamp() at time zone 'UTC')"
+# Audit statuses. A script outside a transaction gets a STARTED row before its first statement; the next
+# run, holding the run lock, marks any row still STARTED as INTERRUPTED (its process died mid-way).
+SUCCESS, FAILED, STARTED, INTERRUPTED = "success", "failed", "started", "interrupted"
+UNFINISHED = (FAILED, STARTED, INTERRUPTED)
+OWNER_COLUMN = "history_table"  # added by dbops 2026-12; audit tables created before it get it on the next run
 
 
 def quote_ident(name: str) -> str:
@@ -57,6 +62,33 @@ class AuditRecord:
     finished_at: datetime | None
     installed_by: str
     target: str
+    history_table: str = ""
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """The last attempt of a script when it did not succeed (an audit row), for `info` and `validate`."""
+
+    script: str
+    status: str
+    at: datetime
+    run_id: str
+    source: str
+    commit: str
+    error: str
+
+    @property
+    def first_line(self) -> str:
+        return next((line for line in self.error.splitlines() if line.strip()), "")
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Which of dbops's tables exist in the schema, and whether the audit table has its newest column."""
+
+    history: bool
+    audit: bool
+    audit_owner: bool
 
 
 @dataclass(frozen=True)
@@ -129,9 +161,15 @@ def audit_ddl(dialect: str, schema: str) -> list[str]:
     "started_at" TIMESTAMP NOT NULL,
     "finished_at" TIMESTAMP NOT NULL,
     "installed_by" VARCHAR(100) NOT NULL,
-    "target" VARCHAR(1000)
+    "target" VARCHAR(1000),
+    "history_table" VARCHAR(128)
 ){sortkey}"""
     ]
+
+
+def audit_upgrade_ddl(schema: str) -> str:
+    """The column a previous version's audit table lacks: the history table each row belongs to (NULL on old rows)."""
+    return f'ALTER TABLE {quote_ident(schema)}.{AUDIT_TABLE} ADD COLUMN "{OWNER_COLUMN}" VARCHAR(128)'
 
 
 class History:
@@ -143,6 +181,7 @@ class History:
         self.table = table
         self.qualified = f"{quote_ident(schema)}.{quote_ident(table)}"
         self.audit_qualified = f"{quote_ident(schema)}.{AUDIT_TABLE}"
+        self.owned = True  # the audit table has the owner column (layout() tells)
 
     def fit(self, text: str, limit: int) -> str:
         """`text` cut to fit a VARCHAR(limit): characters on PostgreSQL, UTF-8 bytes on Redshift."""
@@ -183,13 +222,50 @@ class History:
             for statement in audit_ddl(dialect, self.schema):
                 self.session.execute(statement)
 
-    def ensure(self, schema_created: bool = False) -> None:
-        """Create what is missing, committed; safe to call from concurrent migrators under the lock."""
-        if self.exists() and self._table_exists(AUDIT_TABLE):
-            self.session.commit()
-            return
-        self.create(schema_created)
+    def layout(self) -> Layout:
+        """Which tables exist, and whether the audit table has the owner column, in one query."""
+        rows = self.session.query(
+            "select 't', table_name from information_schema.tables where table_schema = %s and table_name in (%s, %s) "
+            "union all select 'c', column_name from information_schema.columns "
+            "where table_schema = %s and table_name = %s and column_name = %s",
+            (self.schema, self.table, AUDIT_TABLE, self.schema, AUDIT_TABLE, OWNER_COLUMN),
+        )
+        found = {(kind, name) for kind, name in rows}
+        layout = Layout(("t", self.table) in found, ("t", AUDIT_TABLE) in found, ("c", OWNER_COLUMN) in found)
+        self.owned = layout.audit_owner
+        return layout
+
+    def ensure(self, schema_created: bool = False) -> str | None:
+        """Create what is missing, committed; safe to call from concurrent migrators under the lock.
+
+        An audit table from an earlier version gets the owner column; when that is not allowed (another user
+        owns the table) the run goes on without it, and the warning returned says what to do.
+        """
+        layout = self.layout()
+        if not (layout.history and layout.audit):
+            self.create(schema_created)
+        if not layout.audit:
+            self.owned = True  # created just now, with the column
+        warning = self._upgrade_audit() if layout.audit and not layout.audit_owner else None
         self.session.commit()
+        return warning
+
+    def _upgrade_audit(self) -> str | None:
+        self.session.commit()  # what create() did stays, whatever happens to the upgrade
+        try:
+            self.session.execute(audit_upgrade_ddl(self.schema))
+            self.session.commit()
+            self.owned = True
+            return None
+        except SqlError as exc:
+            self.session.rollback()
+            if self.layout().audit_owner:  # another migrator (of another history table) added it meanwhile
+                return None
+            return (
+                f"cannot add column {OWNER_COLUMN} to {self.schema}.{AUDIT_TABLE} ({exc}); audit rows are written "
+                f"without it, and a run left unfinished in another history table of this schema may be marked "
+                f"interrupted by this one. Have the table's owner run: {audit_upgrade_ddl(self.schema)}"
+            )
 
     def rows(self) -> list[AppliedMigration]:
         """Every history row, in installed_rank order ([] when the table does not exist)."""
@@ -267,11 +343,13 @@ class History:
         self.session.execute(*self.audit_statement(record))
 
     def audit_statement(self, record: AuditRecord) -> tuple[str, tuple]:
-        """The insert of one audit row, as (sql, params)."""
+        """The insert of one audit row, as (sql, params); finished_at None: the server's clock."""
+        owner = f', "{OWNER_COLUMN}"' if self.owned else ""
         return (
             f'insert into {self.audit_qualified} ("run_id", "source", "commit_id", "commit_author", "commit_message", '
-            f'"script", "version", "checksum", "status", "error", "started_at", "finished_at", "installed_by", "target") '
-            f"values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, {'%s' if record.finished_at else SERVER_NOW}, %s, %s)",
+            f'"script", "version", "checksum", "status", "error", "started_at", "finished_at", "installed_by", "target"{owner}) '
+            f"values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, {'%s' if record.finished_at else SERVER_NOW}, %s, %s"
+            f"{', %s' if self.owned else ''})",
             (
                 self.fit(record.run_id, 64),
                 self.fit(record.source, 20),
@@ -287,6 +365,7 @@ class History:
                 *([record.finished_at] if record.finished_at else []),
                 self.fit(record.installed_by, 100),
                 self.fit(record.target, 1000),
+                *([self.fit(self.table, 128)] if self.owned else []),
             ),
         )
 
@@ -299,3 +378,53 @@ class History:
             f"from {self.audit_qualified} where \"status\" = 'success' order by \"finished_at\""
         )
         return {(row[0], row[1]): AppliedAttempt(*row[2:]) for row in rows}
+
+    def _owner_filter(self) -> tuple[str, tuple]:
+        return (f' and "{OWNER_COLUMN}" = %s', (self.fit(self.table, 128),)) if self.owned else ("", ())
+
+    def outcome_statement(
+        self, run_id: str, script: str, status: str, error: str, finished_at: datetime
+    ) -> tuple[str, tuple]:
+        """The update of a STARTED row (this run's attempt at `script`) to its outcome, as (sql, params)."""
+        owner, params = self._owner_filter()
+        return (
+            f'update {self.audit_qualified} set "status" = %s, "error" = %s, "finished_at" = %s '
+            f'where "run_id" = %s and "script" = %s and "status" = %s{owner}',
+            (status, self.fit(error, 65535), finished_at, self.fit(run_id, 64), self.fit(script, 1000), STARTED, *params),
+        )
+
+    def close_interrupted(self) -> int:
+        """Mark this history table's STARTED rows INTERRUPTED; call it holding the run lock.
+
+        The lock means no other migrator of this table is running, so a row still STARTED belongs to a process
+        that died (killed, or its connection lost) before it could record how its attempt ended.
+        """
+        owner, params = self._owner_filter()
+        error = (
+            "interrupted: the run ended before it recorded this attempt's outcome (killed, or its connection was "
+            "lost); found by the next run. The script runs outside a transaction, so the statements before the "
+            "interruption may be applied: check, undo by hand if needed, then `dbops repair` and migrate again."
+        )
+        return self.session.execute(
+            f'update {self.audit_qualified} set "status" = %s, "error" = %s where "status" = %s{owner}',
+            (INTERRUPTED, error, STARTED, *params),
+        )
+
+    def last_failures(self) -> dict[str, Attempt]:
+        """Each script whose last attempt did not succeed, with that attempt: one query over the audit table.
+
+        Rows of another history table of the schema are left out; rows from before the owner column count.
+        """
+        owner = f'where "{OWNER_COLUMN}" = %s or "{OWNER_COLUMN}" is null' if self.owned else ""
+        rows = self.session.query(
+            f'select "script", "status", "finished_at", "run_id", "source", "commit_id", "error" from ('
+            f'select "script", "status", "finished_at", "run_id", "source", "commit_id", "error", row_number() over '
+            f'(partition by "script" order by "started_at" desc, "finished_at" desc) as "attempt" '
+            f"from {self.audit_qualified} {owner}) as last_attempt "
+            f'where "attempt" = 1 and "status" <> %s',
+            ((self.fit(self.table, 128),) if self.owned else ()) + (SUCCESS,),
+        )
+        return {
+            script: Attempt(script, status, at, run_id or "", source or "", commit or "", error or "")
+            for script, status, at, run_id, source, commit, error in rows
+        }
