@@ -86,13 +86,12 @@ class Engine:
 
     def _plan(self, history: History, failures: bool = False) -> Plan:
         """The plan; with `failures`, each pending or failed script also gets its last failed attempt (one query more)."""
-        layout = history.layout() if failures else None
-        exists = layout.history if layout else history.exists()
-        rows = history.rows() if exists else []
+        exists, audited = history.tables() if failures else (history.exists(), False)
+        rows = history.rows(exists)
         plan = build_plan(
             self.catalog, rows, out_of_order=self.settings.out_of_order, target=self.target_version, has_history=exists
         )
-        if layout and layout.audit:
+        if audited:
             attach_failures(plan, history.last_failures())
         return plan
 
