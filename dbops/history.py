@@ -20,9 +20,8 @@ SERVER_NOW = "(clock_timestamp() at time zone 'UTC')"
 # Audit statuses. A script outside a transaction gets a STARTED row before its first statement; the next
 # run, holding the run lock, marks any row still STARTED as INTERRUPTED (its process died mid-way).
 SUCCESS, FAILED, STARTED, INTERRUPTED = "success", "failed", "started", "interrupted"
-UNFINISHED = (FAILED, STARTED, INTERRUPTED)
 UNDEFINED_COLUMN = "42703"
-OWNER_COLUMN = "history_table"  # added by dbops 2026-12; audit tables created before it get it on the next run
+OWNER_COLUMN = "history_table"  # which history table a row belongs to; ensure() adds it to older audit tables
 
 
 def quote_ident(name: str) -> str:
@@ -63,7 +62,6 @@ class AuditRecord:
     finished_at: datetime | None
     installed_by: str
     target: str
-    history_table: str = ""
 
 
 @dataclass(frozen=True)

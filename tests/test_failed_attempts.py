@@ -175,3 +175,23 @@ def test_another_history_tables_attempts_are_neither_shown_nor_judged(pg_url, sc
     assert sql(db, "select status from dbops_audit where run_id = 'a-run'") == [("started",)]
     assert run(pg_url, folder, "--table", "team_a_history", "migrate", "--direct")[0] == 0
     assert sql(db, "select status from dbops_audit where run_id = 'a-run'") == [("interrupted",)]
+
+
+def test_an_audit_table_the_migrator_may_not_alter_keeps_working_without_the_new_column(pg_server, scripts, run) -> None:
+    name = pg_server.create_database()
+    role = f"deployer_{name}"
+    db = RigDatabase(name=name, url=pg_server.url(name).replace("postgres@", f"{role}@"), pg_url=pg_server.url(name), driver="psycopg")
+    with pg_server.admin() as conn:
+        conn.execute(f'create role "{role}" login')
+    sql(db, PREVIOUS_AUDIT_DDL)  # owned by postgres: the deployer may write rows, not change the table
+    sql(db, f'grant create, usage on schema public to "{role}"; grant select, insert, update on dbops_audit to "{role}"')
+    folder = scripts({"V1__ok.sql": "create table a (id int);", "V2__bad.sql": BROKEN})
+    code, _, err = run(db.url, folder, "migrate", "--direct", "--commit", "abc123")
+    assert code == 1 and ERROR in err
+    assert "warning: cannot add column history_table to public.dbops_audit" in err
+    assert 'ALTER TABLE "public".dbops_audit ADD COLUMN "history_table" VARCHAR(128)' in err
+    assert sql(db, "select script, status, commit_id from dbops_audit order by started_at") == [
+        ("V1__ok.sql", "success", "abc123"), ("V2__bad.sql", "failed", "abc123"),
+    ]
+    code, out, _ = run(db.url, folder, "info", "--json")
+    assert json.loads(out)["migrations"][1]["last_failure"]["commit"] == "abc123"
