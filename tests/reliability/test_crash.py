@@ -354,3 +354,27 @@ def test_sigkill_inside_a_non_transactional_script_is_audited_with_its_commit(dr
     assert audit_of(db, INTERRUPTED_SCRIPT) == [("interrupted", "c0ffee01"), ("success", "c0ffee02")]
     code, out, err = cli(capsys, db.url, folder, "--json", "info")
     assert json.loads(out)["migrations"][0]["last_failure"] is None
+
+
+def test_sigkill_of_a_dagster_run_inside_a_non_transactional_script_is_audited(pg_server, tmp_path, request, capsys) -> None:
+    folder = tmp_path / "sql"
+    folder.mkdir()
+    for name, text in INTERRUPTED_SET.items():
+        (folder / name).write_text(text)
+    db = fresh_db(pg_server, "psycopg", request)
+    env = {"DAGSTER_HOME": str(tmp_path / "dagster_home"), "DBOPS_HOME": str(tmp_path / ".dbops")}
+    (tmp_path / "dagster_home").mkdir()
+    with Dbops(db.url, folder, "migrate", "--commit", "c0ffee01", env=env) as process:
+        wait_until(lambda: sleeping(db, process) or not process.running(), 120, "the Dagster run to sleep in the script")
+        assert process.running(), process.stderr
+        process.kill()
+    with connect(db.pg_url) as conn:
+        (run_id, source) = conn.execute("select run_id, source from dbops_audit").fetchone()
+    assert audit_of(db, INTERRUPTED_SCRIPT) == [("started", "c0ffee01")] and source == "cli"
+
+    code, out, err = cli(capsys, db.url, folder, "repair")
+    assert code == 0 and f"removed failed row {INTERRUPTED_SCRIPT}" in out, err
+    assert audit_of(db, INTERRUPTED_SCRIPT) == [("interrupted", "c0ffee01")]
+    code, out, err = cli(capsys, db.url, folder, "--json", "info")
+    failure = json.loads(out)["migrations"][0]["last_failure"]
+    assert (failure["status"], failure["run_id"], failure["commit"]) == ("interrupted", run_id, "c0ffee01")
