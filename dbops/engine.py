@@ -11,7 +11,7 @@ from dbops.errors import ConfigError, ValidationFailed
 from dbops.history import AUDIT_TABLE, BASELINE_DESCRIPTION, History
 from dbops.locks import RunLock, make_lock
 from dbops.migrations import BASELINE, REPEATABLE, VERSIONED, Catalog, PlaceholderContext, Version, discover
-from dbops.plan import FAILED, MISSING, Plan, PlanEntry, attach_failures, build_plan
+from dbops.plan import FAILED, MISSING, Plan, PlanEntry, attach_failures, build_plan, unfinished
 from dbops.sources import FolderSource, Snapshot
 from dbops.targets.base import Session, Target
 
@@ -85,14 +85,16 @@ class Engine:
         return History(session, self.settings.schema, self.settings.table)
 
     def _plan(self, history: History, failures: bool = False) -> Plan:
-        """The plan; with `failures`, each pending or failed script also gets its last failed attempt (one query more)."""
+        """The plan; with `failures`, each pending or failed script also gets its last failed attempt (one query more,
+        none when nothing is pending or failed)."""
         exists, audited = history.tables() if failures else (history.exists(), False)
         rows = history.rows(exists)
         plan = build_plan(
             self.catalog, rows, out_of_order=self.settings.out_of_order, target=self.target_version, has_history=exists
         )
-        if audited:
-            attach_failures(plan, history.last_failures())
+        candidates = unfinished(plan) if audited else []
+        if candidates:  # an up-to-date target costs nothing more
+            attach_failures(plan, history.last_failures(candidates))
         return plan
 
     def plan(self, failures: bool = False) -> Plan:

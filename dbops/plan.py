@@ -91,6 +91,11 @@ def attach_failures(plan: Plan, failures: dict[str, Attempt]) -> None:
             entry.last_failure = failures.get(entry.script)
 
 
+def unfinished(plan: Plan) -> list[str]:
+    """The scripts that can have a failed last attempt: pending or failed ones."""
+    return [e.script for e in plan.entries if e.is_pending or e.state == FAILED]
+
+
 DESCRIPTION_LIMIT = 200  # Flyway's VARCHAR(200): characters on PostgreSQL, UTF-8 bytes on Redshift
 
 

@@ -14,6 +14,7 @@ import psycopg
 import pytest
 
 from dbops.cli import main
+from dbops.history import SCRIPTS_BY_NAME
 from tests.rig import RigDatabase
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -195,3 +196,13 @@ def test_an_audit_table_the_migrator_may_not_alter_keeps_working_without_the_new
     ]
     code, out, _ = run(db.url, folder, "info", "--json")
     assert json.loads(out)["migrations"][1]["last_failure"]["commit"] == "abc123"
+
+
+def test_many_pending_scripts_are_looked_up_in_the_whole_audit_table(pg_url, scripts, run) -> None:
+    count = SCRIPTS_BY_NAME + 2
+    folder = scripts({"V1__bad.sql": BROKEN, **{f"V{i}__s.sql": "select 1;" for i in range(2, count + 1)}})
+    assert run(pg_url, folder, "migrate", "--direct", "--commit", "abc123")[0] == 1
+    code, out, _ = run(pg_url, folder, "info", "--json")
+    failures = {m["script"]: m["last_failure"] for m in json.loads(out)["migrations"] if m["last_failure"]}
+    assert list(failures) == ["V1__bad.sql"] and failures["V1__bad.sql"]["commit"] == "abc123"
+    assert sum(m["state"] == "Pending" for m in json.loads(out)["migrations"]) == count

@@ -126,10 +126,10 @@ def test_every_statement_dbops_sends_in_the_redshift_dialect_is_valid_redshift(r
         assert session.dialect == REDSHIFT
     assert len(list(engine.migrate())) == 3
     engine.validate()
-    assert Engine(engine.target, engine.settings).plan(failures=True).failed_attempts() == []
     (folder / "V3__bad.sql").write_text("vacuum no_such_table;")
     with pytest.raises(MigrationFailed):
         list(Engine(engine.target, engine.settings).migrate())
+    assert [e.script for e in Engine(engine.target, engine.settings).plan(failures=True).failed_attempts()] == ["V3__bad.sql"]
     (folder / "V3__bad.sql").unlink()
     (folder / "V1__sales.sql").write_text("create table sales (id int, note varchar(20)); -- reviewed\ninsert into sales values (1, '10% off');")
     assert len(Engine(engine.target, engine.settings).repair()) == 2
