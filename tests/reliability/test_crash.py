@@ -356,15 +356,16 @@ def test_sigkill_inside_a_non_transactional_script_is_audited_with_its_commit(dr
     assert json.loads(out)["migrations"][0]["last_failure"] is None
 
 
-def test_sigkill_of_a_dagster_run_inside_a_non_transactional_script_is_audited(pg_server, tmp_path, request, capsys) -> None:
+def test_sigkill_of_a_dagster_run_inside_a_non_transactional_script_is_audited(
+    pg_server, tmp_path, request, capsys, dbops_home, monkeypatch
+) -> None:
     folder = tmp_path / "sql"
     folder.mkdir()
     for name, text in INTERRUPTED_SET.items():
         (folder / name).write_text(text)
     db = fresh_db(pg_server, "psycopg", request)
-    env = {"DAGSTER_HOME": str(tmp_path / "dagster_home"), "DBOPS_HOME": str(tmp_path / ".dbops")}
-    (tmp_path / "dagster_home").mkdir()
-    with Dbops(db.url, folder, "migrate", "--commit", "c0ffee01", env=env) as process:
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)  # the local instance, in DBOPS_HOME
+    with Dbops(db.url, folder, "migrate", "--commit", "c0ffee01") as process:
         wait_until(lambda: sleeping(db, process) or not process.running(), 120, "the Dagster run to sleep in the script")
         assert process.running(), process.stderr
         process.kill()
