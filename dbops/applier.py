@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, NoReturn
 
 from dbops.errors import MigrationFailed
-from dbops.history import AuditRecord, History
+from dbops.history import FAILED, STARTED, SUCCESS, AuditRecord, History
 from dbops.migrations import Migration, line_of
 from dbops.plan import PlanEntry
 from dbops.sources import CommitInfo
@@ -160,7 +160,7 @@ class Applier:
         def bookkeeping_for(offset: int, migration: Migration):
             return lambda elapsed: [
                 self._record_statement(first + offset, migration, elapsed, success=True),
-                self._audit_statement(migration, "success", "", started, finished=elapsed is not None),
+                self._audit_statement(migration, SUCCESS, "", started, finished=elapsed is not None),
             ]
 
         items = [BatchItem(m.sql, _statements_of(m), bookkeeping_for(k, m)) for k, m in enumerate(batch)]
@@ -200,14 +200,18 @@ class Applier:
         return result
 
     def _apply_in_transaction(self, migration: Migration) -> ScriptResult:
-        """The statements, the history row and the audit row commit together or not at all."""
+        """The statements, the history row and the audit row commit together or not at all.
+
+        So no attempt that changed the database goes unaudited: killed before COMMIT, the attempt changed nothing
+        (and leaves no row); a failure is rolled back first, then audited on its own.
+        """
         started = _now()
         statements = migration.statements
 
         def bookkeeping(elapsed: int | None) -> list[tuple[str, tuple]]:
             return [
                 self._record_statement(self.rank, migration, elapsed, success=True),
-                self._audit_statement(migration, "success", "", started, finished=elapsed is not None),
+                self._audit_statement(migration, SUCCESS, "", started, finished=elapsed is not None),
             ]
 
         outcome = self.session.run_transaction([s.sql for s in statements], bookkeeping)
@@ -218,15 +222,18 @@ class Applier:
         return ScriptResult(migration, "success", outcome.elapsed_ms, len(statements), sum(max(r, 0) for r in outcome.rows), True)
 
     def _apply_in_autocommit(self, migration: Migration) -> ScriptResult:
-        """Statement by statement; a failed row first, so a crash mid-way is reported truthfully."""
+        """Statement by statement, after a failed history row and a STARTED audit row that commit together.
+
+        A crash mid-way then shows truthfully: Failed in `info`, and an audit row the next run marks interrupted.
+        """
         started = _now()
         clock = time.perf_counter()
         statements = migration.statements
         rows = done = 0
         lost = False
+        self._mark_started(migration, started)
         self.session.set_autocommit(True)
         try:
-            self._record(self.rank, migration, 0, success=False)
             for statement in statements:
                 rows += max(self._execute(statement), 0)
                 done += 1
@@ -242,17 +249,31 @@ class Applier:
         self._mark_done(migration, elapsed, started)
         return ScriptResult(migration, "success", elapsed, len(statements), rows, False)
 
-    def _mark_done(self, migration: Migration, elapsed: int, started: datetime) -> None:
-        """The success flag and the audit row commit together: a crash between them leaves the row failed, not unaudited."""
+    def _mark_started(self, migration: Migration, started: datetime) -> None:
+        """The failed history row and the STARTED audit row, in one transaction: neither exists without the other."""
 
         def bookkeeping(_: int | None) -> list[tuple[str, tuple]]:
-            return [self.history.update_success_statement(self.rank, elapsed), self._audit_statement(migration, "success", "", started)]
+            return [
+                self._record_statement(self.rank, migration, 0, success=False),
+                self.history.audit_statement(self._audit_record(migration, STARTED, "", started, finished_at=started)),
+            ]
 
-        try:
-            self.session.run_transaction([], bookkeeping)
-        except SqlError as exc:
-            self.session.rollback()
-            self._fail(migration, exc, None, len(migration.statements), False, started)
+        outcome = self.session.run_transaction([], bookkeeping)
+        if outcome.error is not None:  # nothing ran and nothing was recorded: a failure like a rolled-back script's
+            self._fail(migration, outcome.error, None, 0, True, started)
+
+    def _mark_done(self, migration: Migration, elapsed: int, started: datetime) -> None:
+        """The success flag and the audit outcome commit together: a crash between them leaves both unfinished."""
+
+        def bookkeeping(_: int | None) -> list[tuple[str, tuple]]:
+            return [
+                self.history.update_success_statement(self.rank, elapsed),
+                self.history.outcome_statement(self.run.run_id, migration.script, SUCCESS, "", _now()),
+            ]
+
+        outcome = self.session.run_transaction([], bookkeeping)
+        if outcome.error is not None:
+            self._fail(migration, outcome.error, None, len(migration.statements), False, started)
 
     def _execute(self, statement: Statement) -> int:
         return self.session.execute(statement.sql)
@@ -272,30 +293,33 @@ class Applier:
             success,
         )
 
-    def _audit(self, migration: Migration, status: str, error: str, started: datetime) -> None:
-        self.session.execute(*self._audit_statement(migration, status, error, started))
-
     def _audit_statement(
         self, migration: Migration, status: str, error: str, started: datetime, finished: bool = True
     ) -> tuple[str, tuple]:
-        commit = self.engine.snapshot.file_commits.get(migration.path) or self.run.commit or CommitInfo(id="")
+        """An audit row finished now (`finished`), or at the server's clock when the row is sent."""
         return self.history.audit_statement(
-            AuditRecord(
-                run_id=self.run.run_id,
-                source=self.run.source,
-                commit_id=commit.id,
-                commit_author=commit.author,
-                commit_message=commit.message,
-                script=migration.script,
-                version=migration.version.text if migration.version else None,
-                checksum=migration.checksum,
-                status=status,
-                error=error,
-                started_at=started,
-                finished_at=_now() if finished else None,
-                installed_by=self.session.user,
-                target=self.engine.target.redacted_url,
-            )
+            self._audit_record(migration, status, error, started, finished_at=_now() if finished else None)
+        )
+
+    def _audit_record(
+        self, migration: Migration, status: str, error: str, started: datetime, finished_at: datetime | None
+    ) -> AuditRecord:
+        commit = self.engine.snapshot.file_commits.get(migration.path) or self.run.commit or CommitInfo(id="")
+        return AuditRecord(
+            run_id=self.run.run_id,
+            source=self.run.source,
+            commit_id=commit.id,
+            commit_author=commit.author,
+            commit_message=commit.message,
+            script=migration.script,
+            version=migration.version.text if migration.version else None,
+            checksum=migration.checksum,
+            status=status,
+            error=error,
+            started_at=started,
+            finished_at=finished_at,
+            installed_by=self.session.user,
+            target=self.engine.target.redacted_url,
         )
 
     def _fail(
@@ -305,9 +329,11 @@ class Applier:
         statement = f" in statement `{failed.first_line}`" if failed else ""
         error = f"{where}: {exc}"
         try:
-            if transactional:
+            if transactional:  # rolled back: nothing changed, and this row is the attempt's only trace
                 self.session.rollback()
-            self._audit(migration, "failed", error, started)
+                self.session.execute(*self._audit_statement(migration, FAILED, error, started))
+            else:  # the attempt's STARTED row gets its outcome
+                self.session.execute(*self.history.outcome_statement(self.run.run_id, migration.script, FAILED, error, _now()))
             self.session.commit()
         except SqlError:
             pass

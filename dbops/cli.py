@@ -18,7 +18,7 @@ from dbops.config import (
 )
 from dbops.engine import Engine, RunInfo, ScriptResult, Settings
 from dbops.errors import ConfigError, DbopsError
-from dbops.output import Console, entry_json
+from dbops.output import Console, describe_attempt, entry_json
 from dbops.sources import CommitInfo, FolderSource
 from dbops.targets import open_target
 from dbops.urls import redact
@@ -185,7 +185,7 @@ def cmd_migrate(args: argparse.Namespace, console: Console) -> int:
 
 def cmd_info(args: argparse.Namespace, console: Console) -> int:
     engine = _engine(args, console)
-    plan = engine.plan()
+    plan = engine.plan(failures=True)
     info = engine.target.info()
     if console.as_json:
         console.json({"migrations": [entry_json(e) for e in plan.entries], "target": info.url, "ssl": info.ssl})
@@ -195,11 +195,15 @@ def cmd_info(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_validate(args: argparse.Namespace, console: Console) -> int:
+    """Exit 1 on problems; a pending script whose last attempt failed is only a warning (it is still pending)."""
     engine = _engine(args, console)
-    plan = engine.plan()
+    plan = engine.plan(failures=True)
     problems = plan.problems()
+    warnings = [describe_attempt(e) for e in plan.failed_attempts() if e.is_pending]
+    for warning in warnings:
+        console.log(f"warning: {warning}")
     if console.as_json:
-        console.json({"valid": not problems, "problems": problems, "target": engine.target.redacted_url})
+        console.json({"valid": not problems, "problems": problems, "warnings": warnings, "target": engine.target.redacted_url})
     else:
         for problem in problems:
             console.result(f"error: {problem}")

@@ -8,10 +8,10 @@ from functools import cached_property
 
 from dbops.applier import Applier, RunInfo, ScriptResult, split_ahead
 from dbops.errors import ConfigError, ValidationFailed
-from dbops.history import BASELINE_DESCRIPTION, History
+from dbops.history import AUDIT_TABLE, BASELINE_DESCRIPTION, History
 from dbops.locks import RunLock, make_lock
 from dbops.migrations import BASELINE, REPEATABLE, VERSIONED, Catalog, PlaceholderContext, Version, discover
-from dbops.plan import FAILED, MISSING, Plan, PlanEntry, build_plan
+from dbops.plan import FAILED, MISSING, Plan, PlanEntry, attach_failures, build_plan, unfinished
 from dbops.sources import FolderSource, Snapshot
 from dbops.targets.base import Session, Target
 
@@ -84,19 +84,25 @@ class Engine:
     def _history(self, session: Session) -> History:
         return History(session, self.settings.schema, self.settings.table)
 
-    def _plan(self, history: History) -> Plan:
-        exists = history.exists()
-        rows = history.rows() if exists else []
-        return build_plan(
+    def _plan(self, history: History, failures: bool = False) -> Plan:
+        """The plan; with `failures`, each pending or failed script also gets its last failed attempt (one query more,
+        none when nothing is pending or failed)."""
+        exists, audited = history.tables() if failures else (history.exists(), False)
+        rows = history.rows(exists)
+        plan = build_plan(
             self.catalog, rows, out_of_order=self.settings.out_of_order, target=self.target_version, has_history=exists
         )
+        candidates = unfinished(plan) if audited else []
+        if candidates:  # an up-to-date target costs nothing more
+            attach_failures(plan, history.last_failures(candidates))
+        return plan
 
-    def plan(self) -> Plan:
-        """Every script and history row with its state (reads only)."""
+    def plan(self, failures: bool = False) -> Plan:
+        """Every script and history row with its state (reads only); `failures`: see _plan."""
         self.catalog
         with self.session() as session:
             self.dialect = session.dialect
-            plan = self._plan(self._history(session))
+            plan = self._plan(self._history(session), failures)
             session.rollback()
             return plan
 
@@ -120,7 +126,13 @@ class Engine:
             with self.session() as session:
                 lock.guard(session, on_event)
                 history = self._history(session)
-                history.ensure(schema_created=lock.created_schema)
+                warning = history.ensure(schema_created=lock.created_schema)
+                if warning and on_event:
+                    on_event(f"warning: {warning}")
+                interrupted = history.close_interrupted()
+                session.commit()
+                if interrupted and on_event:
+                    on_event(f"marked {interrupted} attempt(s) that an earlier run left unfinished as interrupted in {AUDIT_TABLE}")
                 if self.settings.statement_timeout:
                     session.execute(f"set statement_timeout to {int(self.settings.statement_timeout * 1000)}")
                     session.commit()

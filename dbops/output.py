@@ -7,9 +7,39 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from dbops.history import FAILED, INTERRUPTED, Attempt
 from dbops.plan import Plan, PlanEntry
 
 INFO_COLUMNS = ("version", "description", "type", "script", "checksum", "state", "installed_rank", "installed_on", "execution_time_ms")
+
+
+def attempt_json(attempt: Attempt | None) -> dict[str, Any] | None:
+    """A script's last failed attempt, as `info --json` gives it (times in UTC)."""
+    if attempt is None:
+        return None
+    return {
+        "at": attempt.at.isoformat(sep=" ") if attempt.at else None,
+        "status": attempt.status,
+        "run_id": attempt.run_id,
+        "source": attempt.source,
+        "commit": attempt.commit,
+        "error": attempt.first_line,
+    }
+
+
+OUTCOMES = {FAILED: "failed", INTERRUPTED: "was interrupted"}
+
+
+def describe_attempt(entry: PlanEntry) -> str:
+    """One line: what became of the script's last attempt, when, in which run and commit, and the error."""
+    attempt = entry.last_failure
+    assert attempt is not None
+    outcome = OUTCOMES.get(attempt.status, f"has no recorded outcome ({attempt.status}: still running, or interrupted)")
+    origin = ", ".join(part for part in (
+        f"run {attempt.run_id}" if attempt.run_id else "", attempt.source, f"commit {attempt.commit}" if attempt.commit else ""
+    ) if part)
+    when = f" at {attempt.at:%Y-%m-%d %H:%M:%S} UTC" if attempt.at else ""
+    return f"{entry.script} is {entry.state}: its last attempt {outcome}{when} ({origin}): {attempt.first_line}"
 
 
 def entry_json(entry: PlanEntry) -> dict[str, Any]:
@@ -25,6 +55,7 @@ def entry_json(entry: PlanEntry) -> dict[str, Any]:
         "installed_rank": row.installed_rank if row else None,
         "installed_on": row.installed_on.isoformat(sep=" ") if row and row.installed_on else None,
         "execution_time_ms": row.execution_time if row else None,
+        "last_failure": attempt_json(entry.last_failure),
     }
     if entry.problems:
         record["problems"] = entry.problems
@@ -94,6 +125,19 @@ class Console:
                 for e in plan.entries
             ),
         )
+        failed = plan.failed_attempts()
+        if failed:
+            self.table(
+                "Last failed attempts (from the audit table; times in UTC)",
+                ["Script", "State", "Attempt", "At", "Run", "Source", "Commit", "Error"],
+                (
+                    [e.script, e.state, a.status, f"{a.at:%Y-%m-%d %H:%M:%S}" if a.at else "", a.run_id, a.source,
+                     a.commit[:12], a.first_line]
+                    for e in failed
+                    for a in [e.last_failure]
+                    if a is not None
+                ),
+            )
         for problem in plan.problems():
             self.result(f"! {problem}")
 

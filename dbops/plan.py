@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from dbops.history import AppliedMigration
+from dbops.history import AppliedMigration, Attempt
 from dbops.migrations import BASELINE, REPEATABLE, UNDO, VERSIONED, Catalog, Migration, Version
 
 PENDING = "Pending"
@@ -30,6 +30,7 @@ class PlanEntry:
     migration: Migration | None = None
     applied: AppliedMigration | None = None
     problems: list[str] = field(default_factory=list)
+    last_failure: Attempt | None = None  # set by attach_failures, for a pending or failed script
 
     @property
     def version(self) -> str | None:
@@ -74,6 +75,25 @@ class Plan:
 
     def problems(self) -> list[str]:
         return [f"{e.path}: {p}" for e in self.entries for p in e.problems]
+
+    def failed_attempts(self) -> list[PlanEntry]:
+        """Entries whose last attempt failed, or never recorded its outcome."""
+        return [e for e in self.entries if e.last_failure is not None]
+
+
+def attach_failures(plan: Plan, failures: dict[str, Attempt]) -> None:
+    """Give each pending or failed script its last attempt when that did not succeed.
+
+    A script applied since (Success) shows none: its last attempt succeeded.
+    """
+    for entry in plan.entries:
+        if entry.is_pending or entry.state == FAILED:
+            entry.last_failure = failures.get(entry.script)
+
+
+def unfinished(plan: Plan) -> list[str]:
+    """The scripts that can have a failed last attempt: pending or failed ones."""
+    return [e.script for e in plan.entries if e.is_pending or e.state == FAILED]
 
 
 DESCRIPTION_LIMIT = 200  # Flyway's VARCHAR(200): characters on PostgreSQL, UTF-8 bytes on Redshift

@@ -233,6 +233,8 @@ def test_failed_autocommit_script_blocks_until_repair(db, scripts) -> None:
     with pytest.raises(MigrationFailed, match="1 of 2 statement"):
         list(engine_for(db, folder).migrate())
     assert history(db)[-1][4:] == ("V2__nontx.sql", checksum("vacuum t;\nvacuum missing_table;"), False)
+    audit = rows(db, "select status, error from dbops_audit where script = 'V2__nontx.sql'")
+    assert len(audit) == 1 and audit[0][0] == "failed" and "missing_table" in audit[0][1]
     with pytest.raises(ValidationFailed, match="dbops repair"):
         list(engine_for(db, folder).migrate())
     scripts({"V2__nontx.sql": "vacuum t;"})
@@ -240,6 +242,21 @@ def test_failed_autocommit_script_blocks_until_repair(db, scripts) -> None:
     assert any("removed failed row" in a for a in actions)
     assert migrate(db, folder) == ["V2__nontx.sql"]
     assert [r[6] for r in history(db)] == [True, True]
+
+
+def test_autocommit_script_whose_success_cannot_be_recorded_fails_and_stays_failed(db, scripts) -> None:
+    folder = scripts({"V1__t.sql": "create table t (id int);", "V2__nontx.sql": "vacuum t;"})
+    engine = engine_for(db, folder)
+    with engine.locked():
+        pass  # the history table, for the trigger
+    with psycopg.connect(db.pg_url, autocommit=True) as conn:
+        conn.execute("create function refuse() returns trigger language plpgsql as $$ begin raise exception 'history is read-only'; end $$")
+        conn.execute("create trigger refuse before update on flyway_schema_history for each row execute function refuse()")
+    with pytest.raises(MigrationFailed, match="V2__nontx.sql") as error:
+        list(engine.migrate())
+    assert "history is read-only" in str(error.value)
+    assert [r[4:] for r in history(db)][-1] == ("V2__nontx.sql", checksum("vacuum t;"), False)
+    assert rows(db, "select status from dbops_audit where script = 'V2__nontx.sql'") == [("failed",)]
 
 
 def test_baseline_marks_existing_database(db, scripts) -> None:

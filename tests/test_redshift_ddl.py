@@ -16,7 +16,7 @@ from sqlglot import exp
 
 from dbops.engine import Engine, Settings
 from dbops.errors import LockTimeout, MigrationFailed
-from dbops.history import audit_ddl, history_ddl
+from dbops.history import audit_ddl, audit_upgrade_ddl, history_ddl
 from dbops.locks import make_lock
 from dbops.targets import open_target
 from dbops.targets.base import REDSHIFT
@@ -81,7 +81,9 @@ def test_history_table_is_flyways_redshift_table() -> None:
     assert "DEFAULT GETDATE()" in table.sql("redshift")
 
 
-@pytest.mark.parametrize("statement", history_ddl(REDSHIFT, "ops", "schema_history") + audit_ddl(REDSHIFT, "ops"))
+@pytest.mark.parametrize(
+    "statement", history_ddl(REDSHIFT, "ops", "schema_history") + audit_ddl(REDSHIFT, "ops") + [audit_upgrade_ddl("ops")]
+)
 def test_redshift_ddl_parses_as_redshift(statement: str) -> None:
     assert redshift_problems(statement) == []
 
@@ -127,6 +129,7 @@ def test_every_statement_dbops_sends_in_the_redshift_dialect_is_valid_redshift(r
     (folder / "V3__bad.sql").write_text("vacuum no_such_table;")
     with pytest.raises(MigrationFailed):
         list(Engine(engine.target, engine.settings).migrate())
+    assert [e.script for e in Engine(engine.target, engine.settings).plan(failures=True).failed_attempts()] == ["V3__bad.sql"]
     (folder / "V3__bad.sql").unlink()
     (folder / "V1__sales.sql").write_text("create table sales (id int, note varchar(20)); -- reviewed\ninsert into sales values (1, '10% off');")
     assert len(Engine(engine.target, engine.settings).repair()) == 2
@@ -154,6 +157,9 @@ def test_every_statement_dbops_sends_in_the_redshift_dialect_is_valid_redshift(r
         "lock holder": "svv_transactions", "history row": 'insert into "warehouse_ops"."flyway_schema_history"',
         "failed row fixed": 'update "warehouse_ops"."flyway_schema_history" set "success"',
         "repair": 'delete from "warehouse_ops"."flyway_schema_history"', "audit row": 'insert into "warehouse_ops".dbops_audit',
+        "audit outcome": 'update "warehouse_ops".dbops_audit set "status" = %s, "error" = %s, "finished_at"',
+        "interrupted attempts": 'update "warehouse_ops".dbops_audit set "status" = %s, "error" = %s where',
+        "owner column": "pg_catalog.pg_attribute", "failed attempts": 'max(case when "status" <> %s',
     }
     assert {kind for kind, marker in kinds.items() if any(marker in sql for sql in bookkeeping)} == set(kinds)
     problems = {sql: redshift_problems(sql) for sql in bookkeeping}

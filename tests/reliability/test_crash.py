@@ -25,6 +25,7 @@ from tests.reliability.harness import (
     Dbops,
     arm,
     backends,
+    connect,
     dbops,
     dbops_sessions,
     disarm,
@@ -215,14 +216,17 @@ NON_TRANSACTIONAL = {
     "V3__customers.sql": "create table customers (id int);\n",
 }
 # Where a kill can land in a script that runs in autocommit: before/after its VACUUM, in the insert of its
-# "failed" row, in the update that marks it done, in its audit row.
+# "failed" history row or of its "started" audit row (one transaction), in the update that marks it done or in
+# the update of its audit row to the outcome (one transaction).
 NT_POINTS = {
     "before": "NT:before",
     "after": "NT:after",
     "record": f"history:{MAINTENANCE}",
-    "success": f"update:{MAINTENANCE}",
     "audit": f"audit:{MAINTENANCE}",
+    "success": f"update:{MAINTENANCE}",
+    "outcome": f"outcome:{MAINTENANCE}",
 }
+UNRECORDED = ("record", "audit")  # killed before the attempt's first rows committed: nothing of it ran yet
 
 
 def cli(capsys: pytest.CaptureFixture, url: str, folder: Path, *args: str) -> tuple[int, str, str]:
@@ -251,31 +255,127 @@ def test_sigkill_in_a_non_transactional_script_is_reported_and_repair_recovers(d
     trap_table(db.pg_url, TABLE, "INSERT", "history")
     trap_table(db.pg_url, TABLE, "UPDATE", "update")
     trap_table(db.pg_url, "dbops_audit", "INSERT", "audit")
+    trap_table(db.pg_url, "dbops_audit", "UPDATE", "outcome")
     arm(db.pg_url, NT_POINTS[point])
-    with Dbops(db.url, folder, "migrate", "--direct") as process:
+    with Dbops(db.url, folder, "migrate", "--direct", "--commit", "c0ffee01") as process:
         wait_until(lambda: trapped(db, process) or not process.running(), 60, f"dbops to reach {NT_POINTS[point]}")
         assert process.running(), process.stderr
         process.kill()
 
     reported = state_of(capsys, db, folder, MAINTENANCE)
-    assert reported == ("Pending" if point == "record" else "Failed")
+    assert reported == ("Pending" if point in UNRECORDED else "Failed")
     if reported == "Failed":
         code, _, err = cli(capsys, db.url, folder, "validate")
         assert code == 1 and MAINTENANCE in err + _ and "dbops repair" in err + _
+        assert audit_of(db, MAINTENANCE) == [("started", "c0ffee01")]
     disarm(db.pg_url)
     wait_until(lambda: not dbops_sessions(db.pg_url), 15, "the killed run's sessions to end")
 
     after_orphan = state_of(capsys, db, folder, MAINTENANCE)
-    assert after_orphan in (("Pending", "Failed") if point == "record" else ("Failed", "Success"))
+    assert after_orphan in (("Pending", "Failed") if point in UNRECORDED else ("Failed", "Success"))
     state = read_state(db.pg_url)
     assert all(state.audit[s] == 1 for s in state.applied), f"a script marked done has no audit row: {state.audit} {state.applied}"
+    # Each attempt that reached the database has its row: the killed one's outcome, or "started" until a run finds it.
+    killed_attempt = {"Pending": [], "Failed": [("started", "c0ffee01")], "Success": [("success", "c0ffee01")]}[after_orphan]
+    assert audit_of(db, MAINTENANCE) == killed_attempt
     if after_orphan == "Failed":
         code, _, err = cli(capsys, db.url, folder, "migrate", "--direct")
         assert code == 1 and f"{MAINTENANCE} failed" in err and "dbops repair" in err
+        assert "marked 1 attempt(s) that an earlier run left unfinished as interrupted" in err
+        killed_attempt = [("interrupted", "c0ffee01")]
+        assert audit_of(db, MAINTENANCE) == killed_attempt
         code, out, err = cli(capsys, db.url, folder, "repair")
         assert code == 0 and f"removed failed row {MAINTENANCE}" in out, err
-    code, out, err = cli(capsys, db.url, folder, "--json", "migrate", "--direct")
+    code, out, err = cli(capsys, db.url, folder, "--json", "migrate", "--direct", "--commit", "c0ffee02")
     assert code == 0, err
     state = read_state(db.pg_url)
     assert state.history and [h[1:] for h in state.history] == [(name, True) for name in NON_TRANSACTIONAL]
     assert state.audit == Counter({name: 1 for name in NON_TRANSACTIONAL})
+    reapplied = [("success", "c0ffee02")] if after_orphan != "Success" else []
+    assert audit_of(db, MAINTENANCE) == killed_attempt + reapplied
+
+
+def audit_of(db: RigDatabase, script: str) -> list[tuple[str, str]]:
+    """(status, commit id) of each audit row of `script`, oldest first."""
+    with connect(db.pg_url) as conn:
+        return conn.execute(
+            "select status, commit_id from dbops_audit where script = %s order by started_at", (script,)
+        ).fetchall()
+
+
+# Issue 13's reproducer: a script outside a transaction, killed in the middle of its pg_sleep.
+INTERRUPTED_SCRIPT = "V1__two_tables.sql"
+INTERRUPTED_SET = {
+    INTERRUPTED_SCRIPT: "create table first_half (id int);\nselect pg_sleep(6);\ncreate table second_half (id int);\n",
+    f"{INTERRUPTED_SCRIPT}.conf": "executeInTransaction=false\n",
+}
+
+
+def sleeping(db: RigDatabase, process: Dbops) -> bool:
+    return any(wait == "PgSleep" and "pg_sleep(6)" in query for _, _, wait, query in backends(db.pg_url, process.pid))
+
+
+@pytest.mark.parametrize("driver", DRIVERS)
+def test_sigkill_inside_a_non_transactional_script_is_audited_with_its_commit(driver, pg_server, tmp_path, request, capsys) -> None:
+    folder = tmp_path / "sql"
+    folder.mkdir()
+    for name, text in INTERRUPTED_SET.items():
+        (folder / name).write_text(text)
+    db = fresh_db(pg_server, driver, request)
+    with Dbops(db.url, folder, "migrate", "--direct", "--commit", "c0ffee01") as process:
+        wait_until(lambda: sleeping(db, process) or not process.running(), 60, "dbops to sleep in the script")
+        assert process.running(), process.stderr
+        process.kill()
+
+    assert audit_of(db, INTERRUPTED_SCRIPT) == [("started", "c0ffee01")]
+    code, out, err = cli(capsys, db.url, folder, "--json", "info")
+    assert code == 0, err
+    entry = json.loads(out)["migrations"][0]
+    assert entry["state"] == "Failed"
+    assert (entry["last_failure"]["status"], entry["last_failure"]["commit"]) == ("started", "c0ffee01")
+
+    code, out, err = cli(capsys, db.url, folder, "migrate", "--direct", "--lock-timeout", "60")
+    assert code == 1 and f"{INTERRUPTED_SCRIPT} failed" in err and "dbops repair" in err
+    assert "marked 1 attempt(s) that an earlier run left unfinished as interrupted" in err
+    with connect(db.pg_url) as conn:
+        (error,) = conn.execute("select error from dbops_audit where status = 'interrupted'").fetchone()
+        assert conn.execute("select to_regclass('first_half') is not null, to_regclass('second_half') is not null").fetchone() == (True, False)
+    assert error.startswith("interrupted: the run ended before it recorded this attempt's outcome")
+    code, out, err = cli(capsys, db.url, folder, "info")
+    assert code == 0 and "interrupted" in out and "c0ffee01" in out, out
+
+    code, out, err = cli(capsys, db.url, folder, "repair")
+    assert code == 0 and f"removed failed row {INTERRUPTED_SCRIPT}" in out, err
+    assert audit_of(db, INTERRUPTED_SCRIPT) == [("interrupted", "c0ffee01")]
+    with connect(db.pg_url) as conn:  # what the user does before migrating again: undo the half that ran
+        conn.execute("drop table first_half")
+    code, out, err = cli(capsys, db.url, folder, "migrate", "--direct", "--commit", "c0ffee02")
+    assert code == 0, err
+    assert audit_of(db, INTERRUPTED_SCRIPT) == [("interrupted", "c0ffee01"), ("success", "c0ffee02")]
+    code, out, err = cli(capsys, db.url, folder, "--json", "info")
+    assert json.loads(out)["migrations"][0]["last_failure"] is None
+
+
+def test_sigkill_of_a_dagster_run_inside_a_non_transactional_script_is_audited(
+    pg_server, tmp_path, request, capsys, dbops_home, monkeypatch
+) -> None:
+    folder = tmp_path / "sql"
+    folder.mkdir()
+    for name, text in INTERRUPTED_SET.items():
+        (folder / name).write_text(text)
+    db = fresh_db(pg_server, "psycopg", request)
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)  # the local instance, in DBOPS_HOME
+    with Dbops(db.url, folder, "migrate", "--commit", "c0ffee01") as process:
+        wait_until(lambda: sleeping(db, process) or not process.running(), 120, "the Dagster run to sleep in the script")
+        assert process.running(), process.stderr
+        process.kill()
+    with connect(db.pg_url) as conn:
+        (run_id, source) = conn.execute("select run_id, source from dbops_audit").fetchone()
+    assert audit_of(db, INTERRUPTED_SCRIPT) == [("started", "c0ffee01")] and source == "cli"
+
+    code, out, err = cli(capsys, db.url, folder, "repair")
+    assert code == 0 and f"removed failed row {INTERRUPTED_SCRIPT}" in out, err
+    assert audit_of(db, INTERRUPTED_SCRIPT) == [("interrupted", "c0ffee01")]
+    code, out, err = cli(capsys, db.url, folder, "--json", "info")
+    failure = json.loads(out)["migrations"][0]["last_failure"]
+    assert (failure["status"], failure["run_id"], failure["commit"]) == ("interrupted", run_id, "c0ffee01")
