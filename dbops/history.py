@@ -381,11 +381,23 @@ class History:
         """The latest successful audit row of each (script, checksum): which run applied it, from which commit."""
         if not self._table_exists(AUDIT_TABLE):
             return {}
-        rows = self.session.query(
-            f'select "script", "checksum", "run_id", "source", "commit_id", "commit_author", "finished_at" '
-            f"from {self.audit_qualified} where \"status\" = 'success' order by \"finished_at\""
-        )
+        try:
+            rows = self._successes()
+        except SqlError as exc:
+            if exc.sqlstate != UNDEFINED_COLUMN or not self.owned:
+                raise
+            self.session.rollback()
+            self.owned = False
+            rows = self._successes()
         return {(row[0], row[1]): AppliedAttempt(*row[2:]) for row in rows}
+
+    def _successes(self) -> list[tuple]:
+        mine, params = self._mine("")
+        return self.session.query(
+            f'select "script", "checksum", "run_id", "source", "commit_id", "commit_author", "finished_at" '
+            f'from {self.audit_qualified} where "status" = %s{mine} order by "finished_at"',
+            (SUCCESS, *params),
+        )
 
     def _owner_filter(self) -> tuple[str, tuple]:
         return (f' and "{OWNER_COLUMN}" = %s', (self.fit(self.table, 128),)) if self.owned else ("", ())
