@@ -38,17 +38,19 @@ from dbops.targets.base import SqlError
 from dbops.urls import redact
 
 EXIT_CODE = "exit_code"
+SCRIPT = "script"
 STORAGE_POOL_RECYCLE_S = 3600
 STORAGE_POOL_OVERFLOW = 4
 
 
 def failure(exc: DbopsError) -> Failure:
-    """A step failure that carries the engine's message and the exit code `dbops migrate --direct` would give."""
-    return Failure(
-        description=redact(str(exc)),
-        metadata={EXIT_CODE: exc.exit_code, "error": type(exc).__name__},
-        allow_retries=False,
-    )
+    """A step failure that carries the engine's message, the exit code `dbops migrate --direct` would give
+    and, when a script failed, its path (what alerts name)."""
+    metadata: dict[str, Any] = {EXIT_CODE: exc.exit_code, "error": type(exc).__name__}
+    script = getattr(exc, "path", None)  # MigrationFailed and ScriptError name the script
+    if script:
+        metadata[SCRIPT] = script
+    return Failure(description=redact(str(exc)), metadata=metadata, allow_retries=False)
 
 
 def run_source(tags: dict[str, str]) -> str:
