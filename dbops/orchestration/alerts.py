@@ -1,9 +1,13 @@
-"""alert_sensor: each failed run of the code location becomes one message on an SNS topic.
+"""alert_sensor: each failed run on the Dagster instance becomes one message on an SNS topic.
 
 The message names the failing script, the error's first lines (passwords redacted), the commit the
 run was for (its dbops/commit, dbops/author and dbops/message tags), the run id and a link to the run
 in the Dagster UI. Settings: DBOPS_ALERT_TOPIC_ARN (unset: the sensor is defined but stopped) and
 DBOPS_UI_URL (the UI's base address, for the link).
+
+It watches every code location of the instance: `dbops migrate` (the command line, CodeBuild) runs the
+job in its own process, so its runs carry no code-location origin and a sensor limited to its own code
+location would never see them fail.
 """
 from __future__ import annotations
 
@@ -177,17 +181,18 @@ def notify(context: RunFailureSensorContext, settings: AlertSettings) -> SkipRea
 
 
 def alert_sensor(settings: AlertSettings | None = None) -> SensorDefinition:
-    """The run-failure sensor of the code location's jobs; RUNNING by default when a topic is configured."""
+    """The run-failure sensor of the instance's runs; RUNNING by default when a topic is configured."""
     settings = settings or AlertSettings.from_env()
     where = settings.topic_arn or f"unset: set {TOPIC_ENV}"
 
     @run_failure_sensor(
         name=SENSOR_NAME,
         minimum_interval_seconds=30,
+        monitor_all_code_locations=True,
         default_status=DefaultSensorStatus.RUNNING if settings.topic_arn else DefaultSensorStatus.STOPPED,
         description=(
-            f"Publishes each failed run of this code location (script, error, commit, run link) to the SNS topic "
-            f"in {TOPIC_ENV} ({where})."
+            f"Publishes each failed run on this instance, `dbops migrate` runs included (script, error, commit, "
+            f"run link), to the SNS topic in {TOPIC_ENV} ({where})."
         ),
     )
     def _alert(context: RunFailureSensorContext):

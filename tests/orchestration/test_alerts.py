@@ -71,7 +71,10 @@ def code_location(folder, url, monkeypatch, topic: str | None, ui: str | None = 
 
 
 def tick(defs, instance, cursor: str | None):
-    return defs.get_sensor_def("alert_sensor").evaluate_tick(build_sensor_context(instance=instance, cursor=cursor))
+    """One evaluation as the daemon makes it: in the code location's repository, whereas the failed runs,
+    started in process as `dbops migrate` starts them, have no code-location origin."""
+    context = build_sensor_context(instance=instance, cursor=cursor, repository_name=defs.get_repository_def().name)
+    return defs.get_sensor_def("alert_sensor").evaluate_tick(context)
 
 
 def fail_a_run(defs, instance, tags=TAGS):
