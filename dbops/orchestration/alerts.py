@@ -15,7 +15,7 @@ import os
 import re
 import unicodedata
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from dagster import (
@@ -41,7 +41,6 @@ ERROR_LINES = 6
 MASKED_LENGTH = 3  # shorter DBOPS_PASSWORD values are not masked (every such substring would be)
 LINE_CHARS = 1000
 TRUNCATED = "\n… (truncated: the run's logs have the rest)"
-_TOPIC_ARN = re.compile(r"^arn:[\w-]+:sns:([a-z0-9-]+):\d{12}:[\w-]{1,256}$")
 
 
 @dataclass(frozen=True)
@@ -50,7 +49,6 @@ class AlertSettings:
 
     topic_arn: str = ""
     ui_url: str = ""
-    client: Any = field(default=None, compare=False, repr=False)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> AlertSettings:
@@ -59,12 +57,11 @@ class AlertSettings:
 
     @property
     def region(self) -> str | None:
-        found = _TOPIC_ARN.match(self.topic_arn)
-        return found.group(1) if found else None
+        """The Region in the topic ARN (arn:partition:sns:region:account:name); None: the environment's."""
+        parts = self.topic_arn.split(":")
+        return parts[3] if len(parts) >= 6 and parts[0] == "arn" and parts[2] == "sns" and parts[3] else None
 
     def sns(self) -> Any:
-        if self.client is not None:
-            return self.client
         import boto3
 
         return boto3.client("sns", region_name=self.region)
