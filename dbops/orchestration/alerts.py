@@ -125,7 +125,7 @@ def compose(
     """Subject and body of the alert for one failed run."""
     tags = run.tags
     script, error = failure_details(failure_event, step_failures)
-    error_lines = [scrub(line, environ) for line in first_lines(error)] or ["(no error message recorded)"]
+    error_lines = first_lines(scrub(error, environ)) or ["(no error message recorded)"]  # scrub before cutting lines
     commit = tags.get(TAG_COMMIT, "")
     if commit:
         message_line = (tags.get(TAG_MESSAGE, "").strip().splitlines() or [""])[0]

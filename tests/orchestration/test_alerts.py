@@ -142,6 +142,21 @@ def test_without_a_topic_the_sensor_is_stopped_and_says_how_to_start_it(instance
     assert tick(defs, instance, cursor).skip_message.startswith(f"{TOPIC_ENV} is not set; no alert for run {result.run_id}")
 
 
+def test_a_long_error_line_is_cut_after_the_password_is_masked():
+    from types import SimpleNamespace
+
+    from dagster import DagsterRun
+
+    from dbops.orchestration.alerts import LINE_CHARS, compose
+
+    password = "Hunter2-Secret"
+    description = "x" * (LINE_CHARS - 5) + password + " and more"  # the cut falls inside the password
+    failed_step = SimpleNamespace(step_failure_data=SimpleNamespace(
+        user_failure_data=SimpleNamespace(description=description, metadata={}), error=None))
+    alert = compose(DagsterRun(job_name="migrate", run_id="r1"), None, [failed_step], UI, {"DBOPS_PASSWORD": password})
+    assert "Hunter" not in alert.message and "***" in alert.message
+
+
 def test_subjects_and_messages_fit_sns_limits():
     subject = subject_line("dbops migrate failed: V2__café_\n\tß" + "x" * 200)
     assert len(subject) == SUBJECT_LIMIT and subject.isascii() and subject.endswith("...")
