@@ -113,7 +113,7 @@ class Applier:
                 self.session.commit()
             except SqlError as exc:
                 self.session.rollback()
-                raise MigrationFailed(f"{callback.path}: {event} callback failed: {exc}") from None
+                raise MigrationFailed(f"{callback.path}: {event} callback failed: {exc}", path=callback.path) from None
 
     def apply_all(self, migrations: list[Migration]) -> Iterator[ScriptResult]:
         """Apply in order; consecutive transactional scripts go in batches where the driver can."""
@@ -345,7 +345,7 @@ class Applier:
                 f"The script runs outside a transaction: {done} of {len(migration.statements)} statement(s) were applied "
                 "and it is recorded as failed. Undo what it did by hand if needed, then run `dbops repair` and migrate again."
             )
-        raise MigrationFailed(f"{where}: migration {migration.label} failed{statement}:\n  {exc}\n{outcome}")
+        raise MigrationFailed(f"{where}: migration {migration.label} failed{statement}:\n  {exc}\n{outcome}", path=migration.path)
 
     def callbacks_quietly(self, event: str) -> None:
         try:

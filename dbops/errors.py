@@ -32,9 +32,13 @@ class ValidationFailed(DbopsError):
 
 
 class MigrationFailed(DbopsError):
-    """A script failed while being applied (exit 1)."""
+    """A script failed while being applied (exit 1); `path` names the script when one failed."""
 
     exit_code = 1
+
+    def __init__(self, message: str, path: str | None = None) -> None:
+        self.path = path
+        super().__init__(message)
 
 
 class LintFailed(DbopsError):

@@ -6,13 +6,16 @@ from urllib.parse import parse_qsl, urlsplit
 
 SECRET_PARAMS = {"password", "secret", "token", "sessiontoken", "session_token", "secret_access_key", "access_key_secret"}
 _USERINFO_PASSWORD = re.compile(r"(?P<head>^[a-zA-Z][a-zA-Z0-9+.-]*://[^/@:]*:)(?P<pw>[^/@]*)(?P<at>@)")
+# A URL inside a message (an error, a log line): its user info ends at white space or a quote.
+_EMBEDDED_PASSWORD = re.compile(r"""(?P<head>\b[a-zA-Z][a-zA-Z0-9+.-]*://[^/@:\s'"`]*:)(?P<pw>[^/@\s'"`]*)(?P<at>@)""")
 
 
 def redact(url: str) -> str:
-    """The URL with any password (user info or query parameter) replaced by `***`."""
+    """The URL, or a message holding URLs, with any password (user info or query parameter) replaced by `***`."""
     if not url:
         return url
     url = _USERINFO_PASSWORD.sub(lambda m: m["head"] + ("***" if m["pw"] else "") + m["at"], url)
+    url = _EMBEDDED_PASSWORD.sub(lambda m: m["head"] + ("***" if m["pw"] else "") + m["at"], url)
 
     def mask(match: re.Match[str]) -> str:
         return f"{match[1]}={'***'}"

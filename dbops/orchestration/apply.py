@@ -13,31 +13,44 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from dagster import AssetExecutionContext, AssetKey, AssetMaterialization, DagsterInstance, Failure, MetadataValue
+from dagster import (
+    AssetExecutionContext,
+    AssetKey,
+    AssetMaterialization,
+    AssetObservation,
+    DagsterInstance,
+    Failure,
+    MetadataValue,
+)
 
 from dbops.engine import Engine, RunInfo, ScriptResult
 from dbops.errors import DbopsError
 from dbops.history import History
+from dbops.migrations import Migration
 from dbops.plan import Plan
-from dbops.orchestration.drift import SnapshotStore, diff, live_catalog
+from dbops.orchestration.drift import ObjectShape, SnapshotStore, diff, live_catalog
 from dbops.orchestration.reconcile import late_materializations, unrecorded
 from dbops.orchestration.resource import DbopsResource
 from dbops.orchestration.translator import MigrationTranslator
+from dbops.orchestration.warehouse import ScriptLineage, table_observations
 from dbops.sources import TAG_SOURCE, CommitInfo, commit_from_tags, source_for_tags
+from dbops.targets.base import SqlError
 from dbops.urls import redact
 
 EXIT_CODE = "exit_code"
+SCRIPT = "script"
 STORAGE_POOL_RECYCLE_S = 3600
 STORAGE_POOL_OVERFLOW = 4
 
 
 def failure(exc: DbopsError) -> Failure:
-    """A step failure that carries the engine's message and the exit code `dbops migrate --direct` would give."""
-    return Failure(
-        description=redact(str(exc)),
-        metadata={EXIT_CODE: exc.exit_code, "error": type(exc).__name__},
-        allow_retries=False,
-    )
+    """A step failure that carries the engine's message, the exit code `dbops migrate --direct` would give
+    and, when a script failed, its path (what alerts name)."""
+    metadata: dict[str, Any] = {EXIT_CODE: exc.exit_code, "error": type(exc).__name__}
+    script = getattr(exc, "path", None)  # MigrationFailed and ScriptError name the script
+    if script:
+        metadata[SCRIPT] = script
+    return Failure(description=redact(str(exc)), metadata=metadata, allow_retries=False)
 
 
 def run_source(tags: dict[str, str]) -> str:
@@ -57,9 +70,16 @@ def hold_storage_connection(instance: DagsterInstance) -> None:
 
 
 def apply_pending(
-    context: AssetExecutionContext, dbops: DbopsResource, translator: MigrationTranslator, known: set[AssetKey]
-) -> Iterator[AssetMaterialization]:
-    """Apply the selected pending scripts (plus scripts the code location has not loaded) in order."""
+    context: AssetExecutionContext,
+    dbops: DbopsResource,
+    translator: MigrationTranslator,
+    known: set[AssetKey],
+    lineage: ScriptLineage | None = None,
+) -> Iterator[AssetMaterialization | AssetObservation]:
+    """Apply the selected pending scripts (plus scripts the code location has not loaded) in order, then
+    observe the tables and views the applied ones touched (also when a later script failed)."""
+    lineage = lineage or ScriptLineage(None, translator.dialect, translator.default_schema)
+    applied: list[Migration] = []
     tags = dict(context.run.tags)
     settings = dbops.settings()
     hold_storage_connection(context.instance)
@@ -77,9 +97,8 @@ def apply_pending(
         select = _selection(context, plan, translator, known)
         has_snapshot = _drift_before(context, engine)
         run = RunInfo(run_id=context.run.run_id, source=run_source(tags), commit=commit_from_tags(tags))
-        applied = 0
         for result in engine.migrate(run=run, select=select, on_event=context.log.info):
-            applied += 1
+            applied.append(result.migration)
             key = translator.get_asset_key(result.migration)
             commit = snapshot.commit_for(result.migration.path) or run.commit
             metadata = materialization_metadata(result, run, commit, engine.target.redacted_url)
@@ -90,8 +109,11 @@ def apply_pending(
                 )
             yield AssetMaterialization(asset_key=key, metadata=metadata, description=result.migration.label)
         if applied or not has_snapshot:
-            _record_schema(context, engine)
+            shapes = _record_schema(context, engine)
+            yield from table_observations(translator, lineage, applied, shapes)
     except DbopsError as exc:
+        if applied:
+            yield from _observe_after_failure(context, engine, translator, lineage, applied)
         raise failure(exc) from None
 
 
@@ -149,10 +171,26 @@ def _drift_before(context: AssetExecutionContext, engine: Engine) -> bool:
     return before is not None
 
 
-def _record_schema(context: AssetExecutionContext, engine: Engine) -> None:
+def _record_schema(context: AssetExecutionContext, engine: Engine) -> dict[str, ObjectShape]:
     """Store the catalog the drift check compares with, tagged with this run and the last history rank."""
     settings = engine.settings
     with engine.session() as session:
         shapes = live_catalog(session, settings.schema, settings.table)
         rank = History(session, settings.schema, settings.table).next_rank() - 1
         SnapshotStore(session, settings.schema).save(shapes, context.run.run_id, rank)
+    return shapes
+
+
+def _observe_after_failure(
+    context: AssetExecutionContext, engine: Engine, translator: MigrationTranslator, lineage: ScriptLineage, applied: list[Migration]
+) -> list[AssetObservation]:
+    """The observations of the scripts applied before a failure; a catalog that cannot be read is a warning."""
+    settings = engine.settings
+    try:
+        with engine.session() as session:
+            shapes = live_catalog(session, settings.schema, settings.table)
+            session.rollback()
+    except (DbopsError, SqlError) as exc:
+        context.log.warning(f"the tables the {len(applied)} applied script(s) touched are not observed: {redact(str(exc))}")
+        return []
+    return table_observations(translator, lineage, applied, shapes)

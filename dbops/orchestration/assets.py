@@ -12,6 +12,7 @@ from dbops.orchestration.lineage import TableRef, Touch
 from dbops.orchestration.project import MigrationProject
 from dbops.orchestration.resource import DbopsResource
 from dbops.orchestration.translator import MigrationTranslator
+from dbops.orchestration.warehouse import ScriptLineage
 
 RESOURCE_KEY = "dbops"
 
@@ -43,6 +44,7 @@ def migration_assets(
     if not specs:
         raise ConfigError("no migration scripts found; add V<version>__<description>.sql files to the locations")
     known = {spec.key for spec in specs}
+    lineage = ScriptLineage(project, translator.dialect, translator.default_schema)
 
     @multi_asset(
         name=name,
@@ -51,7 +53,7 @@ def migration_assets(
         description="Applies the selected pending migrations in order and records each in the history table.",
     )
     def _migrations(context, dbops: DbopsResource):
-        yield from apply_pending(context, dbops, translator, known)
+        yield from apply_pending(context, dbops, translator, known, lineage)
 
     return _migrations
 

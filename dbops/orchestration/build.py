@@ -67,10 +67,12 @@ def validate_schedule(validate: UnresolvedAssetJobDefinition) -> ScheduleDefinit
 
 
 def sensors_for(job: UnresolvedAssetJobDefinition | JobDefinition) -> list[SensorDefinition]:
-    """git_sensor and codecommit_sensor (dbops.orchestration.sensors) targeting the migrate job."""
+    """git_sensor and codecommit_sensor (dbops.orchestration.sensors) targeting the migrate job, and
+    alert_sensor (dbops.orchestration.alerts) for failed runs."""
+    from dbops.orchestration.alerts import alert_sensor
     from dbops.orchestration.sensors import build_sensors
 
-    return build_sensors(job)
+    return [*build_sensors(job), alert_sensor()]
 
 
 def build_definitions(

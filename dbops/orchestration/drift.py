@@ -30,13 +30,32 @@ order by t.table_schema, t.table_name, c.ordinal_position
 
 
 @dataclass(frozen=True)
+class Column:
+    """One column as the catalog describes it: name, type with its size, nullability."""
+
+    name: str
+    data_type: str
+    nullable: bool
+
+    @property
+    def text(self) -> str:
+        """`name type[(size)][ not null]`, the form snapshots store and compare."""
+        return f"{self.name} {self.data_type}{'' if self.nullable else ' not null'}"
+
+
+@dataclass(frozen=True)
 class ObjectShape:
-    """A table or view as the catalog describes it: kind plus its columns, in order."""
+    """A table or view as the catalog describes it: kind plus its columns, in order.
+
+    `columns` holds each column's text (what snapshots store); `described` the same columns as
+    `Column`s when read from the live catalog (empty for a stored snapshot).
+    """
 
     schema: str
     name: str
     kind: str
     columns: tuple[str, ...]
+    described: tuple[Column, ...] = field(default=(), compare=False)
 
     @property
     def qualified(self) -> str:
@@ -87,13 +106,13 @@ class Drift:
         return "; ".join(parts)
 
 
-def _column_text(name: str, data_type: str, length: int | None, precision: int | None, scale: int | None, nullable: str) -> str:
+def _column(name: str, data_type: str, length: int | None, precision: int | None, scale: int | None, nullable: str) -> Column:
     size = ""
     if length:
         size = f"({length})"
     elif data_type.lower() in ("numeric", "decimal") and precision:
         size = f"({precision},{scale or 0})"
-    return f"{name} {data_type}{size}{'' if nullable == 'YES' else ' not null'}"
+    return Column(name, f"{data_type}{size}", nullable == "YES")
 
 
 def own_tables(history_table: str) -> set[str]:
@@ -104,7 +123,7 @@ def own_tables(history_table: str) -> set[str]:
 def live_catalog(session: Session, history_schema: str, history_table: str) -> dict[str, ObjectShape]:
     """Every table and view the session can see, outside the system schemas and dbops's own tables."""
     ignored = own_tables(history_table)
-    columns: dict[tuple[str, str], list[str]] = {}
+    columns: dict[tuple[str, str], list[Column]] = {}
     kinds: dict[tuple[str, str], str] = {}
     for schema, name, table_type, column, data_type, length, precision, scale, nullable in session.query(_CATALOG_QUERY):
         if schema == history_schema and name in ignored:
@@ -113,10 +132,10 @@ def live_catalog(session: Session, history_schema: str, history_table: str) -> d
         kinds[key] = "view" if table_type == "VIEW" else "table"
         columns.setdefault(key, [])
         if column is not None:
-            columns[key].append(_column_text(column, data_type, length, precision, scale, nullable))
+            columns[key].append(_column(column, data_type, length, precision, scale, nullable))
     return {
-        f"{schema}.{name}": ObjectShape(schema, name, kinds[(schema, name)], tuple(columns[(schema, name)]))
-        for schema, name in kinds
+        f"{schema}.{name}": ObjectShape(schema, name, kinds[(schema, name)], tuple(c.text for c in found), tuple(found))
+        for (schema, name), found in columns.items()
     }
 
 

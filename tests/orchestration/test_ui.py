@@ -1,5 +1,6 @@
-"""The Dagster UI after `dbops migrate`: the asset graph shows the migration chain and the tables, and an
-asset page lists the run's materialization. dagster-webserver on 127.0.0.1, headless Chromium (Debian's)."""
+"""The Dagster UI after `dbops migrate`: the asset graph shows the migration chain and the tables, a
+migration's page lists the run's materialization and a table's page the columns its observation recorded.
+dagster-webserver on 127.0.0.1, headless Chromium (Debian's)."""
 from __future__ import annotations
 
 import os
@@ -29,6 +30,13 @@ query UiState($runId: ID!) {
   workspaceOrError { ... on Workspace { locationEntries { loadStatus } } }
   assetNodes { assetKey { path } isMaterializable dependencyKeys { path } assetMaterializations(limit: 1) { runId } }
   runOrError(runId: $runId) { ... on Run { status jobName tags { key value } } }
+}
+"""
+TABLE_OBSERVATION = """
+query Table($path: [String!]!) {
+  assetOrError(assetKey: {path: $path}) { ... on Asset { assetObservations(limit: 1) { runId metadataEntries {
+    label ... on TextMetadataEntry { text } ... on TableSchemaMetadataEntry { schema { columns { name type } } }
+  } } } }
 }
 """
 
@@ -88,6 +96,11 @@ def test_the_ui_shows_the_chain_the_tables_and_the_run(webserver, tmp_path):
     run = state["runOrError"]
     assert run["status"] == "SUCCESS" and run["jobName"] == "migrate"
     assert {"key": "dbops/commit", "value": "abc123"} in run["tags"]
+    (observed,) = graphql(port, TABLE_OBSERVATION, {"path": ["warehouse", "shop", "customers"]})["assetOrError"]["assetObservations"]
+    entries = {e["label"]: e for e in observed["metadataEntries"]}
+    assert observed["runId"] == run_id and entries["object"]["text"] == "table"
+    assert entries["dagster/column_schema"]["schema"]["columns"] == [
+        {"name": "id", "type": "integer"}, {"name": "name", "type": "character varying(50)"}]
 
     from playwright.sync_api import expect, sync_playwright
 
@@ -111,7 +124,13 @@ def test_the_ui_shows_the_chain_the_tables_and_the_run(webserver, tmp_path):
             expect(page.get_by_text("rows_affected").first).to_be_visible(timeout=20_000)
             page.wait_for_timeout(500)
             page.screenshot(path=str(tmp_path / "migration-asset.png"), full_page=True)
+
+            page.goto(f"{base}/assets/warehouse/shop/customers?view=events")
+            expect(page.get_by_text("character varying(50)").first).to_be_visible(timeout=20_000)
+            page.wait_for_timeout(500)
+            page.screenshot(path=str(tmp_path / "table-asset.png"), full_page=True)
         finally:
             browser.close()
     assert (tmp_path / "asset-graph.png").stat().st_size > 10_000
     assert (tmp_path / "migration-asset.png").stat().st_size > 10_000
+    assert (tmp_path / "table-asset.png").stat().st_size > 10_000
