@@ -10,11 +10,13 @@ from tests.orchestration.support import definitions
 
 
 @pytest.fixture
-def project(tmp_path, monkeypatch, scripts):
+def project(tmp_path, monkeypatch, scripts, dbops_home):
     """A Flyway project as the working directory: flyway.conf naming two schemas, scripts with unqualified names."""
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("DBOPS_HOME", str(tmp_path / ".dbops"))
-    for name in ("DAGSTER_HOME", "DBOPS_URL", "DBOPS_PASSWORD", "DBOPS_LOCATIONS", "DBOPS_CONFIG", "DBOPS_SCHEMA"):
+    (tmp_path / ".dbops").symlink_to(dbops_home)
+    monkeypatch.setenv("DAGSTER_HOME", "unset")  # recorded, so the value the run sets is undone afterwards
+    monkeypatch.delenv("DAGSTER_HOME")
+    for name in ("DBOPS_URL", "DBOPS_PASSWORD", "DBOPS_LOCATIONS", "DBOPS_CONFIG", "DBOPS_SCHEMA"):
         monkeypatch.delenv(name, raising=False)
     (tmp_path / "flyway.conf").write_text("flyway.schemas=analytics,staging\nflyway.locations=filesystem:sql\n")
     scripts({
