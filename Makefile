@@ -41,6 +41,7 @@ bench: setup system-deps ## benchmarks (not tests): dbops vs psql, Dagster overh
 	$(UV) run python -m bench.dagster_overhead
 	$(UV) run python -m bench.lint
 	$(UV) run python -m bench.run_lock
+	$(UV) run python -m bench.redshift_statements
 	$(UV) run python -m bench.git_sensor
 	$(UV) run python -m bench.info
 

@@ -13,6 +13,7 @@ from dbops.errors import MigrationFailed
 from dbops.history import FAILED, STARTED, SUCCESS, AuditRecord, History
 from dbops.migrations import Migration, line_of
 from dbops.plan import PlanEntry
+from dbops.search_path import changes_search_path
 from dbops.sources import CommitInfo
 from dbops.statements import Statement
 from dbops.targets.base import BatchItem, BatchResult, ConnectionLost, Session, SqlError
@@ -114,6 +115,14 @@ class Applier:
             except SqlError as exc:
                 self.session.rollback()
                 raise MigrationFailed(f"{callback.path}: {event} callback failed: {exc}", path=callback.path) from None
+            self.restore_search_path(callback.sql)
+
+    def restore_search_path(self, sql: str) -> None:
+        """After SQL that may have changed the search path, put the default schema back first, as Flyway
+        starts every migration on it: a script that changes the path changes it for itself only."""
+        if self.engine.search_path and changes_search_path(sql):
+            self.session.execute(self.engine.search_path)
+            self.session.commit()
 
     def apply_all(self, migrations: list[Migration]) -> Iterator[ScriptResult]:
         """Apply in order; consecutive transactional scripts go in batches where the driver can."""
@@ -128,8 +137,8 @@ class Applier:
             size = 0
             while batching and index + len(batch) < len(migrations) and len(batch) < limit and size < BATCH_BYTES:
                 candidate = migrations[index + len(batch)]
-                if not candidate.in_transaction_on(dialect):
-                    break
+                if not candidate.in_transaction_on(dialect) or changes_search_path(candidate.sql):
+                    break  # runs alone: outside a transaction, or followed by the default schema's restore
                 batch.append(candidate)
                 size += len(candidate.sql)
             if len(batch) > 1:
@@ -196,6 +205,7 @@ class Applier:
         except ConnectionLost as exc:
             raise ConnectionLost(f"{migration.path}: {exc}\n{_lost_outcome(migration, transactional)}") from None
         self.rank += 1
+        self.restore_search_path(migration.sql)
         self.callbacks("afterEachMigrate")
         return result
 

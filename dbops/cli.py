@@ -11,6 +11,7 @@ from typing import Any
 from dbops.config import (
     conf_placeholders,
     conf_schema,
+    conf_schemas,
     env_placeholders,
     locations_from,
     parse_placeholders,
@@ -44,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--url", default=argparse.SUPPRESS, help="database URL (DBOPS_URL); none: the embedded database")
     common.add_argument("--locations", default=argparse.SUPPRESS, help="comma-separated script folders (DBOPS_LOCATIONS, default sql)")
-    common.add_argument("--schema", default=argparse.SUPPRESS, help="schema of the history table (default public)")
+    common.add_argument("--schema", default=argparse.SUPPRESS, help="default schema: where the history table and unqualified names in scripts go (default public)")
     common.add_argument("--table", default=argparse.SUPPRESS, help="history table (default flyway_schema_history)")
     common.add_argument("--placeholder", action="append", default=argparse.SUPPRESS, metavar="K=V", help="placeholder value, repeatable")
     common.add_argument("--ignore-invalid-names", action="store_true", default=argparse.SUPPRESS, help="warn about, and skip, badly named .sql files")
@@ -90,6 +91,7 @@ def _settings(args: argparse.Namespace) -> Settings:
     return Settings(
         locations=locations_from(getattr(args, "locations", None), conf),
         schema=getattr(args, "schema", None) or os.environ.get("DBOPS_SCHEMA") or conf_schema(conf) or "public",
+        schemas=conf_schemas(conf),
         table=getattr(args, "table", None) or os.environ.get("DBOPS_TABLE") or conf.get("table") or "flyway_schema_history",
         placeholders=placeholders,
         ignore_invalid_names=getattr(args, "ignore_invalid_names", False),

@@ -45,7 +45,7 @@ def read_flyway_conf(path: str | None = None) -> dict[str, str]:
     """Settings from a Flyway config file (`DBOPS_CONFIG`, default ./flyway.conf; absent: {}).
 
     Understood keys: flyway.placeholders.<name>, flyway.locations, flyway.table, flyway.defaultSchema,
-    flyway.schemas (the first one), flyway.outOfOrder, flyway.mixed. Keys come back without `flyway.`.
+    flyway.schemas, flyway.outOfOrder, flyway.mixed. Keys come back without `flyway.`.
     """
     from pathlib import Path
 
@@ -80,9 +80,14 @@ def conf_placeholders(conf: dict[str, str]) -> dict[str, str]:
     return {k[len(prefix):].lower(): v for k, v in conf.items() if k.startswith(prefix)}
 
 
+def conf_schemas(conf: dict[str, str]) -> list[str]:
+    """`flyway.schemas` of a Flyway config: the schemas dbops creates when missing, in order."""
+    return [s.strip() for s in conf.get("schemas", "").split(",") if s.strip()]
+
+
 def conf_schema(conf: dict[str, str]) -> str | None:
-    """The history table's schema from a Flyway config: defaultSchema, else the first of schemas."""
+    """The default schema from a Flyway config: defaultSchema, else the first of schemas."""
     if conf.get("defaultSchema"):
         return conf["defaultSchema"]
-    schemas = [s.strip() for s in conf.get("schemas", "").split(",") if s.strip()]
+    schemas = conf_schemas(conf)
     return schemas[0] if schemas else None

@@ -12,6 +12,7 @@ from dbops.history import AUDIT_TABLE, BASELINE_DESCRIPTION, History
 from dbops.locks import RunLock, make_lock
 from dbops.migrations import BASELINE, REPEATABLE, VERSIONED, Catalog, PlaceholderContext, Version, discover
 from dbops.plan import FAILED, MISSING, Plan, PlanEntry, attach_failures, build_plan, unfinished
+from dbops.search_path import managed_schemas, search_path_statement
 from dbops.sources import FolderSource, Snapshot
 from dbops.targets.base import Session, Target
 
@@ -23,7 +24,8 @@ class Settings:
     """Everything that shapes a run besides the target and the scripts."""
 
     locations: list[str] = field(default_factory=lambda: ["sql"])
-    schema: str = "public"
+    schema: str = "public"  # the default schema: the history table's, and where unqualified names in scripts go
+    schemas: list[str] = field(default_factory=list)  # flyway.schemas: created when missing
     table: str = DEFAULT_TABLE
     placeholders: dict[str, str] = field(default_factory=dict)
     ignore_invalid_names: bool = False
@@ -32,6 +34,11 @@ class Settings:
     target_version: str | None = None
     lock_timeout: float = 600.0
     statement_timeout: float | None = None
+
+    @property
+    def managed_schemas(self) -> list[str]:
+        """Every schema dbops creates when missing, in Flyway's order (the default schema among them)."""
+        return managed_schemas(self.schema, self.schemas)
 
 
 Event = Callable[[str], None]
@@ -46,6 +53,7 @@ class Engine:
         self._snapshot = snapshot
         self.dialect: str | None = None
         self.run_lock: RunLock | None = None
+        self.search_path: str | None = None  # the SET that makes settings.schema the working session's default
 
     @cached_property
     def snapshot(self) -> Snapshot:
@@ -116,7 +124,8 @@ class Engine:
 
     @contextmanager
     def locked(self, on_event: Event | None = None) -> Iterator[tuple[Session, History]]:
-        """The run lock plus a working session with the history tables in place."""
+        """The run lock plus a working session with the schemas and history tables in place, the default schema
+        first on its search path."""
         lock = make_lock(self.target, self.settings.schema, self.settings.table)
         lock.acquire(self.settings.lock_timeout, on_event)
         self.run_lock = lock
@@ -126,19 +135,22 @@ class Engine:
             with self.session() as session:
                 lock.guard(session, on_event)
                 history = self._history(session)
-                warning = history.ensure(schema_created=lock.created_schema)
+                warning = history.ensure(self.settings.managed_schemas, schema_created=lock.created_schema)
                 if warning and on_event:
                     on_event(f"warning: {warning}")
                 interrupted = history.close_interrupted()
                 session.commit()
                 if interrupted and on_event:
                     on_event(f"marked {interrupted} attempt(s) that an earlier run left unfinished as interrupted in {AUDIT_TABLE}")
+                self.search_path = search_path_statement(session, self.settings.schema)
+                session.execute(self.search_path)
                 if self.settings.statement_timeout:
                     session.execute(f"set statement_timeout to {int(self.settings.statement_timeout * 1000)}")
-                    session.commit()
+                session.commit()
                 yield session, history
         finally:
             self.run_lock = None
+            self.search_path = None
             lock.release()
 
     def check_selection(self, pending: list[PlanEntry], select: set[str] | None) -> list[PlanEntry]:

@@ -1,6 +1,7 @@
 """Flyway's schema history table and dbops's audit table, for PostgreSQL and Redshift."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -200,24 +201,32 @@ class History:
     def exists(self) -> bool:
         return self._table_exists(self.table)
 
-    def schema_exists(self) -> bool:
-        return bool(self.session.query("select 1 from information_schema.schemata where schema_name = %s", (self.schema,)))
+    def missing_schemas(self, schemas: Sequence[str]) -> list[str]:
+        """Those of `schemas` the database does not have (pg_namespace lists them whatever the privileges)."""
+        if not schemas:
+            return []
+        markers = ", ".join(["%s"] * len(schemas))
+        found = self.session.query(f"select nspname from pg_namespace where nspname in ({markers})", tuple(schemas))
+        existing = {name for (name,) in found}
+        return [name for name in schemas if name not in existing]
 
-    def create(self, schema_created: bool = False) -> None:
-        """Create the schema (recorded as Flyway does), history and audit tables, in one transaction.
+    def create(self, schemas: Sequence[str], missing: Sequence[str], schema_created: bool = False) -> None:
+        """Create the missing schemas, the history and audit tables, in one transaction.
 
-        `schema_created`: the run lock has just created the schema (to hold its lock table).
+        A new history table records the schemas created for it as Flyway does: one SCHEMA row at rank 0 whose
+        script is the quoted names, comma-separated. `schema_created`: the run lock has just created the
+        history table's schema (to hold its lock table).
         """
         dialect = self.session.dialect
-        created_schema = schema_created
-        if not self.schema_exists():
-            self.session.execute(f"CREATE SCHEMA {quote_ident(self.schema)}")
-            created_schema = True
+        for name in missing:
+            self.session.execute(f"CREATE SCHEMA {quote_ident(name)}")
+        created = [name for name in schemas if name in missing or (name == self.schema and schema_created)]
         if not self.exists():
             for statement in history_ddl(dialect, self.schema, self.table):
                 self.session.execute(statement)
-            if created_schema:
-                self.insert(0, None, SCHEMA_DESCRIPTION, "SCHEMA", quote_ident(self.schema), None, 0, True)
+            if created:
+                marker = ",".join(quote_ident(name) for name in created)
+                self.insert(0, None, SCHEMA_DESCRIPTION, "SCHEMA", marker, None, 0, True)
         if not self._table_exists(AUDIT_TABLE):
             for statement in audit_ddl(dialect, self.schema):
                 self.session.execute(statement)
@@ -243,15 +252,18 @@ class History:
         self.owned = owner
         return Layout(history, audit, owner)
 
-    def ensure(self, schema_created: bool = False) -> str | None:
-        """Create what is missing, committed; safe to call from concurrent migrators under the lock.
+    def ensure(self, schemas: Sequence[str] = (), schema_created: bool = False) -> str | None:
+        """Create what is missing of `schemas` (the history table's own schema always), the history and audit
+        tables, committed; safe to call from concurrent migrators under the lock.
 
         An audit table from an earlier version gets the owner column; when that is not allowed (another user
         owns the table) the run goes on without it, and the warning returned says what to do.
         """
+        schemas = list(dict.fromkeys(schemas if self.schema in schemas else [self.schema, *schemas]))
+        missing = self.missing_schemas(schemas)
         layout = self.layout()
-        if not (layout.history and layout.audit):
-            self.create(schema_created)
+        if missing or not (layout.history and layout.audit):
+            self.create(schemas, missing, schema_created)
         if not layout.audit:
             self.owned = True  # created just now, with the column
         warning = self._upgrade_audit() if layout.audit and not layout.audit_owner else None

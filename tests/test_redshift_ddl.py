@@ -41,6 +41,8 @@ FLYWAY_REDSHIFT = """CREATE TABLE "public"."flyway_schema_history" (
 ALTER TABLE "public"."flyway_schema_history" ADD CONSTRAINT "flyway_schema_history_pk" PRIMARY KEY ("installed_rank");"""
 MISSING_ON_REDSHIFT = {"PG_TRY_ADVISORY_LOCK", "PG_ADVISORY_LOCK", "PG_ADVISORY_UNLOCK", "CLOCK_TIMESTAMP", "TO_REGCLASS"}
 LOCK_STATEMENT = re.compile(r'lock table "[^"]+"\.dbops_lock', re.I)
+# Redshift's `SET search_path TO schema [, ...]`, every name quoted; sqlglot reads a SET of a list as a command.
+SEARCH_PATH_STATEMENT = re.compile(r'SET search_path TO "(?:[^"]|"")*"(?:, "(?:[^"]|"")*")*')
 
 
 def redshift_problems(sql: str) -> list[str]:
@@ -50,7 +52,7 @@ def redshift_problems(sql: str) -> list[str]:
     except sqlglot.errors.SqlglotError as exc:
         return [f"does not parse: {str(exc).splitlines()[0]}"]
     problems = []
-    if isinstance(tree, exp.Command) and not LOCK_STATEMENT.fullmatch(sql.strip()):
+    if isinstance(tree, exp.Command) and not (LOCK_STATEMENT.fullmatch(sql.strip()) or SEARCH_PATH_STATEMENT.fullmatch(sql.strip())):
         problems.append("sqlglot could only read it as an opaque command")
     if isinstance(tree, exp.Create) and str(tree.args.get("kind", "")).upper() == "INDEX":
         problems.append("Redshift has no indexes")
@@ -160,6 +162,7 @@ def test_every_statement_dbops_sends_in_the_redshift_dialect_is_valid_redshift(r
         "audit outcome": 'update "warehouse_ops".dbops_audit set "status" = %s, "error" = %s, "finished_at"',
         "interrupted attempts": 'update "warehouse_ops".dbops_audit set "status" = %s, "error" = %s where',
         "owner column": "pg_catalog.pg_attribute", "failed attempts": 'max(case when "status" <> %s',
+        "default schema": 'SET search_path TO "warehouse_ops", ',
     }
     assert {kind for kind, marker in kinds.items() if any(marker in sql for sql in bookkeeping)} == set(kinds)
     problems = {sql: redshift_problems(sql) for sql in bookkeeping}

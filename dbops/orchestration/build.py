@@ -84,7 +84,7 @@ def build_definitions(
     """The Definitions for `resource` (default: from DBOPS_* and flyway.conf) and the scripts it points at."""
     resource = resource or DbopsResource.from_env()
     project = project or MigrationProject.load(resource.settings(), resource.dialect)
-    translator = translator or MigrationTranslator(dialect=resource.dialect)
+    translator = translator or MigrationTranslator(dialect=resource.dialect, default_schema=resource.history_schema)
     migrations = migration_assets(project, translator)
     last = translator.get_asset_key(project.migrations[-1])
     migrate = migrate_job(migrations)

@@ -85,6 +85,7 @@ def run_config(settings: Settings, verbose: bool) -> dict[str, Any]:
         "password": {"env": "DBOPS_PASSWORD"} if os.environ.get("DBOPS_PASSWORD") else None,
         "locations": list(settings.locations),
         "history_schema": settings.schema,
+        "schemas": list(settings.schemas),
         "history_table": settings.table,
         "placeholders": dict(settings.placeholders),
         "lock_timeout": settings.lock_timeout,

@@ -32,7 +32,7 @@ class MigrationProject:
         snapshot = snapshot or FolderSource(settings.locations).snapshot()
         context = PlaceholderContext(values=settings.placeholders, schema=settings.schema, table=settings.table)
         catalog = discover(snapshot.files, context, settings.ignore_invalid_names)
-        return cls.from_catalog(catalog, dialect)
+        return cls.from_catalog(catalog, dialect, default_schema=settings.schema)
 
     @classmethod
     def from_catalog(

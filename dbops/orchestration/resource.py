@@ -7,7 +7,7 @@ from typing import Any
 from dagster import ConfigurableResource, EnvVar
 from pydantic import Field
 
-from dbops.config import conf_placeholders, conf_schema, env_placeholders, locations_from, read_flyway_conf
+from dbops.config import conf_placeholders, conf_schema, conf_schemas, env_placeholders, locations_from, read_flyway_conf
 from dbops.engine import DEFAULT_TABLE, Settings
 from dbops.targets import Target, open_target
 from dbops.urls import scheme_of
@@ -23,7 +23,10 @@ class DbopsResource(ConfigurableResource):
     url: str | None = Field(default=None, description="Database URL; unset: the embedded database")
     password: str | None = Field(default=None, description="Password for a URL without one (use EnvVar)")
     locations: list[str] = Field(default_factory=lambda: ["sql"], description="Script folders")
-    history_schema: str = Field(default="public", description="Schema of the history and audit tables")
+    history_schema: str = Field(
+        default="public", description="Default schema: the history and audit tables', and the scripts' unqualified names"
+    )
+    schemas: list[str] = Field(default_factory=list, description="Schemas to create when missing (flyway.schemas)")
     history_table: str = Field(default=DEFAULT_TABLE, description="Name of the history table")
     placeholders: dict[str, str] = Field(default_factory=dict, description="Placeholder values (not secrets)")
     lock_timeout: float = Field(default=600.0, description="Seconds to wait for the run lock")
@@ -40,6 +43,7 @@ class DbopsResource(ConfigurableResource):
         values: dict[str, Any] = {
             "locations": locations_from(None, conf),
             "history_schema": os.environ.get("DBOPS_SCHEMA") or conf_schema(conf) or "public",
+            "schemas": conf_schemas(conf),
             "history_table": os.environ.get("DBOPS_TABLE") or conf.get("table") or DEFAULT_TABLE,
             "placeholders": conf_placeholders(conf),
             "out_of_order": conf.get("outOfOrder", "").lower() == "true",
@@ -65,6 +69,7 @@ class DbopsResource(ConfigurableResource):
         return Settings(
             locations=list(self.locations),
             schema=self.history_schema,
+            schemas=list(self.schemas),
             table=self.history_table,
             placeholders=placeholders,
             ignore_invalid_names=self.ignore_invalid_names,

@@ -54,33 +54,32 @@ class RedshiftSession(Session):
     def __init__(self, conn: redshift_connector.Connection, canceller: Callable[[int], None] | None = None) -> None:
         self.conn = conn
         self._canceller = canceller
+        self._cur: Any = None
         version, self.user, self.database, self._pid = self.query(
             "select version(), current_user, current_database(), pg_backend_pid()"
         )[0]
         self.dialect = REDSHIFT if "redshift" in str(version).lower() else POSTGRESQL
         self.commit()
 
-    def _cursor(self, sql: str, params: Sequence[Any] | None) -> Any:
-        cursor = self.conn.cursor()
+    def _run(self, sql: str, params: Sequence[Any] | None) -> Any:
+        """Execute on the session's one cursor (a new redshift_connector cursor costs a quarter of a millisecond)."""
+        if self._cur is None:
+            self._cur = self.conn.cursor()
         # Without params the SQL is sent as written (a literal % stays a %); with params only %s and %% are special.
-        cursor.execute(sql, tuple(params) if params is not None else None)
-        return cursor
+        self._cur.execute(sql, tuple(params) if params is not None else None)
+        return self._cur
 
     def execute(self, sql: str, params: Sequence[Any] | None = None) -> int:
         try:
-            cursor = self._cursor(sql, params)
-            count = cursor.rowcount
-            cursor.close()
+            count = self._run(sql, params).rowcount
             return int(count) if count is not None else -1
         except _ERRORS as exc:
             raise _sql_error(exc) from None
 
     def query(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple]:
         try:
-            cursor = self._cursor(sql, params)
-            rows = [tuple(row) for row in cursor.fetchall()] if cursor.description else []
-            cursor.close()
-            return rows
+            cursor = self._run(sql, params)
+            return [tuple(row) for row in cursor.fetchall()] if cursor.description else []
         except _ERRORS as exc:
             raise _sql_error(exc) from None
 
@@ -131,7 +130,19 @@ def _flag(params: dict[str, str], name: str) -> bool:
 
 
 class RedshiftTarget(Target):
-    """`redshift://[user[:password]@]host[:5439]/db[?sslmode=…&secret_arn=…&iam=true&…]`; SSL on by default."""
+    """`redshift://[user[:password]@]host[:5439]/db[?sslmode=…&secret_arn=…&iam=true&…]`; SSL on by default.
+
+    `prepared_statements` is redshift_connector's `max_prepared_statements`, 0: every statement goes out as
+    the unnamed prepared statement and the driver caches none. With its default (1000) the driver keeps a
+    named statement per distinct SQL text, and 2.1.11 (fixed in 2.1.13, aws/amazon-redshift-python-driver#273)
+    crashes with a KeyError when it evicts one after a CREATE/ALTER/DROP/ROLLBACK: those empty the cache but
+    leave its LRU list holding the dropped keys. A migration session is that case, and its statements are
+    mostly run once, so the cache buys little: the fixed release would also force boto3 >= 1.42.22, which
+    the locked checkov does not allow. tests/targets/test_redshift_statements.py checks that the server
+    holds no statement of ours and that sessions outlive thousands of statements.
+    """
+
+    prepared_statements = 0
 
     def __init__(self, url: str, client_factory: ClientFactory = default_client_factory) -> None:
         self.url = url
@@ -199,6 +210,7 @@ class RedshiftTarget(Target):
                 timeout=int(self.connect_timeout) or None,
                 application_name=self.application_name,
                 tcp_keepalive=True,
+                max_prepared_statements=self.prepared_statements,
             )
         except _ERRORS as exc:
             raise ConnectError(f"cannot connect to {self.redacted_url} ({self._ssl}): {self._scrub(_describe(exc), credentials)}") from None

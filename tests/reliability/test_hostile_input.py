@@ -17,6 +17,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+import psycopg
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -542,3 +543,16 @@ def test_descriptions_longer_than_the_history_column_still_validate(url, tmp_pat
     (migration,) = catalog.repeatable
     row = AppliedMigration(1, None, "é" * 100, "SQL", migration.script, migration.checksum, "u", None, 0, True)
     assert [e.state for e in build_plan(catalog, [row]).entries] == ["Success"]
+
+
+def test_a_script_of_5000_statements_applies_completely_through_redshift_connector(rs_db, tmp_path) -> None:
+    """redshift_connector 2.1.11's statement cache crashed this at statement 1,001 (a KeyError, exit 1)."""
+    folder = fresh_folder(tmp_path)
+    inserts = "".join(f"insert into big values ({n});\n" for n in range(1, 5000))
+    (folder / "V1__big.sql").write_text("create table big (n int);\n" + inserts)
+    outcome = dbops("--url", rs_db.url, "--locations", str(folder), "migrate", "--direct")
+    assert outcome.code == 0, outcome.err
+    with psycopg.connect(rs_db.pg_url) as conn:
+        assert conn.execute("select count(*), count(distinct n), max(n) from big").fetchall() == [(4999, 4999, 4999)]
+        history = conn.execute("select version, script, success from flyway_schema_history where type = 'SQL'").fetchall()
+    assert history == [("1", "V1__big.sql", True)]
