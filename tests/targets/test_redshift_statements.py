@@ -6,23 +6,8 @@ The 5,000-statement script is in tests/reliability/test_hostile_input.py.
 """
 from __future__ import annotations
 
-import psycopg
-import pytest
-
-from dbops.cli import main
 from dbops.targets.redshift import RedshiftTarget
-from tests.rig import RigDatabase
-
-
-def dbops(capsys: pytest.CaptureFixture, url: str, folder, *args: str) -> tuple[int, str, str]:
-    code = main(["--url", url, "--locations", str(folder), *args])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def rows(db: RigDatabase, sql: str) -> list[tuple]:
-    with psycopg.connect(db.pg_url) as conn:
-        return conn.execute(sql).fetchall()
+from tests.targets.test_redshift_engine import dbops, rows
 
 
 def test_3000_scripts_apply_in_one_run_with_every_history_row(rs_db, scripts, capsys) -> None:
