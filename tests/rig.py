@@ -85,6 +85,9 @@ max_client_conn = 1000
 default_pool_size = 200
 ignore_startup_parameters = {IGNORED_STARTUP_PARAMETERS}
 server_reset_query = DISCARD ALL
+# Every test has databases of its own: a server connection left idle by a finished test is closed within
+# seconds, not pgbouncer's default 10 minutes, so they cannot pile up to the server's max_connections.
+server_idle_timeout = 2
 server_login_retry = 0
 logfile = {workdir}/pgbouncer.log
 pidfile = {workdir}/pgbouncer.pid
