@@ -86,6 +86,17 @@ def test_jobs_schedule_and_checks(scripts):
     assert defs.resolve_asset_graph().get_check_spec(checksum).blocking
 
 
+@pytest.mark.parametrize(("cron", "valid"), [("*/15 * * * *", True), ("bogus", False), ("0 3 * * * *", False)])
+def test_the_validate_schedule_follows_dbops_validate_cron(scripts, monkeypatch, cron, valid):
+    monkeypatch.setenv("DBOPS_VALIDATE_CRON", cron)
+    if valid:
+        defs = definitions(scripts(EXAMPLE), "postgresql://u@127.0.0.1/db")
+        assert defs.get_schedule_def("nightly_validate").cron_schedule == cron
+        return
+    with pytest.raises(ConfigError, match=r"DBOPS_VALIDATE_CRON=.* is not a cron expression"):
+        definitions(scripts(EXAMPLE), "postgresql://u@127.0.0.1/db")
+
+
 def test_a_translator_subclass_changes_keys_groups_and_metadata(scripts):
     class Warehouse(MigrationTranslator):
         def get_group_name(self, migration):
