@@ -48,8 +48,8 @@ def unrecorded(
     with engine.session() as session:
         attempts = History(session, engine.settings.schema, engine.settings.table).successful_attempts()
         session.rollback()
-    keys = {e.script: key_of(e.migration) for e in entries}
-    applied = [e for e in entries if keys[e.script] is not None]
+    keys = {e.script: key for e in entries if (key := key_of(e.migration)) is not None}
+    applied = [e for e in entries if e.script in keys]
     latest = {r.asset_entry.asset_key: r.asset_entry.last_materialization for r in instance.get_asset_records(list(set(keys.values())))}
     missing = []
     for entry in applied:
