@@ -168,10 +168,10 @@ def cmd_migrate(args: argparse.Namespace, console: Console) -> int:
         return 0
     started = time.perf_counter()
     if not args.direct:
-        engine.validate()
+        plan = engine.validate()
         from dbops.orchestration.launch import launch_migrate
 
-        return launch_migrate(engine, args, console, commit)
+        return launch_migrate(engine, plan, args, console, commit)
     run = RunInfo(source=args.source, commit=commit)
     results: list[ScriptResult] = []
     pending = len(engine.plan().pending()) if console.tty else 0

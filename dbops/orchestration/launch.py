@@ -128,8 +128,9 @@ def pending_selection(engine: Engine, plan: Plan, keys: dict[str, AssetKey]) -> 
     return last[-1:]
 
 
-def launch_migrate(engine: Engine, args: argparse.Namespace, console: Console, commit: CommitInfo | None) -> int:
+def launch_migrate(engine: Engine, plan: Plan, args: argparse.Namespace, console: Console, commit: CommitInfo | None) -> int:
     """Execute the migrate job on the instance at DAGSTER_HOME; print what --direct prints, plus the run id.
+    `plan`: the validated plan the command line read.
 
     Before anything is applied: the storage is checked, runs a killed `dbops migrate` left STARTED are marked
     failed, and with nothing pending and nothing to record late, no run is started.
@@ -147,7 +148,6 @@ def launch_migrate(engine: Engine, args: argparse.Namespace, console: Console, c
         with open_instance(home) as instance:
             for run_id in fail_abandoned_runs(instance, MIGRATE_JOB):
                 console.log(f"Dagster run {run_id} was left STARTED by a dbops migrate that is gone: marked failed")
-            plan = engine.plan()
             if not plan.pending() and not unrecorded(engine, plan, lambda m: keys.get(m.script), instance):
                 from dbops.cli import print_results
 
