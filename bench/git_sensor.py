@@ -16,7 +16,7 @@ from pathlib import Path
 from dagster import build_sensor_context, define_asset_job
 
 from bench.generate import migration_sql
-from dbops.git_source import GitSource
+from dbops.scripts.git import GitSource
 from dbops.orchestration.sensors import Watch, build_sensors
 from tests.gitrepo import GitRepo
 

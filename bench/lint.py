@@ -15,8 +15,8 @@ import time
 from pathlib import Path
 
 from bench.generate import generate
-from dbops.lint import lint_files
-from dbops.sources import FolderSource
+from dbops.lint.checks import lint_files
+from dbops.scripts.sources import FolderSource
 
 HEAVY = """-- orders of shard {i}
 create table sales.orders_{i} (

@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from dbops.locks import make_lock
+from dbops.engine.locks import make_lock
 from dbops.targets import open_target
 from tests.pg import PgServer, start_server
 from tests.rig import start_bouncer
@@ -30,7 +30,7 @@ SCRIPTS = {
 }
 HOLD = """
 import sys, time
-from dbops.locks import make_lock
+from dbops.engine.locks import make_lock
 from dbops.targets import open_target
 lock = make_lock(open_target(sys.argv[1]), "public", "flyway_schema_history")
 lock.acquire(30)

@@ -6,21 +6,13 @@ import logging
 import os
 import sys
 import time
-from typing import Any
 
-from dbops.config import (
-    conf_placeholders,
-    conf_schema,
-    conf_schemas,
-    env_placeholders,
-    locations_from,
-    parse_placeholders,
-    read_flyway_conf,
-)
-from dbops.engine import Engine, RunInfo, ScriptResult, Settings
+from dbops.config import Settings, settings_from, url_from
+from dbops.engine.applier import RunInfo, ScriptResult
+from dbops.engine.engine import Engine
 from dbops.errors import ConfigError, DbopsError
-from dbops.output import Console, describe_attempt, entry_json
-from dbops.sources import CommitInfo, FolderSource
+from dbops.output import Console, describe_attempt, entry_json, print_results, result_json
+from dbops.scripts.sources import CommitInfo, FolderSource
 from dbops.targets import open_target
 from dbops.urls import redact
 
@@ -82,73 +74,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _settings(args: argparse.Namespace) -> Settings:
-    """Flags first, then DBOPS_* variables, then flyway.conf, then the defaults."""
-    conf = read_flyway_conf()
-    placeholders = conf_placeholders(conf)
-    placeholders.update(env_placeholders())
-    placeholders.update(parse_placeholders(getattr(args, "placeholder", [])))
-    return Settings(
-        locations=locations_from(getattr(args, "locations", None), conf),
-        schema=getattr(args, "schema", None) or os.environ.get("DBOPS_SCHEMA") or conf_schema(conf) or "public",
-        schemas=conf_schemas(conf),
-        table=getattr(args, "table", None) or os.environ.get("DBOPS_TABLE") or conf.get("table") or "flyway_schema_history",
-        placeholders=placeholders,
-        ignore_invalid_names=getattr(args, "ignore_invalid_names", False),
-        out_of_order=getattr(args, "out_of_order", False) or conf.get("outOfOrder", "").lower() == "true",
-        mixed=getattr(args, "mixed", False) or conf.get("mixed", "").lower() == "true",
-        target_version=getattr(args, "target", None) if args.command == "migrate" else None,
-        lock_timeout=getattr(args, "lock_timeout", 600.0),
-        statement_timeout=getattr(args, "statement_timeout", None),
-    )
-
-
-def _url(args: argparse.Namespace) -> str | None:
-    return getattr(args, "url", None) or os.environ.get("DBOPS_URL") or None
+def settings_of(args: argparse.Namespace) -> Settings:
+    """The command's settings; `--target` is a migrate setting (undo reads its own)."""
+    flags = vars(args)
+    if args.command != "migrate":
+        flags = {k: v for k, v in flags.items() if k != "target"}
+    return settings_from(flags)
 
 
 def _engine(args: argparse.Namespace, console: Console) -> Engine:
-    engine = Engine(open_target(_url(args)), _settings(args))
+    engine = Engine(open_target(url_from(vars(args))), settings_of(args))
     for warning in engine.catalog.warnings:
         console.log(f"warning: {warning}")
     return engine
-
-
-def result_json(result: ScriptResult) -> dict[str, Any]:
-    m = result.migration
-    return {
-        "version": m.version.text if m.version else None,
-        "description": m.description,
-        "script": m.script,
-        "checksum": m.checksum,
-        "status": result.status,
-        "execution_time_ms": result.execution_ms,
-        "statements": result.statements,
-        "rows_affected": result.rows_affected,
-        "in_transaction": result.in_transaction,
-    }
-
-
-def print_results(console: Console, results: list[ScriptResult], target: str, elapsed: float, run_id: str | None) -> None:
-    """The migrate summary shared by --direct and Dagster runs."""
-    if console.as_json:
-        console.json({"applied": [result_json(r) for r in results], "target": target, "run_id": run_id, "seconds": round(elapsed, 3)})
-        return
-    if not results:
-        console.result(f"Nothing to migrate: {target} is up to date.")
-    else:
-        console.table(
-            "Applied",
-            ["Version", "Description", "Script", "Statements", "Rows", "Time (ms)", "Mode"],
-            (
-                [r.migration.version or "", r.migration.description, r.migration.script, r.statements, r.rows_affected,
-                 r.execution_ms, "transaction" if r.in_transaction else "autocommit"]
-                for r in results
-            ),
-        )
-        console.result(f"Applied {len(results)} migration(s) to {target} in {elapsed:.2f}s.")
-    if run_id:
-        console.result(f"Dagster run: {run_id}")
 
 
 def cmd_migrate(args: argparse.Namespace, console: Console) -> int:
@@ -171,7 +109,7 @@ def cmd_migrate(args: argparse.Namespace, console: Console) -> int:
         plan = engine.validate()
         from dbops.orchestration.launch import launch_migrate
 
-        return launch_migrate(engine, plan, args, console, commit)
+        return launch_migrate(engine, plan, console, url=url_from(vars(args)), source=args.source, commit=commit)
     run = RunInfo(source=args.source, commit=commit)
     results: list[ScriptResult] = []
     pending = len(engine.plan().pending()) if console.tty else 0
@@ -217,9 +155,9 @@ def cmd_validate(args: argparse.Namespace, console: Console) -> int:
 
 def cmd_lint(args: argparse.Namespace, console: Console) -> int:
     """Static checks; needs no database, and placeholders without a value stand in as their names."""
-    from dbops.lint import counts, lint_files
+    from dbops.lint.checks import counts, lint_files
 
-    settings = _settings(args)
+    settings = settings_of(args)
     snapshot = FolderSource(settings.locations).snapshot()
     catalog, findings = lint_files(snapshot.files, settings.placeholders, settings.ignore_invalid_names)
     for warning in catalog.warnings:
@@ -300,7 +238,7 @@ def cmd_local(args: argparse.Namespace, console: Console) -> int:
 def cmd_ui(args: argparse.Namespace, console: Console) -> int:
     from dbops.orchestration.launch import open_ui
 
-    return open_ui(console, args)
+    return open_ui(console, settings_of(args), url_from(vars(args)))
 
 
 COMMANDS = {

@@ -1,16 +1,96 @@
-"""Settings from flags and the environment (DBOPS_*)."""
+"""Settings: from flags, then DBOPS_* variables, then flyway.conf, then the defaults."""
 from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 from dbops.errors import ConfigError
 
+DEFAULT_TABLE = "flyway_schema_history"
+DEFAULT_SCHEMA = "public"
+PLACEHOLDER_PREFIX = "DBOPS_PLACEHOLDER_"
+TRUE = ("1", "true", "yes")
 
-def env_placeholders(environ: dict[str, str] | None = None) -> dict[str, str]:
+
+@dataclass
+class Settings:
+    """Everything that shapes a run besides the target and the scripts."""
+
+    locations: list[str] = field(default_factory=lambda: ["sql"])
+    schema: str = DEFAULT_SCHEMA  # the default schema: the history table's, and where unqualified names in scripts go
+    schemas: list[str] = field(default_factory=list)  # flyway.schemas: created when missing
+    table: str = DEFAULT_TABLE
+    placeholders: dict[str, str] = field(default_factory=dict)
+    ignore_invalid_names: bool = False
+    out_of_order: bool = False
+    mixed: bool = False
+    target_version: str | None = None
+    lock_timeout: float = 600.0
+    statement_timeout: float | None = None
+
+    @property
+    def managed_schemas(self) -> list[str]:
+        """Every schema dbops creates when missing, in Flyway's order: `schemas`, the default schema first when
+        not among them."""
+        listed = list(dict.fromkeys(self.schemas))
+        return listed if self.schema in listed else [self.schema, *listed]
+
+
+def settings_from(
+    flags: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+    conf: dict[str, str] | None = None,
+) -> Settings:
+    """Settings from flags (the command line's names: locations, schema, table, placeholder, target, …), then
+    DBOPS_* variables (`environ`, default os.environ), then flyway.conf (`conf`, default read_flyway_conf()),
+    then the defaults. The one place these sources are mapped."""
+    flags = {k: v for k, v in (flags or {}).items() if v is not None}
+    environ = os.environ if environ is None else environ
+    conf = read_flyway_conf() if conf is None else conf
+    placeholders = conf_placeholders(conf)
+    placeholders.update(env_placeholders(environ))
+    placeholders.update(parse_placeholders(flags.get("placeholder", [])))
+    return Settings(
+        locations=locations_from(flags.get("locations"), conf, environ),
+        schema=flags.get("schema") or environ.get("DBOPS_SCHEMA") or conf_schema(conf) or DEFAULT_SCHEMA,
+        schemas=conf_schemas(conf),
+        table=flags.get("table") or environ.get("DBOPS_TABLE") or conf.get("table") or DEFAULT_TABLE,
+        placeholders=placeholders,
+        ignore_invalid_names=bool(flags.get("ignore_invalid_names")) or environ.get("DBOPS_IGNORE_INVALID_NAMES", "").lower() in TRUE,
+        out_of_order=bool(flags.get("out_of_order")) or conf.get("outOfOrder", "").lower() == "true",
+        mixed=bool(flags.get("mixed")) or conf.get("mixed", "").lower() == "true",
+        target_version=flags.get("target"),
+        lock_timeout=flags.get("lock_timeout", 600.0),
+        statement_timeout=flags.get("statement_timeout"),
+    )
+
+
+def url_from(flags: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> str | None:
+    """The database URL: `--url`, else DBOPS_URL; None means the embedded database."""
+    environ = os.environ if environ is None else environ
+    return (flags or {}).get("url") or environ.get("DBOPS_URL") or None
+
+
+def settings_variables(settings: Settings) -> dict[str, str]:
+    """The DBOPS_* variables that make `settings_from` (with no flags) read `settings` back — for a process
+    (the Dagster definitions, `dagster dev`) that takes its settings from the environment."""
+    values = {
+        "DBOPS_LOCATIONS": ",".join(settings.locations),
+        "DBOPS_SCHEMA": settings.schema,
+        "DBOPS_TABLE": settings.table,
+        "DBOPS_IGNORE_INVALID_NAMES": "true" if settings.ignore_invalid_names else "",
+    }
+    values.update({placeholder_variable(name): value for name, value in settings.placeholders.items()})
+    return values
+
+
+def env_placeholders(environ: Mapping[str, str] | None = None) -> dict[str, str]:
     """`DBOPS_PLACEHOLDER_<NAME>=value` → {name: value} (names are case-insensitive)."""
-    environ = dict(os.environ) if environ is None else environ
-    prefix = "DBOPS_PLACEHOLDER_"
+    environ = os.environ if environ is None else environ
+    prefix = PLACEHOLDER_PREFIX
     return {k[len(prefix):].lower(): v for k, v in environ.items() if k.startswith(prefix) and len(k) > len(prefix)}
 
 
@@ -18,7 +98,7 @@ def placeholder_variable(name: str) -> str:
     """The environment variable that sets placeholder `name`: upper case where that reads back as the same
     name (`DBOPS_PLACEHOLDER_DAYS`), the name as it is otherwise (`straße` would come back as `strasse`)."""
     upper = name.upper()
-    return f"DBOPS_PLACEHOLDER_{upper if upper.lower() == name.lower() else name}"
+    return f"{PLACEHOLDER_PREFIX}{upper if upper.lower() == name.lower() else name}"
 
 
 def parse_placeholders(pairs: list[str]) -> dict[str, str]:
@@ -32,9 +112,10 @@ def parse_placeholders(pairs: list[str]) -> dict[str, str]:
     return values
 
 
-def locations_from(value: str | None, conf: dict[str, str] | None = None) -> list[str]:
+def locations_from(value: str | None, conf: dict[str, str] | None = None, environ: Mapping[str, str] | None = None) -> list[str]:
     """Comma-separated folders (flag, `DBOPS_LOCATIONS`, flyway.locations, default `sql`); `filesystem:` accepted."""
-    raw = value or os.environ.get("DBOPS_LOCATIONS") or (conf or {}).get("locations") or "sql"
+    environ = os.environ if environ is None else environ
+    raw = value or environ.get("DBOPS_LOCATIONS") or (conf or {}).get("locations") or "sql"
     return [part.strip().removeprefix("filesystem:") for part in raw.split(",") if part.strip()]
 
 

@@ -7,8 +7,9 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from dbops.history import FAILED, INTERRUPTED, Attempt
-from dbops.plan import Plan, PlanEntry
+from dbops.engine.applier import ScriptResult
+from dbops.engine.history import FAILED, INTERRUPTED, Attempt
+from dbops.engine.plan import Plan, PlanEntry
 
 INFO_COLUMNS = ("version", "description", "type", "script", "checksum", "state", "installed_rank", "installed_on", "execution_time_ms")
 
@@ -154,3 +155,40 @@ class Console:
         ) as bar:
             task = bar.add_task("migrating", total=total)
             yield lambda description: bar.update(task, advance=1, description=description)
+
+
+def result_json(result: ScriptResult) -> dict[str, Any]:
+    m = result.migration
+    return {
+        "version": m.version.text if m.version else None,
+        "description": m.description,
+        "script": m.script,
+        "checksum": m.checksum,
+        "status": result.status,
+        "execution_time_ms": result.execution_ms,
+        "statements": result.statements,
+        "rows_affected": result.rows_affected,
+        "in_transaction": result.in_transaction,
+    }
+
+
+def print_results(console: Console, results: list[ScriptResult], target: str, elapsed: float, run_id: str | None) -> None:
+    """The migrate summary shared by --direct and Dagster runs."""
+    if console.as_json:
+        console.json({"applied": [result_json(r) for r in results], "target": target, "run_id": run_id, "seconds": round(elapsed, 3)})
+        return
+    if not results:
+        console.result(f"Nothing to migrate: {target} is up to date.")
+    else:
+        console.table(
+            "Applied",
+            ["Version", "Description", "Script", "Statements", "Rows", "Time (ms)", "Mode"],
+            (
+                [r.migration.version or "", r.migration.description, r.migration.script, r.statements, r.rows_affected,
+                 r.execution_ms, "transaction" if r.in_transaction else "autocommit"]
+                for r in results
+            ),
+        )
+        console.result(f"Applied {len(results)} migration(s) to {target} in {elapsed:.2f}s.")
+    if run_id:
+        console.result(f"Dagster run: {run_id}")

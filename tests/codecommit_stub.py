@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import boto3
 from botocore.stub import Stubber
 
-from dbops import codecommit_source
+from dbops.scripts import codecommit as codecommit_source
 
 REGION = "eu-west-1"
 

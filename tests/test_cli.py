@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from dbops.cli import main
-from dbops.migrations import checksum
+from dbops.scripts.migrations import checksum
 
 
 @pytest.fixture

@@ -5,9 +5,9 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from dbops.codecommit_source import CodeCommitSource
+from dbops.scripts.codecommit import CodeCommitSource
 from dbops.errors import ConfigError
-from dbops.sources import SourceError
+from dbops.scripts.sources import SourceError
 from tests.codecommit_stub import REGION, StubbedCodeCommit
 
 

@@ -10,10 +10,12 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from dbops.engine import Engine, RunInfo, Settings
+from dbops.engine.engine import Engine
+from dbops.engine.applier import RunInfo
+from dbops.config import Settings
 from dbops.errors import ConfigError, MigrationFailed, ValidationFailed
-from dbops.migrations import checksum
-from dbops.sources import CommitInfo
+from dbops.scripts.migrations import checksum
+from dbops.scripts.sources import CommitInfo
 from dbops.targets import open_target
 from tests.rig import RigDatabase
 

@@ -14,7 +14,7 @@ import psycopg
 import pytest
 
 from dbops.cli import main
-from dbops.history import SCRIPTS_BY_NAME
+from dbops.engine.history import SCRIPTS_BY_NAME
 from tests.rig import RigDatabase
 
 ROOT = Path(__file__).resolve().parents[1]

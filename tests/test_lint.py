@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from dbops.cli import main
-from dbops.lint import RULES, Finding, lint_files
-from dbops.sources import FolderSource, ScriptFile
+from dbops.lint.checks import RULES, Finding, lint_files
+from dbops.scripts.sources import FolderSource, ScriptFile
 
 DATA = Path(__file__).parent / "data" / "lint"
 

@@ -13,9 +13,10 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from dbops.engine import Engine, Settings
+from dbops.engine.engine import Engine
+from dbops.config import Settings
 from dbops.errors import LockTimeout
-from dbops.locks import AdvisoryLock, TableLock, make_lock
+from dbops.engine.locks import AdvisoryLock, TableLock, make_lock
 from dbops.targets import open_target
 from tests.pg import PgServer
 from tests.rig import RigDatabase
@@ -24,7 +25,7 @@ SCHEMA, TABLE = "public", "flyway_schema_history"
 KINDS = ["table-psycopg", "table-redshift", "advisory-psycopg"]
 HOLD_LOCK = """
 import sys, time
-from dbops.locks import make_lock
+from dbops.engine.locks import make_lock
 from dbops.targets import open_target
 lock = make_lock(open_target(sys.argv[1]), "public", "flyway_schema_history")
 lock.acquire(30)

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from dbops.errors import ConfigError, ScriptError
-from dbops.migrations import PlaceholderContext, Version, checksum, discover, parse_name
-from dbops.sources import FolderSource
+from dbops.scripts.migrations import PlaceholderContext, Version, checksum, discover, parse_name
+from dbops.scripts.sources import FolderSource
 
 CHECKSUMS = Path(__file__).parent / "data" / "checksums"
 
@@ -194,7 +194,7 @@ def test_missing_location_is_a_config_error(tmp_path: Path) -> None:
 
 def test_every_non_transactional_pattern_has_a_prefilter_word() -> None:
     """Scripts skip parsing when none of the prefilter words occurs; a new pattern needs its word there."""
-    from dbops.statements import _NON_TRANSACTIONAL, _NON_TX_WORDS, may_hold_non_transactional
+    from dbops.scripts.statements import _NON_TRANSACTIONAL, _NON_TX_WORDS, may_hold_non_transactional
 
     for pattern, label, dialects in _NON_TRANSACTIONAL:
         assert any(word in pattern for word in _NON_TX_WORDS), f"add a word of {label!r} to _NON_TX_WORDS"

@@ -14,10 +14,11 @@ import redshift_connector
 import sqlglot
 from sqlglot import exp
 
-from dbops.engine import Engine, Settings
+from dbops.engine.engine import Engine
+from dbops.config import Settings
 from dbops.errors import LockTimeout, MigrationFailed
-from dbops.history import audit_ddl, audit_upgrade_ddl, history_ddl
-from dbops.locks import make_lock
+from dbops.engine.history import audit_ddl, audit_upgrade_ddl, history_ddl
+from dbops.engine.locks import make_lock
 from dbops.targets import open_target
 from dbops.targets.base import REDSHIFT
 
@@ -170,6 +171,6 @@ def test_every_statement_dbops_sends_in_the_redshift_dialect_is_valid_redshift(r
 
 
 def _statements(text: str):
-    from dbops.statements import split
+    from dbops.scripts.statements import split
 
     return split(text)

@@ -6,21 +6,15 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from dbops.engine import Engine, RunInfo, Settings
+from dbops.engine.engine import Engine
+from dbops.engine.applier import RunInfo
+from dbops.config import Settings
 from dbops.errors import ConfigError
-from dbops.git_source import GitSource, mirror_dir
-from dbops.migrations import discover
-from dbops.sources import (
-    TAG_COMMIT,
-    TAG_REPOSITORY,
-    TAG_SKIPPED,
-    CodeCommitSource,
-    FolderSource,
-    SourceError,
-    commit_from_tags,
-    repo_location,
-    source_for_tags,
-)
+from dbops.scripts.git import GitSource, mirror_dir
+from dbops.scripts.migrations import discover
+from dbops.scripts.sources import FolderSource, SourceError, repo_location
+from dbops.scripts.codecommit import CodeCommitSource
+from dbops.orchestration.tags import TAG_COMMIT, TAG_REPOSITORY, TAG_SKIPPED, commit_from_tags, source_for_tags
 from dbops.targets import open_target
 from tests.gitrepo import GitRepo
 

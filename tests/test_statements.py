@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from dbops.statements import may_hold_non_transactional, split
+from dbops.scripts.statements import may_hold_non_transactional, split
 
 RS, PG = "redshift", "postgresql"
 

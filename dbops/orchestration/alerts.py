@@ -29,7 +29,7 @@ from dagster import (
 )
 
 from dbops.orchestration.apply import SCRIPT
-from dbops.sources import TAG_AUTHOR, TAG_COMMIT, TAG_MESSAGE, TAG_REPOSITORY, TAG_SOURCE
+from dbops.orchestration.tags import TAG_AUTHOR, TAG_COMMIT, TAG_MESSAGE, TAG_REPOSITORY, TAG_SOURCE
 from dbops.urls import redact
 
 TOPIC_ENV = "DBOPS_ALERT_TOPIC_ARN"

@@ -23,17 +23,19 @@ from dagster import (
     MetadataValue,
 )
 
-from dbops.engine import Engine, RunInfo, ScriptResult
+from dbops.engine.engine import Engine
+from dbops.engine.applier import RunInfo, ScriptResult
 from dbops.errors import DbopsError
-from dbops.history import History
-from dbops.migrations import Migration
-from dbops.plan import Plan
+from dbops.engine.history import History
+from dbops.scripts.migrations import Migration
+from dbops.engine.plan import Plan
 from dbops.orchestration.drift import ObjectShape, SnapshotStore, diff, live_catalog
 from dbops.orchestration.reconcile import late_materializations, unrecorded
 from dbops.orchestration.resource import DbopsResource
 from dbops.orchestration.translator import MigrationTranslator
 from dbops.orchestration.warehouse import ScriptLineage, table_observations
-from dbops.sources import TAG_SOURCE, CommitInfo, commit_from_tags, source_for_tags
+from dbops.scripts.sources import CommitInfo
+from dbops.orchestration.tags import TAG_SOURCE, commit_from_tags, source_for_tags
 from dbops.targets.base import SqlError
 from dbops.urls import redact
 

@@ -6,7 +6,7 @@ from collections import defaultdict
 from dagster import AssetKey, AssetSpec, AssetsDefinition, multi_asset
 
 from dbops.errors import ConfigError
-from dbops.migrations import Migration
+from dbops.scripts.migrations import Migration
 from dbops.orchestration.apply import apply_pending
 from dbops.orchestration.lineage import TableRef, Touch
 from dbops.orchestration.project import MigrationProject

@@ -23,7 +23,7 @@ from dbops.orchestration.checks import checksum_checks, drift_check
 from dbops.orchestration.project import MigrationProject
 from dbops.orchestration.resource import DbopsResource
 from dbops.orchestration.translator import MigrationTranslator
-from dbops.sources import TAG_SOURCE
+from dbops.orchestration.tags import TAG_SOURCE
 
 MIGRATE_JOB = "migrate"
 VALIDATE_JOB = "validate"

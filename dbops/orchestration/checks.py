@@ -15,16 +15,16 @@ from dagster import (
     multi_asset_check,
 )
 
-from dbops.engine import Engine
+from dbops.engine.engine import Engine
 from dbops.errors import DbopsError
-from dbops.history import History
+from dbops.engine.history import History
 from dbops.orchestration.apply import failure
 from dbops.orchestration.drift import SnapshotStore, diff, live_catalog
 from dbops.orchestration.project import MigrationProject
 from dbops.orchestration.resource import DbopsResource
 from dbops.orchestration.translator import MigrationTranslator
-from dbops.plan import PlanEntry
-from dbops.sources import source_for_tags
+from dbops.engine.plan import PlanEntry
+from dbops.orchestration.tags import source_for_tags
 
 CHECKSUM_CHECK = "checksum"
 DRIFT_CHECK = "schema_drift"

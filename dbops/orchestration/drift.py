@@ -9,7 +9,7 @@ import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from dbops.history import AUDIT_TABLE, quote_ident
+from dbops.engine.history import AUDIT_TABLE, quote_ident
 from dbops.targets.base import REDSHIFT, Session
 
 SNAPSHOT_TABLE = "dbops_schema_snapshot"

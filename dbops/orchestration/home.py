@@ -8,7 +8,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from dbops.targets.embedded import DAGSTER_DATABASE, EmbeddedDatabase, dbops_home
+from dbops.paths import dbops_home
+from dbops.targets.embedded import DAGSTER_DATABASE, EmbeddedDatabase
 
 HEADER = "# The local Dagster instance of dbops (created by `dbops migrate` / `dbops ui`)."
 DAGSTER_YAML = HEADER + """

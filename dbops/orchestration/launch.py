@@ -1,7 +1,6 @@
 """`dbops migrate` through Dagster (one run of the `migrate` job on the local instance) and `dbops ui`."""
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import subprocess
@@ -26,20 +25,22 @@ from dagster import (
     reconstructable,
 )
 
-from dbops.config import placeholder_variable
-from dbops.engine import Engine, ScriptResult, Settings
+from dbops.config import Settings, settings_variables
+from dbops.engine.engine import Engine
+from dbops.engine.applier import ScriptResult
 from dbops.errors import ConfigError, MigrationFailed, StorageUnavailable
-from dbops.migrations import Migration
-from dbops.plan import Plan
+from dbops.scripts.migrations import Migration
+from dbops.engine.plan import Plan
 from dbops.orchestration.apply import EXIT_CODE
 from dbops.orchestration.assets import RESOURCE_KEY
 from dbops.orchestration.build import MIGRATE_JOB, build_definitions
 from dbops.orchestration.home import dagster_home
-from dbops.orchestration.resource import DbopsResource
+from dbops.orchestration.resource import DbopsResource, resource_values
 from dbops.orchestration.reconcile import RECORDED_LATE, fail_abandoned_runs, process_tags, unrecorded
 from dbops.orchestration.translator import SCRIPT_METADATA
-from dbops.output import Console
-from dbops.sources import TAG_AUTHOR, TAG_COMMIT, TAG_MESSAGE, TAG_SOURCE, TAG_TARGET, CommitInfo
+from dbops.output import Console, print_results
+from dbops.scripts.sources import CommitInfo
+from dbops.orchestration.tags import TAG_AUTHOR, TAG_COMMIT, TAG_MESSAGE, TAG_SOURCE, TAG_TARGET
 from dbops.urls import redact
 
 TAG_LIMIT = 4000
@@ -57,15 +58,9 @@ def launched_migrate_job() -> JobDefinition:
 @contextmanager
 def settings_environment(settings: Settings, url: str | None) -> Iterator[None]:
     """Expose the command line's settings as the DBOPS_* variables the definitions read; restored afterwards."""
-    values = {
-        "DBOPS_LOCATIONS": ",".join(settings.locations),
-        "DBOPS_SCHEMA": settings.schema,
-        "DBOPS_TABLE": settings.table,
-        "DBOPS_IGNORE_INVALID_NAMES": "true" if settings.ignore_invalid_names else "",
-    }
+    values = settings_variables(settings)
     if url:
         values["DBOPS_URL"] = url
-    values.update({placeholder_variable(name): value for name, value in settings.placeholders.items()})
     saved = {name: os.environ.get(name) for name in values}
     os.environ.update(values)
     try:
@@ -83,17 +78,7 @@ def run_config(settings: Settings, verbose: bool) -> dict[str, Any]:
     config: dict[str, Any] = {
         "url": {"env": "DBOPS_URL"} if os.environ.get("DBOPS_URL") else None,
         "password": {"env": "DBOPS_PASSWORD"} if os.environ.get("DBOPS_PASSWORD") else None,
-        "locations": list(settings.locations),
-        "history_schema": settings.schema,
-        "schemas": list(settings.schemas),
-        "history_table": settings.table,
-        "placeholders": dict(settings.placeholders),
-        "lock_timeout": settings.lock_timeout,
-        "statement_timeout": settings.statement_timeout,
-        "out_of_order": settings.out_of_order,
-        "mixed": settings.mixed,
-        "target_version": settings.target_version,
-        "ignore_invalid_names": settings.ignore_invalid_names,
+        **resource_values(settings),
     }
     return {
         "resources": {RESOURCE_KEY: {"config": config}},
@@ -128,17 +113,18 @@ def pending_selection(engine: Engine, plan: Plan, keys: dict[str, AssetKey]) -> 
     return last[-1:]
 
 
-def launch_migrate(engine: Engine, plan: Plan, args: argparse.Namespace, console: Console, commit: CommitInfo | None) -> int:
+def launch_migrate(
+    engine: Engine, plan: Plan, console: Console, *, url: str | None, source: str = "cli", commit: CommitInfo | None = None
+) -> int:
     """Execute the migrate job on the instance at DAGSTER_HOME; print what --direct prints, plus the run id.
-    `plan`: the validated plan the command line read.
+    `plan`: the validated plan the command line read; `url`: the database URL as given (None: embedded).
 
     Before anything is applied: the storage is checked, runs a killed `dbops migrate` left STARTED are marked
     failed, and with nothing pending and nothing to record late, no run is started.
     """
     started = time.perf_counter()
-    verbose = getattr(args, "verbose", False)
+    verbose = console.verbose
     settings = engine.settings
-    url = getattr(args, "url", None) or os.environ.get("DBOPS_URL") or None
     target = engine.target.redacted_url
     with quiet_dagster(verbose), settings_environment(settings, url):
         home = dagster_home()
@@ -149,8 +135,6 @@ def launch_migrate(engine: Engine, plan: Plan, args: argparse.Namespace, console
             for run_id in fail_abandoned_runs(instance, MIGRATE_JOB):
                 console.log(f"Dagster run {run_id} was left STARTED by a dbops migrate that is gone: marked failed")
             if not plan.pending() and not unrecorded(engine, plan, lambda m: keys.get(m.script), instance):
-                from dbops.cli import print_results
-
                 print_results(console, [], target, time.perf_counter() - started, None)
                 return 0
             selection = pending_selection(engine, plan, keys)
@@ -167,7 +151,7 @@ def launch_migrate(engine: Engine, plan: Plan, args: argparse.Namespace, console
                     job,
                     instance=instance,
                     run_config=run_config(settings, verbose),
-                    tags={**run_tags(args.source, commit, target), **process_tags()},
+                    tags={**run_tags(source, commit, target), **process_tags()},
                 )
                 events = list(result.all_events)
             except Exception as exc:  # the storage failed mid-run; its drivers raise errors of many kinds
@@ -188,8 +172,6 @@ def launch_migrate(engine: Engine, plan: Plan, args: argparse.Namespace, console
         print(f"error: {redact(error)}", file=sys.stderr)
         print(f"Dagster run: {run_id} (failed)", file=sys.stderr)
         return code
-    from dbops.cli import print_results
-
     print_results(console, results, target, time.perf_counter() - started, run_id)
     return 0
 
@@ -292,23 +274,15 @@ def quiet_dagster(verbose: bool) -> Iterator[None]:
             logger.setLevel(level)
 
 
-def open_ui(console: Console, args: argparse.Namespace | None = None) -> int:
+def open_ui(console: Console, settings: Settings, url: str | None) -> int:
     """`dagster dev` on this project and the local instance (DAGSTER_HOME), on 127.0.0.1 (port DBOPS_UI_PORT, default 3000)."""
-    from dbops.cli import _settings, _url
-
     home = dagster_home()
     port = os.environ.get("DBOPS_UI_PORT", "3000")
     target = ["-w", "workspace.yaml"] if Path("workspace.yaml").is_file() else ["-m", "dbops.definitions"]
     command = [sys.executable, "-m", "dagster", "dev", *target, "-h", "127.0.0.1", "-p", port]
     console.result(f"Dagster UI: http://127.0.0.1:{port} (instance: {home}); Ctrl+C stops it.")
-    environment = settings_environment(_settings(args), _url(args)) if args is not None else _nothing()
-    with environment:
+    with settings_environment(settings, url):
         try:
             return subprocess.call(command)
         except KeyboardInterrupt:
             return 0
-
-
-@contextmanager
-def _nothing() -> Iterator[None]:
-    yield

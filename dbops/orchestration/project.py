@@ -5,12 +5,12 @@ from dataclasses import dataclass
 
 from pathlib import Path
 
-from dbops.engine import Settings
-from dbops.migrations import Catalog, Migration, PlaceholderContext, discover
+from dbops.config import Settings
+from dbops.scripts.migrations import Catalog, Migration, PlaceholderContext, discover
 from dbops.orchestration.facts_cache import FactsCache
 from dbops.orchestration.lineage import ScriptFacts, dialect_for, script_facts
-from dbops.sources import FolderSource, Snapshot
-from dbops.targets.embedded import dbops_home
+from dbops.scripts.sources import FolderSource, Snapshot
+from dbops.paths import dbops_home
 
 
 def default_cache_path() -> Path:

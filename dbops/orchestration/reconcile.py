@@ -15,10 +15,10 @@ from dataclasses import dataclass
 
 from dagster import AssetKey, AssetMaterialization, DagsterInstance, DagsterRunStatus, MetadataValue, RunsFilter
 
-from dbops.engine import Engine
-from dbops.history import AppliedAttempt, History
-from dbops.migrations import Migration
-from dbops.plan import SUCCESS, Plan
+from dbops.engine.engine import Engine
+from dbops.engine.history import AppliedAttempt, History
+from dbops.scripts.migrations import Migration
+from dbops.engine.plan import SUCCESS, Plan
 
 TAG_HOST = "dbops/host"
 TAG_PROCESS = "dbops/process"

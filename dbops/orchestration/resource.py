@@ -7,8 +7,7 @@ from typing import Any
 from dagster import ConfigurableResource, EnvVar
 from pydantic import Field
 
-from dbops.config import conf_placeholders, conf_schema, conf_schemas, env_placeholders, locations_from, read_flyway_conf
-from dbops.engine import DEFAULT_TABLE, Settings
+from dbops.config import DEFAULT_TABLE, PLACEHOLDER_PREFIX, Settings, env_placeholders, settings_from
 from dbops.targets import Target, open_target
 from dbops.urls import scheme_of
 
@@ -38,18 +37,12 @@ class DbopsResource(ConfigurableResource):
 
     @classmethod
     def from_env(cls, **overrides: Any) -> DbopsResource:
-        """The resource as the environment (DBOPS_*) and ./flyway.conf describe it, secrets as EnvVars."""
-        conf = read_flyway_conf()
-        values: dict[str, Any] = {
-            "locations": locations_from(None, conf),
-            "history_schema": os.environ.get("DBOPS_SCHEMA") or conf_schema(conf) or "public",
-            "schemas": conf_schemas(conf),
-            "history_table": os.environ.get("DBOPS_TABLE") or conf.get("table") or DEFAULT_TABLE,
-            "placeholders": conf_placeholders(conf),
-            "out_of_order": conf.get("outOfOrder", "").lower() == "true",
-            "mixed": conf.get("mixed", "").lower() == "true",
-            "ignore_invalid_names": os.environ.get("DBOPS_IGNORE_INVALID_NAMES", "").lower() in ("1", "true", "yes"),
-        }
+        """The resource as the environment (DBOPS_*) and ./flyway.conf describe it, secrets as EnvVars.
+
+        DBOPS_PLACEHOLDER_* values stay out of the config (they may be secrets); `settings()` reads them when a
+        run starts."""
+        environ = {k: v for k, v in os.environ.items() if not k.startswith(PLACEHOLDER_PREFIX)}
+        values: dict[str, Any] = resource_values(settings_from(environ=environ))
         if os.environ.get("DBOPS_URL"):
             values["url"] = EnvVar("DBOPS_URL")
         if os.environ.get("DBOPS_PASSWORD"):
@@ -85,3 +78,20 @@ class DbopsResource(ConfigurableResource):
         if self.password and os.environ.get("DBOPS_PASSWORD") != self.password:
             os.environ["DBOPS_PASSWORD"] = self.password
         return open_target(self.url)
+
+
+def resource_values(settings: Settings) -> dict[str, Any]:
+    """The resource's config fields for `settings` (the inverse of `DbopsResource.settings`, secrets aside)."""
+    return {
+        "locations": list(settings.locations),
+        "history_schema": settings.schema,
+        "schemas": list(settings.schemas),
+        "history_table": settings.table,
+        "placeholders": dict(settings.placeholders),
+        "lock_timeout": settings.lock_timeout,
+        "statement_timeout": settings.statement_timeout,
+        "out_of_order": settings.out_of_order,
+        "mixed": settings.mixed,
+        "target_version": settings.target_version,
+        "ignore_invalid_names": settings.ignore_invalid_names,
+    }

@@ -18,18 +18,10 @@ from dagster import (
 
 from dbops.config import locations_from, read_flyway_conf
 from dbops.errors import DbopsError
-from dbops.migrations import parse_name
+from dbops.scripts.migrations import parse_name
 from dbops.orchestration.translator import asset_name
-from dbops.sources import (
-    TAG_AUTHOR,
-    TAG_COMMIT,
-    TAG_MESSAGE,
-    TAG_REPOSITORY,
-    TAG_SKIPPED,
-    TAG_SOURCE,
-    CommitChange,
-    CommitInfo,
-)
+from dbops.scripts.sources import CommitChange, CommitInfo
+from dbops.orchestration.tags import TAG_AUTHOR, TAG_COMMIT, TAG_MESSAGE, TAG_REPOSITORY, TAG_SKIPPED, TAG_SOURCE
 from dbops.urls import redact
 
 TAG_BRANCH = "dbops/branch"
@@ -90,10 +82,10 @@ class Watch:
 
     def source(self) -> Repository:
         if self.kind == "git":
-            from dbops.git_source import GitSource
+            from dbops.scripts.git import GitSource
 
             return GitSource(self.repository, self.branch, self.locations)
-        from dbops.codecommit_source import CodeCommitSource
+        from dbops.scripts.codecommit import CodeCommitSource
 
         return CodeCommitSource(self.repository, self.branch, client=self.client, locations=self.locations, region=self.region)
 

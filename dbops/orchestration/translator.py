@@ -11,7 +11,7 @@ from typing import Any
 
 from dagster import AssetKey, AssetSpec, MetadataValue
 
-from dbops.migrations import REPEATABLE, Migration
+from dbops.scripts.migrations import REPEATABLE, Migration
 from dbops.orchestration.lineage import ScriptFacts, TableRef, Touch
 
 SQL_PREVIEW_CHARS = 4000

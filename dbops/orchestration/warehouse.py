@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping
 
 from dagster import AssetKey, AssetObservation, MetadataValue, TableColumn, TableColumnConstraints, TableSchema
 
-from dbops.migrations import Migration
+from dbops.scripts.migrations import Migration
 from dbops.orchestration.drift import ObjectShape
 from dbops.orchestration.lineage import DROPPED, TableRef, Touch, dialect_for, script_facts
 from dbops.orchestration.project import MigrationProject

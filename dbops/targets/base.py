@@ -17,6 +17,10 @@ POSTGRESQL, REDSHIFT = "postgresql", "redshift"
 Bookkeeping = Callable[[int | None], list[tuple[str, Sequence[Any] | None]]]
 
 
+# A batch of migrations marks each one's start in the `dbops.started` setting; alone, a migration starts at BEGIN.
+SCRIPT_STARTED_MARK = "select set_config('dbops.started', clock_timestamp()::text, true)"
+
+
 class SqlError(Exception):
     """A statement failed on the server; the message is the server's, without secrets."""
 

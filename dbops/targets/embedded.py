@@ -9,16 +9,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dbops.errors import ConnectError
+from dbops.paths import dbops_home
 from dbops.targets.base import TargetInfo
 from dbops.targets.postgres import PostgresTarget
 
 DATABASE = "warehouse"
 DAGSTER_DATABASE = "dagster"
-
-
-def dbops_home() -> Path:
-    """Folder for local state (`DBOPS_HOME`, default `.dbops` in the working directory)."""
-    return Path(os.environ.get("DBOPS_HOME", ".dbops")).resolve()
 
 
 def _pgserver():

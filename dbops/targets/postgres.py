@@ -12,6 +12,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from dbops.errors import ConfigError, ConnectError
 from dbops.targets.base import (
+    SCRIPT_STARTED_MARK,
     POSTGRESQL,
     REDSHIFT,
     BatchItem,
@@ -25,7 +26,6 @@ from dbops.targets.base import (
     TransactionResult,
     application_name,
 )
-from dbops.history import SCRIPT_STARTED_MARK
 from dbops.urls import redact
 
 DBOPS_PARAMS = ("lock",)

@@ -8,12 +8,12 @@ import pytest
 from dagster import AssetKey, Definitions
 
 from dbops.errors import ConfigError
-from dbops.migrations import discover
+from dbops.scripts.migrations import discover
 from dbops.orchestration.build import build_definitions
 from dbops.orchestration.project import MigrationProject
 from dbops.orchestration.resource import DbopsResource
 from dbops.orchestration.translator import MigrationTranslator, asset_name
-from dbops.sources import FolderSource
+from dbops.scripts.sources import FolderSource
 from tests.orchestration.support import definitions, key
 
 def value(item):

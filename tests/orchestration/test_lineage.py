@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from dbops.orchestration.lineage import ALTERED, CREATED, DROPPED, dialect_for, script_facts
-from dbops.statements import split
+from dbops.scripts.statements import split
 
 
 def touched(sql: str, dialect: str = "redshift") -> list[tuple[str, str, str]]:
@@ -53,8 +53,8 @@ def test_semicolons_in_strings_comments_and_dollar_bodies_do_not_split():
 
 @pytest.mark.parametrize("dialect", ["redshift", "postgres"])
 def test_the_example_scripts_count_statements_as_the_engine_does(dialect):
-    from dbops.migrations import PlaceholderContext, discover
-    from dbops.sources import FolderSource
+    from dbops.scripts.migrations import PlaceholderContext, discover
+    from dbops.scripts.sources import FolderSource
 
     catalog = discover(FolderSource(["sql"]).snapshot().files, PlaceholderContext(values={"recent_sales_days": "90"}))
     for migration in catalog.migrations:

@@ -8,7 +8,7 @@ from dagster import AssetSpec, DefaultSensorStatus, Definitions, build_sensor_co
 
 from dbops.orchestration.sensors import Watch, build_sensors
 from dbops.orchestration.translator import asset_name
-from dbops.sources import TAG_AUTHOR, TAG_COMMIT, TAG_MESSAGE, TAG_REPOSITORY, TAG_SKIPPED, TAG_SOURCE
+from dbops.orchestration.tags import TAG_AUTHOR, TAG_COMMIT, TAG_MESSAGE, TAG_REPOSITORY, TAG_SKIPPED, TAG_SOURCE
 from tests.codecommit_stub import StubbedCodeCommit
 from tests.gitrepo import GitRepo
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import psycopg
 
-from dbops.locks import lock_key
+from dbops.engine.locks import lock_key
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA, TABLE = "public", "flyway_schema_history"

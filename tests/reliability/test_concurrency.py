@@ -8,7 +8,7 @@ from collections import Counter
 
 import pytest
 
-from dbops.locks import make_lock
+from dbops.engine.locks import make_lock
 from dbops.targets import open_target
 from tests.pg import PgServer
 from tests.reliability.conftest import SCALE

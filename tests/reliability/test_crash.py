@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from dbops.cli import main
-from dbops.engine import Engine, Settings
+from dbops.engine.engine import Engine
+from dbops.config import Settings
 from dbops.targets import open_target
 from tests.pg import PgServer
 from tests.reliability.conftest import SCALE

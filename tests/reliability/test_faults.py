@@ -78,7 +78,8 @@ def rerun_completes(db: RigDatabase, folder: Path) -> None:
 def test_working_session_terminated_mid_script_exits_3_and_records_nothing_of_it(db, folder, label) -> None:
     if label == "commit":
         from tests.reliability.harness import trap_table
-        from dbops.engine import Engine, Settings
+        from dbops.engine.engine import Engine
+        from dbops.config import Settings
         from dbops.targets import open_target
 
         with Engine(open_target(db.pg_url), Settings(locations=[str(folder)])).locked():

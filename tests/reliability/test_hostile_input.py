@@ -23,10 +23,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dbops.cli import main
-from dbops.history import AppliedMigration
-from dbops.migrations import PlaceholderContext, checksum, discover
-from dbops.plan import build_plan
-from dbops.sources import ScriptFile
+from dbops.engine.history import AppliedMigration
+from dbops.scripts.migrations import PlaceholderContext, checksum, discover
+from dbops.engine.plan import build_plan
+from dbops.scripts.sources import ScriptFile
 from tests.reliability.conftest import SCALE
 
 CHECKSUMS = Path(__file__).resolve().parents[1] / "data" / "checksums"

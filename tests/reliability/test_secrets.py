@@ -22,7 +22,7 @@ from botocore.stub import Stubber
 from moto import mock_aws
 
 from dbops.cli import main
-from dbops.locks import make_lock
+from dbops.engine.locks import make_lock
 from dbops.targets import open_target
 from tests.pg import PgServer
 from tests.rig import Bouncer

@@ -11,7 +11,7 @@ import redshift_connector
 from moto import mock_aws
 
 from dbops.cli import main
-from dbops.migrations import checksum
+from dbops.scripts.migrations import checksum
 from tests.rig import RigDatabase
 
 TABLE = "flyway_schema_history"

@@ -3,18 +3,12 @@ from __future__ import annotations
 
 import re
 
-from dbops.history import quote_ident
+from dbops.engine.history import quote_ident
 from dbops.targets.base import Session
 
 # What can move a session off its default schema: SET/RESET search_path, set_config('search_path', …), RESET ALL,
 # DISCARD ALL (the last two reset every setting).
 _CHANGES_PATH = re.compile(r"search_path|\breset\s+all\b|\bdiscard\s+all\b", re.IGNORECASE)
-
-
-def managed_schemas(default: str, schemas: list[str]) -> list[str]:
-    """Flyway's list of the schemas it manages: `schemas` in order, the default schema first when not among them."""
-    listed = list(dict.fromkeys(schemas))
-    return listed if default in listed else [default, *listed]
 
 
 def split_search_path(value: str) -> list[str]:

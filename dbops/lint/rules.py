@@ -9,8 +9,8 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ParseError, TokenError
 
-from dbops.migrations import REPEATABLE, UNDO
-from dbops.statements import Statement
+from dbops.scripts.migrations import REPEATABLE, UNDO
+from dbops.scripts.statements import Statement
 
 CALLBACK = "callback"
 

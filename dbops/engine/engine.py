@@ -3,43 +3,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from functools import cached_property
 
-from dbops.applier import Applier, RunInfo, ScriptResult, split_ahead
+from dbops.config import Settings
+from dbops.engine.applier import Applier, ApplyContext, RunInfo, ScriptResult, split_ahead
 from dbops.errors import ConfigError, ValidationFailed
-from dbops.history import AUDIT_TABLE, BASELINE_DESCRIPTION, History
-from dbops.locks import RunLock, make_lock
-from dbops.migrations import BASELINE, REPEATABLE, VERSIONED, Catalog, PlaceholderContext, Version, discover
-from dbops.plan import FAILED, MISSING, Plan, PlanEntry, attach_failures, build_plan, unfinished
-from dbops.search_path import managed_schemas, search_path_statement
-from dbops.sources import FolderSource, Snapshot
+from dbops.engine.history import AUDIT_TABLE, BASELINE_DESCRIPTION, History
+from dbops.engine.locks import RunLock, make_lock
+from dbops.scripts.migrations import BASELINE, REPEATABLE, VERSIONED, Catalog, PlaceholderContext, Version, discover
+from dbops.engine.plan import FAILED, MISSING, Plan, PlanEntry, attach_failures, build_plan, unfinished
+from dbops.engine.search_path import search_path_statement
+from dbops.scripts.sources import FolderSource, Snapshot
 from dbops.targets.base import Session, Target
-
-DEFAULT_TABLE = "flyway_schema_history"
-
-
-@dataclass
-class Settings:
-    """Everything that shapes a run besides the target and the scripts."""
-
-    locations: list[str] = field(default_factory=lambda: ["sql"])
-    schema: str = "public"  # the default schema: the history table's, and where unqualified names in scripts go
-    schemas: list[str] = field(default_factory=list)  # flyway.schemas: created when missing
-    table: str = DEFAULT_TABLE
-    placeholders: dict[str, str] = field(default_factory=dict)
-    ignore_invalid_names: bool = False
-    out_of_order: bool = False
-    mixed: bool = False
-    target_version: str | None = None
-    lock_timeout: float = 600.0
-    statement_timeout: float | None = None
-
-    @property
-    def managed_schemas(self) -> list[str]:
-        """Every schema dbops creates when missing, in Flyway's order (the default schema among them)."""
-        return managed_schemas(self.schema, self.schemas)
-
 
 Event = Callable[[str], None]
 
@@ -70,6 +45,16 @@ class Engine:
             table=self.settings.table,
         )
         return discover(self.snapshot.files, context, self.settings.ignore_invalid_names)
+
+    def apply_context(self) -> ApplyContext:
+        """What an applier needs from this engine, under the run lock."""
+        return ApplyContext(
+            catalog=self.catalog,
+            file_commits=self.snapshot.file_commits,
+            target_url=self.target.redacted_url,
+            run_lock=self.run_lock,
+            search_path=self.search_path,
+        )
 
     @cached_property
     def target_version(self) -> Version | None:
@@ -207,7 +192,7 @@ class Engine:
             self.refuse_mixed(todo, session.dialect)
             if not todo:
                 return
-            applier = Applier(self, session, history, run)
+            applier = Applier(self.apply_context(), session, history, run)
             applier.callbacks("beforeMigrate")
             yield from applier.apply_all([e.migration for e in todo if e.migration is not None])
             applier.callbacks("afterMigrate")
@@ -280,7 +265,7 @@ class Engine:
             chosen = [e for e in applied if floor is None or Version.parse(e.applied.version) > floor]  # type: ignore[union-attr]
             if floor is None:
                 chosen = chosen[:1]
-            applier = Applier(self, session, history, run)
+            applier = Applier(self.apply_context(), session, history, run)
             for entry in chosen:
                 version = Version.parse(entry.applied.version)  # type: ignore[union-attr]
                 script = undo_scripts.get(version)

@@ -9,7 +9,8 @@ from functools import cached_property
 from pathlib import Path
 
 from dbops.errors import ConfigError
-from dbops.sources import CommitChange, CommitInfo, ScriptFile, Snapshot, SourceError, attribute, in_location, repo_location
+from dbops.paths import dbops_home
+from dbops.scripts.sources import CommitChange, CommitInfo, Repository, SourceError, in_location, repo_location
 from dbops.urls import redact
 
 FETCH_TIMEOUT = 300.0
@@ -28,15 +29,13 @@ def is_remote(repo: str) -> bool:
 def mirror_dir(url: str, home: Path | None = None) -> Path:
     """Where the bare mirror of a remote repository lives: DBOPS_HOME/git/<hash>.git."""
     if home is None:
-        from dbops.targets.embedded import dbops_home
-
         home = dbops_home()
     digest = hashlib.sha256(redact(url).encode()).hexdigest()[:16]
     return home / "git" / f"{digest}.git"
 
 
 @dataclass
-class GitSource:
+class GitSource(Repository):
     """The scripts of `ref` (branch, tag or commit id) in a local repository or a mirrored remote one.
 
     `batch` lists earlier commits folded into a run for `ref`: files they changed are attributed to
@@ -115,10 +114,6 @@ class GitSource:
             _git(["--git-dir", self.git_dir, "fetch", "--prune", "--quiet", "origin"], cwd=None, what=f"fetch {redact(self.repo)}", timeout=FETCH_TIMEOUT)
             self._fetched = True
 
-    def head(self) -> str:
-        """The commit id `ref` points at."""
-        return self.resolve(self.ref)
-
     def resolve(self, ref: str) -> str:
         """The commit id of a branch, tag or commit; an unknown one raises SourceError naming it."""
         self.git_dir  # a missing repository or a failed clone is reported as such, not as an unknown ref
@@ -126,13 +121,6 @@ class GitSource:
             return self.run("rev-parse", "--verify", "--quiet", "--end-of-options", f"{ref}^{{commit}}").strip()
         except SourceError:
             raise SourceError(f"{self.label}: no branch, tag or commit {ref!r}; check DBOPS_GIT_BRANCH and the repository") from None
-
-    def has_commit(self, commit: str) -> bool:
-        try:
-            self.resolve(commit)
-        except SourceError:
-            return False
-        return True
 
     def commit_infos(self, commits: list[str]) -> dict[str, CommitInfo]:
         """Id, author, message and author time of each commit."""
@@ -165,43 +153,11 @@ class GitSource:
         for chunk in out.split("\x01")[1:]:
             commit, _, names = chunk.partition("\x02")
             paths = [p.lstrip("\n") for p in names.split("\x00")]
-            entries.append((commit, tuple(p for p in paths if p and self._script_path(p))))
+            entries.append((commit, tuple(p for p in paths if p and self.is_script_path(p))))
         infos = self.commit_infos([c for c, _ in entries])
         return [CommitChange(infos[c], paths) for c, paths in entries]
 
-    def _script_path(self, path: str) -> bool:
-        return any(in_location(path, loc) is not None for loc in self.repo_locations)
-
-    def snapshot(self) -> Snapshot:
-        """Every script file of the locations at `ref`, read from git objects."""
-        commit = self._ensure(self.ref)
-        files: list[ScriptFile] = []
-        notes: list[str] = []
-        for location, user_location in zip(self.repo_locations, self.locations):
-            entries = self._tree(commit, location, user_location)
-            blobs = self._blobs([oid for _, oid, _ in entries])
-            for mode, oid, path in entries:
-                rel = in_location(path, location)
-                if rel is None:
-                    continue
-                if mode == "120000":
-                    notes.append(f"{path}: symbolic link in commit {commit[:12]} skipped; commit the file itself")
-                    continue
-                files.append(ScriptFile(relpath=rel, data=blobs[oid], location=user_location))
-        brought = attribute(files, dict(zip(self.locations, self.repo_locations)), self._batch_changes(commit))
-        return Snapshot(files=files, commit=self.commit_info(commit), notes=notes, file_commits=brought)
-
-    def script_names(self, commit: str) -> list[str]:
-        """Paths (relative to their location) of the script files at `commit`, without reading them."""
-        commit = self._ensure(commit)
-        return [
-            rel
-            for location, user_location in zip(self.repo_locations, self.locations)
-            for _, _, path in self._tree(commit, location, user_location)
-            if (rel := in_location(path, location)) is not None
-        ]
-
-    def _ensure(self, ref: str) -> str:
+    def locate(self, ref: str) -> str:
         """Resolve `ref`, fetching a mirror once when the commit is not there yet."""
         try:
             return self.resolve(ref)
@@ -211,22 +167,26 @@ class GitSource:
             self.refresh()
             return self.resolve(ref)
 
-    def _tree(self, commit: str, location: str, user_location: str) -> list[tuple[str, str, str]]:
+    def files_in(self, commit: str, location: str, user_location: str, notes: list[str]) -> list[tuple[str, str]]:
         args = ["ls-tree", "-r", "-z", "--full-tree", commit]
         out = self.run(*args, "--", location) if location else self.run(*args)
-        entries = []
+        entries: list[tuple[str, str]] = []
+        found = False
         for record in out.split("\x00"):
             if not record:
                 continue
             meta, _, path = record.partition("\t")
             mode, kind, oid = meta.split(" ")
-            if kind == "blob":
-                entries.append((mode, oid, path))
-        if location and not entries and not self._is_tree(commit, location):
-            raise ConfigError(
-                f"{user_location}: migrations location not found in commit {commit[:12]} of {self.label}; "
-                "check DBOPS_LOCATIONS (a path inside the repository)"
-            )
+            if kind != "blob":
+                continue
+            found = True
+            if mode == "120000":
+                if in_location(path, location) is not None:
+                    notes.append(f"{path}: symbolic link in commit {commit[:12]} skipped; commit the file itself")
+                continue
+            entries.append((path, oid))
+        if location and not found and not self._is_tree(commit, location):
+            raise self.location_not_found(user_location, commit)
         return entries
 
     def _is_tree(self, commit: str, location: str) -> bool:
@@ -235,11 +195,11 @@ class GitSource:
         except SourceError:
             return False
 
-    def _blobs(self, oids: list[str]) -> dict[str, bytes]:
+    def read_blobs(self, commit: str, entries: list[tuple[str, str]]) -> dict[str, bytes]:
         """Contents of blobs, read in one `git cat-file --batch` call."""
-        if not oids:
+        if not entries:
             return {}
-        unique = list(dict.fromkeys(oids))
+        unique = list(dict.fromkeys(oid for _, oid in entries))
         where = ["--git-dir" if is_remote(self.repo) else "-C", self.git_dir]
         out = _git([*where, "cat-file", "--batch"], cwd=None, input=("\n".join(unique) + "\n").encode())
         blobs: dict[str, bytes] = {}
@@ -252,8 +212,7 @@ class GitSource:
             pos = start + int(size) + 1
         return blobs
 
-    def _batch_changes(self, commit: str) -> list[tuple[CommitInfo, list[str]]]:
-        """The batch commits and `commit`, oldest first, each with the paths it changed."""
+    def batch_changes(self, commit: str) -> list[tuple[CommitInfo, list[str]]]:
         if not self.batch:
             return []
         order = [self.resolve(c) for c in self.batch] + [commit]
@@ -264,6 +223,7 @@ class GitSource:
             changed[sha] = [p.lstrip("\n") for p in names.split("\x00") if p.strip("\n")]
         infos = self.commit_infos(order)
         return [(infos[sha], changed.get(sha, [])) for sha in order]
+
 
 def _git(args: list[str], cwd: str | None, input: bytes | None = None, what: str = "", timeout: float = 60.0) -> bytes:
     env = {k: v for k, v in os.environ.items() if k not in _CLEAN_ENV}

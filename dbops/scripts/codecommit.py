@@ -8,8 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from dbops.errors import ConfigError
-from dbops.sources import CommitChange, CommitInfo, ScriptFile, Snapshot, SourceError, attribute, in_location, repo_location
+from dbops.scripts.sources import CommitChange, CommitInfo, Repository, SourceError, repo_location
 
 _COMMIT_ID = re.compile(r"[0-9a-f]{40}")
 _PERMISSIONS = "codecommit:GetBranch, GetCommit, GetDifferences, GetFolder and GetFile"
@@ -55,7 +54,7 @@ CACHE = _Cache(4096)
 
 
 @dataclass
-class CodeCommitSource:
+class CodeCommitSource(Repository):
     """The scripts of `ref` (branch or commit id) of a CodeCommit repository.
 
     `batch` lists earlier commits folded into a run for `ref`: files they changed are attributed to
@@ -114,22 +113,11 @@ class CodeCommitSource:
     def refresh(self) -> None:
         """Nothing to fetch: every read goes to the API."""
 
-    def head(self) -> str:
-        """The commit id `ref` points at (a branch name, or a commit id as it is)."""
-        return self.resolve(self.ref)
-
     def resolve(self, ref: str) -> str:
         if _COMMIT_ID.fullmatch(ref):
             return self.commit_info(ref).id
         reply = self.call("get_branch", f" branch {ref}", repositoryName=self.repository, branchName=ref)
         return reply["branch"]["commitId"]
-
-    def has_commit(self, commit: str) -> bool:
-        try:
-            self.commit_info(commit)
-        except SourceError:
-            return False
-        return True
 
     def _commit(self, commit: str) -> dict[str, Any]:
         key = (self._region_key(), self.repository, "commit", commit)
@@ -157,13 +145,10 @@ class CodeCommitSource:
         while commit and commit != since and len(result) < limit:
             parents = self._commit(commit).get("parents") or []
             parent = parents[0] if parents else None
-            paths = tuple(p for p in self._changed(parent, commit) if self._script_path(p))
+            paths = tuple(p for p in self._changed(parent, commit) if self.is_script_path(p))
             result.append(CommitChange(self.commit_info(commit), paths))
             commit = parent
         return result
-
-    def _script_path(self, path: str) -> bool:
-        return any(in_location(path, loc) is not None for loc in self.repo_locations)
 
     def _changed(self, before: str | None, after: str) -> list[str]:
         """Every path a commit added, changed or deleted compared with `before` (None: the root commit)."""
@@ -188,31 +173,7 @@ class CodeCommitSource:
             if not token:
                 return CACHE.put(key, paths)
 
-    def snapshot(self) -> Snapshot:
-        """Every script file of the locations at `ref`."""
-        commit = self.head()
-        files: list[ScriptFile] = []
-        notes: list[str] = []
-        for location, user_location in zip(self.repo_locations, self.locations):
-            for path, blob in self._folder(commit, location, user_location, notes):
-                rel = in_location(path, location)
-                if rel is not None:
-                    files.append(ScriptFile(relpath=rel, data=self._file(commit, path, blob), location=user_location))
-        brought = attribute(files, dict(zip(self.locations, self.repo_locations)), self._batch_changes(commit))
-        return Snapshot(files=files, commit=self.commit_info(commit), notes=notes, file_commits=brought)
-
-    def script_names(self, commit: str) -> list[str]:
-        """Paths (relative to their location) of the script files at `commit`, without reading them."""
-        notes: list[str] = []
-        return [
-            rel
-            for location, user_location in zip(self.repo_locations, self.locations)
-            for path, _ in self._folder(commit, location, user_location, notes)
-            if (rel := in_location(path, location)) is not None
-        ]
-
-    def _folder(self, commit: str, location: str, user_location: str, notes: list[str]) -> list[tuple[str, str]]:
-        """(path, blob id) of every file under `location` at `commit`, subfolders included."""
+    def files_in(self, commit: str, location: str, user_location: str, notes: list[str]) -> list[tuple[str, str]]:
         key = (self._region_key(), self.repository, "folder", commit, location)
         cached = CACHE.get(key)
         if cached is not None:
@@ -227,10 +188,7 @@ class CodeCommitSource:
                 reply = self.call("get_folder", f" commit {commit}", repositoryName=self.repository, commitSpecifier=commit, folderPath=folder)
             except SourceError as exc:
                 if exc.code == "FolderDoesNotExistException":
-                    raise ConfigError(
-                        f"{user_location}: migrations location not found in commit {commit[:12]} of {self.label}; "
-                        "check DBOPS_LOCATIONS (a path inside the repository)"
-                    ) from None
+                    raise self.location_not_found(user_location, commit) from None
                 raise
             files.extend((f["absolutePath"].lstrip("/"), f["blobId"]) for f in reply.get("files", []))
             pending.extend(sorted(sub["absolutePath"] for sub in reply.get("subFolders", [])))
@@ -240,6 +198,9 @@ class CodeCommitSource:
         notes.extend(links)
         return CACHE.put(key, (files, links))[0]
 
+    def read_blobs(self, commit: str, entries: list[tuple[str, str]]) -> dict[str, bytes]:
+        return {blob: self._file(commit, path, blob) for path, blob in entries}
+
     def _file(self, commit: str, path: str, blob: str) -> bytes:
         key = (self._region_key(), self.repository, "blob", blob)
         cached = CACHE.get(key)
@@ -248,8 +209,7 @@ class CodeCommitSource:
             cached = CACHE.put(key, reply["fileContent"])
         return cached
 
-    def _batch_changes(self, commit: str) -> list[tuple[CommitInfo, list[str]]]:
-        """The batch commits and `commit`, oldest first, each with the paths it changed."""
+    def batch_changes(self, commit: str) -> list[tuple[CommitInfo, list[str]]]:
         if not self.batch:
             return []
         changes = []

@@ -7,7 +7,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 
 from dbops.errors import ConnectError, LockTimeout
-from dbops.history import quote_ident
+from dbops.engine.history import quote_ident
 from dbops.targets.base import POSTGRESQL, REDSHIFT, ConnectionLost, Session, SqlError, Target
 
 LOCK_TABLE = "dbops_lock"

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import stat
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -141,52 +142,6 @@ def _walk_error(exc: OSError) -> None:
     raise ConfigError(f"{exc.filename}: cannot list folder: {exc.strerror}; fix its permissions") from None
 
 
-# Run tags that say where a run's scripts come from (set by sensors and the CLI, read by the migrate job).
-TAG_SOURCE = "dbops/source"
-TAG_COMMIT = "dbops/commit"
-TAG_AUTHOR = "dbops/author"
-TAG_MESSAGE = "dbops/message"
-TAG_REPOSITORY = "dbops/repository"
-TAG_TARGET = "dbops/target"
-TAG_SKIPPED = "dbops/skipped_commits"
-
-
-def source_for_tags(tags: dict[str, str], locations: list[str]) -> Source:
-    """The source a run should read: `dbops/repository` + `dbops/commit` when set, else the folders.
-
-    `git:<path-or-url>` reads that commit with git, `codecommit:<name>` from AWS CodeCommit (region
-    from AWS_REGION); `dbops/skipped_commits` (comma-separated ids) lists earlier commits the run
-    folds in, so each script is attributed to the commit that brought it.
-    """
-    repository = tags.get(TAG_REPOSITORY, "")
-    if not repository:
-        return FolderSource(locations)
-    kind, _, where = repository.partition(":")
-    commit = tags.get(TAG_COMMIT, "").strip()
-    batch = tuple(c for c in (part.strip() for part in tags.get(TAG_SKIPPED, "").split(",")) if c)
-    if kind not in ("git", "codecommit"):
-        raise ConfigError(f"run tag {TAG_REPOSITORY}={repository!r}: unknown repository kind {kind!r} (expected git:… or codecommit:…)")
-    if not where or not commit:
-        raise ConfigError(
-            f"run tags {TAG_REPOSITORY}={repository!r} and {TAG_COMMIT}={commit!r}: a repository run needs both "
-            "the repository and the commit id; start it from the sensor or set both tags"
-        )
-    if kind == "git":
-        from dbops.git_source import GitSource
-
-        return GitSource(where, commit, tuple(locations), batch=batch)
-    from dbops.codecommit_source import CodeCommitSource
-
-    return CodeCommitSource(where, commit, locations=tuple(locations), batch=batch, region=os.environ.get("AWS_REGION") or None)
-
-
-def commit_from_tags(tags: dict[str, str]) -> CommitInfo | None:
-    """The commit a run records in the audit table, from its tags."""
-    if not tags.get(TAG_COMMIT):
-        return None
-    return CommitInfo(id=tags[TAG_COMMIT], author=tags.get(TAG_AUTHOR, ""), message=tags.get(TAG_MESSAGE, ""))
-
-
 def repo_location(location: str) -> str:
     """A migrations location as a path inside a repository: `sql`, `db/sql`, or "" for the root."""
     path = location.strip().removeprefix("filesystem:").replace("\\", "/")
@@ -228,14 +183,107 @@ def attribute(
     return result
 
 
-def __getattr__(name: str):
-    # GitSource and CodeCommitSource live in their own modules, loaded on first use.
-    if name == "GitSource":
-        from dbops.git_source import GitSource
+class Repository(ABC):
+    """A repository that sensors watch and runs read (git, CodeCommit): a branch's commits, the scripts at each.
 
-        return GitSource
-    if name == "CodeCommitSource":
-        from dbops.codecommit_source import CodeCommitSource
+    Subclasses have `ref` (branch, tag or commit), `locations` (as the user gave them) and `batch` (earlier
+    commits a run applies too, whose files are attributed to them), and say how to list and read files.
+    """
 
-        return CodeCommitSource
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    ref: str
+    locations: tuple[str, ...]
+    batch: tuple[str, ...]
+
+    @property
+    @abstractmethod
+    def label(self) -> str:
+        """The run tag value naming this repository (`git:…`, `codecommit:…`)."""
+
+    @property
+    @abstractmethod
+    def repo_locations(self) -> tuple[str, ...]:
+        """The locations as paths inside the repository."""
+
+    @abstractmethod
+    def describe(self) -> str:
+        """One line naming the repository, for the sensor's first tick."""
+
+    @abstractmethod
+    def refresh(self) -> None:
+        """Bring the local view up to date (each sensor tick)."""
+
+    @abstractmethod
+    def resolve(self, ref: str) -> str:
+        """The commit id of a branch, tag or commit; an unknown one raises SourceError naming it."""
+
+    @abstractmethod
+    def commit_info(self, commit: str) -> CommitInfo:
+        """Id, author, message and time of a commit."""
+
+    @abstractmethod
+    def changes(self, since: str | None, head: str | None = None, limit: int = 100) -> list[CommitChange]:
+        """Commits of the branch's first-parent line after `since` (newest first, at most `limit`), with the
+        script files each changed in the locations (a merge is compared with its first parent)."""
+
+    @abstractmethod
+    def files_in(self, commit: str, location: str, user_location: str, notes: list[str]) -> list[tuple[str, str]]:
+        """(repository path, blob id) of each file under `location` at `commit`; skipped links go to `notes`.
+
+        A location that is not in the commit raises `location_not_found`."""
+
+    @abstractmethod
+    def read_blobs(self, commit: str, entries: list[tuple[str, str]]) -> dict[str, bytes]:
+        """Blob id → contents, for (path, blob id) entries of `commit`."""
+
+    @abstractmethod
+    def batch_changes(self, commit: str) -> list[tuple[CommitInfo, list[str]]]:
+        """The batch commits and `commit`, oldest first, each with the repository paths it changed."""
+
+    def locate(self, ref: str) -> str:
+        """The commit id to read for `ref` (a mirror may fetch first)."""
+        return self.resolve(ref)
+
+    def head(self) -> str:
+        """The commit id `ref` points at."""
+        return self.resolve(self.ref)
+
+    def has_commit(self, commit: str) -> bool:
+        try:
+            self.resolve(commit)
+        except SourceError:
+            return False
+        return True
+
+    def is_script_path(self, path: str) -> bool:
+        """True when a repository path is a script file in one of the locations."""
+        return any(in_location(path, loc) is not None for loc in self.repo_locations)
+
+    def location_not_found(self, user_location: str, commit: str) -> ConfigError:
+        return ConfigError(
+            f"{user_location}: migrations location not found in commit {commit[:12]} of {self.label}; "
+            "check DBOPS_LOCATIONS (a path inside the repository)"
+        )
+
+    def snapshot(self) -> Snapshot:
+        """Every script file of the locations at `ref`, each attributed to the commit that brought it."""
+        commit = self.locate(self.ref)
+        files: list[ScriptFile] = []
+        notes: list[str] = []
+        for location, user_location in zip(self.repo_locations, self.locations):
+            entries = [(rel, path, blob) for path, blob in self.files_in(commit, location, user_location, notes)
+                       if (rel := in_location(path, location)) is not None]
+            blobs = self.read_blobs(commit, [(path, blob) for _, path, blob in entries])
+            files.extend(ScriptFile(relpath=rel, data=blobs[blob], location=user_location) for rel, _, blob in entries)
+        brought = attribute(files, dict(zip(self.locations, self.repo_locations)), self.batch_changes(commit))
+        return Snapshot(files=files, commit=self.commit_info(commit), notes=notes, file_commits=brought)
+
+    def script_names(self, commit: str) -> list[str]:
+        """Paths (relative to their location) of the script files at `commit`, without reading them."""
+        commit = self.locate(commit)
+        notes: list[str] = []
+        return [
+            rel
+            for location, user_location in zip(self.repo_locations, self.locations)
+            for path, _ in self.files_in(commit, location, user_location, notes)
+            if (rel := in_location(path, location)) is not None
+        ]

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from dbops.lint_checks import (
+from dbops.lint.rules import (
     CALLBACK,
     CHECKS,
     ColumnTypes,
@@ -23,9 +23,9 @@ from dbops.lint_checks import (
     parse,
     script_hits,
 )
-from dbops.migrations import REPEATABLE, Catalog, PlaceholderContext, discover
-from dbops.sources import ScriptFile
-from dbops.statements import Statement
+from dbops.scripts.migrations import REPEATABLE, Catalog, PlaceholderContext, discover
+from dbops.scripts.sources import ScriptFile
+from dbops.scripts.statements import Statement
 
 ERROR, WARNING, INFO = "error", "warning", "info"
 

@@ -7,19 +7,17 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, NoReturn
+from typing import NoReturn
 
 from dbops.errors import MigrationFailed
-from dbops.history import FAILED, STARTED, SUCCESS, AuditRecord, History
-from dbops.migrations import Migration, line_of
-from dbops.plan import PlanEntry
-from dbops.search_path import changes_search_path
-from dbops.sources import CommitInfo
-from dbops.statements import Statement
+from dbops.engine.history import FAILED, STARTED, SUCCESS, AuditRecord, History
+from dbops.engine.locks import RunLock
+from dbops.scripts.migrations import Catalog, Migration, line_of
+from dbops.engine.plan import PlanEntry
+from dbops.engine.search_path import changes_search_path
+from dbops.scripts.sources import CommitInfo
+from dbops.scripts.statements import Statement
 from dbops.targets.base import BatchItem, BatchResult, ConnectionLost, Session, SqlError
-
-if TYPE_CHECKING:
-    from dbops.engine import Engine
 
 BATCH_SCRIPTS = 100  # transactional scripts sent in one round trip (and one commit) where the driver can
 BATCH_FIRST = 10
@@ -95,11 +93,22 @@ def split_ahead(entries: list[PlanEntry]) -> None:
     threading.Thread(target=work, name="dbops-split-ahead", daemon=True).start()
 
 
+@dataclass(frozen=True)
+class ApplyContext:
+    """What the applier needs from the command that runs it."""
+
+    catalog: Catalog
+    file_commits: dict[str, CommitInfo]
+    target_url: str
+    run_lock: RunLock | None = None
+    search_path: str | None = None  # the SET that restores the default schema after a script changes it
+
+
 class Applier:
     """Runs scripts on the working session and records them."""
 
-    def __init__(self, engine: Engine, session: Session, history: History, run: RunInfo) -> None:
-        self.engine = engine
+    def __init__(self, context: ApplyContext, session: Session, history: History, run: RunInfo) -> None:
+        self.context = context
         self.session = session
         self.history = history
         self.run = run
@@ -107,7 +116,7 @@ class Applier:
         session.commit()
 
     def callbacks(self, event: str) -> None:
-        for callback in self.engine.catalog.callbacks_for(event):
+        for callback in self.context.catalog.callbacks_for(event):
             try:
                 for statement in callback.statements:
                     self.session.execute(statement.sql)
@@ -120,15 +129,15 @@ class Applier:
     def restore_search_path(self, sql: str) -> None:
         """After SQL that may have changed the search path, put the default schema back first, as Flyway
         starts every migration on it: a script that changes the path changes it for itself only."""
-        if self.engine.search_path and changes_search_path(sql):
-            self.session.execute(self.engine.search_path)
+        if self.context.search_path and changes_search_path(sql):
+            self.session.execute(self.context.search_path)
             self.session.commit()
 
     def apply_all(self, migrations: list[Migration]) -> Iterator[ScriptResult]:
         """Apply in order; consecutive transactional scripts go in batches where the driver can."""
         dialect = self.session.dialect
         batching = self.session.supports_batches and not (
-            self.engine.catalog.callbacks_for("beforeEachMigrate") or self.engine.catalog.callbacks_for("afterEachMigrate")
+            self.context.catalog.callbacks_for("beforeEachMigrate") or self.context.catalog.callbacks_for("afterEachMigrate")
         )
         index = 0
         limit = BATCH_FIRST  # a small first batch gets the database working while later scripts are parsed
@@ -161,8 +170,8 @@ class Applier:
 
     def _apply_batch(self, batch: list[Migration]) -> tuple[list[ScriptResult], BatchResult]:
         """Several scripts in one round trip; each commits with its rows, or not at all (a prefix commits)."""
-        if self.engine.run_lock is not None:
-            self.engine.run_lock.verify(before=batch[0].path)
+        if self.context.run_lock is not None:
+            self.context.run_lock.verify(before=batch[0].path)
         started = _now()
         first = self.rank
 
@@ -196,8 +205,8 @@ class Applier:
         return results, outcome
 
     def apply(self, migration: Migration) -> ScriptResult:
-        if self.engine.run_lock is not None:
-            self.engine.run_lock.verify(before=migration.path)
+        if self.context.run_lock is not None:
+            self.context.run_lock.verify(before=migration.path)
         self.callbacks("beforeEachMigrate")
         transactional = migration.in_transaction_on(self.session.dialect)
         try:
@@ -314,7 +323,7 @@ class Applier:
     def _audit_record(
         self, migration: Migration, status: str, error: str, started: datetime, finished_at: datetime | None
     ) -> AuditRecord:
-        commit = self.engine.snapshot.file_commits.get(migration.path) or self.run.commit or CommitInfo(id="")
+        commit = self.context.file_commits.get(migration.path) or self.run.commit or CommitInfo(id="")
         return AuditRecord(
             run_id=self.run.run_id,
             source=self.run.source,
@@ -329,7 +338,7 @@ class Applier:
             started_at=started,
             finished_at=finished_at,
             installed_by=self.session.user,
-            target=self.engine.target.redacted_url,
+            target=self.context.target_url,
         )
 
     def _fail(

@@ -11,8 +11,8 @@ from pathlib import PurePosixPath
 
 from dbops.config import placeholder_variable
 from dbops.errors import ConfigError, ScriptError
-from dbops.sources import ScriptFile
-from dbops.statements import Statement, may_hold_non_transactional, split
+from dbops.scripts.sources import ScriptFile
+from dbops.scripts.statements import Statement, may_hold_non_transactional, split
 
 VERSIONED, REPEATABLE, UNDO, BASELINE = "V", "R", "U", "B"
 HISTORY_TYPES = {VERSIONED: "SQL", REPEATABLE: "SQL", UNDO: "UNDO_SQL", BASELINE: "SQL_BASELINE"}

@@ -10,9 +10,8 @@ from dbops.targets.base import REDSHIFT, Session, SqlError
 BASELINE_DESCRIPTION = "<< Flyway Baseline >>"
 SCHEMA_DESCRIPTION = "<< Flyway Schema Creation >>"
 AUDIT_TABLE = "dbops_audit"
-# PostgreSQL only, for rows written in the same round trip as the migration: time since BEGIN, and now.
-# A batch of migrations marks each one's start in the `dbops.started` setting; alone, a migration starts at BEGIN.
-SCRIPT_STARTED_MARK = "select set_config('dbops.started', clock_timestamp()::text, true)"
+# PostgreSQL only, for rows written in the same round trip as the migration: time since BEGIN
+# (or since the batch's SCRIPT_STARTED_MARK), and now.
 SERVER_ELAPSED_MS = (
     "cast(extract(epoch from clock_timestamp() - "
     "coalesce(nullif(current_setting('dbops.started', true), '')::timestamptz, now())) * 1000 as int)"

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from dbops.history import AppliedMigration, Attempt
-from dbops.migrations import BASELINE, REPEATABLE, UNDO, VERSIONED, Catalog, Migration, Version
+from dbops.engine.history import AppliedMigration, Attempt
+from dbops.scripts.migrations import BASELINE, REPEATABLE, UNDO, VERSIONED, Catalog, Migration, Version
 
 PENDING = "Pending"
 SUCCESS = "Success"

@@ -1,0 +1,1 @@
+"""Lint: rules over statements, and running them on a set of scripts."""
