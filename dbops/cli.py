@@ -83,7 +83,8 @@ def settings_of(args: argparse.Namespace) -> Settings:
 
 
 def _engine(args: argparse.Namespace, console: Console) -> Engine:
-    engine = Engine(open_target(url_from(vars(args))), settings_of(args))
+    listing = args.command in ("info", "validate")  # Flyway lists and compares scripts without placeholder values
+    engine = Engine(open_target(url_from(vars(args))), settings_of(args), values_needed=not listing)
     for warning in engine.catalog.warnings:
         console.log(f"warning: {warning}")
     return engine
@@ -256,17 +257,18 @@ COMMANDS = {
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run a command, turn user errors into a message and an exit code."""
-    console = Console()
+    argv = sys.argv[1:] if argv is None else argv
+    console = Console(as_json="--json" in argv)  # a bad command line still gets its JSON error document
     try:
         args = build_parser().parse_args(argv)
         console = Console(as_json=getattr(args, "json", False), verbose=getattr(args, "verbose", False))
         logging.basicConfig(level=logging.INFO if console.verbose else logging.WARNING, stream=sys.stderr)
         return COMMANDS[args.command](args, console)
     except DbopsError as exc:
-        print(f"error: {redact(str(exc))}", file=sys.stderr)
+        console.error(redact(str(exc)), exc.exit_code)
         return exc.exit_code
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        console.error("interrupted", 130)
         return 130
 
 

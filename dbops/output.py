@@ -91,6 +91,12 @@ class Console:
     def json(self, document: dict[str, Any]) -> None:
         print(json.dumps(document, indent=2, default=str))
 
+    def error(self, message: str, exit_code: int, **details: Any) -> None:
+        """`error: …` on stderr (the message already redacted); with --json also one document on stdout."""
+        print(f"error: {message}", file=sys.stderr, flush=True)
+        if self.as_json:
+            self.json({"error": message, "exit_code": exit_code, **details})
+
     def table(self, title: str, columns: list[str], rows: Iterable[Iterable[Any]]) -> None:
         rows = [["" if v is None else str(v) for v in row] for row in rows]
         if self._rich:

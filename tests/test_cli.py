@@ -167,3 +167,59 @@ def test_local_database_lifecycle(tmp_path) -> None:
     finally:
         assert "stopped" in dbops("local", "stop").stdout
     assert "stopped" in dbops("local", "status").stdout
+
+
+@pytest.mark.parametrize(
+    "args, flag",
+    [
+        (("undo", "--target", "abc"), "--target 'abc'"),
+        (("migrate", "--direct", "--target", "1.x"), "--target '1.x'"),
+        (("baseline", "--version", "v-1"), "--version 'v-1'"),
+    ],
+)
+def test_a_version_flag_that_is_not_a_version_is_bad_input(pg_url, scripts, run, args, flag) -> None:
+    folder = scripts({"V1__a.sql": "create table bad_flag_a (id int);"})
+    code, out, err = run(pg_url, folder, *args)
+    assert code == 2, err
+    assert f"error: {flag}: not a version" in err
+    assert "Traceback" not in err and out == ""
+
+
+@pytest.mark.parametrize(
+    "args, code_expected",
+    [
+        (("info", "--json", "--table", "t", "--locations", "/nowhere/at/all"), 2),
+        (("undo", "--json", "--target", "abc"), 2),
+        (("--json", "no-such-command"), 2),
+    ],
+)
+def test_json_failure_prints_one_json_document(pg_url, run, args, code_expected) -> None:
+    code, out, err = run(pg_url, None, *args)
+    assert code == code_expected
+    document = json.loads(out)
+    assert document["exit_code"] == code_expected
+    assert document["error"] and document["error"] in err
+
+
+def test_json_failed_migration_names_the_file_in_the_document(pg_url, scripts, run) -> None:
+    folder = scripts({"V1__ok.sql": "create table json_fail_ok (id int);", "V2__bad.sql": "select * from json_fail_missing;"})
+    code, out, err = run(pg_url, folder, "migrate", "--direct", "--json")
+    assert code == 1
+    document = json.loads(out)
+    assert document["exit_code"] == 1 and "V2__bad.sql" in document["error"]
+
+
+def test_info_and_validate_need_no_placeholder_values_as_in_flyway(pg_url, scripts, run, monkeypatch) -> None:
+    monkeypatch.delenv("DBOPS_PLACEHOLDER_OWNER", raising=False)
+    folder = scripts({
+        "V1__grants.sql": "create table deploy_time_ph (id int);\ngrant select on deploy_time_ph to ${owner};",
+        "R__view.sql": "create or replace view deploy_time_ph_v as select * from deploy_time_ph; -- ${owner}",
+    })
+    run(pg_url, folder, "migrate", "--direct", "--placeholder", "owner=current_user")
+    code, out, err = run(pg_url, folder, "info", "--json")
+    assert code == 0, err
+    assert [(m["script"], m["state"]) for m in json.loads(out)["migrations"]][0] == ("V1__grants.sql", "Success")
+    code, out, err = run(pg_url, folder, "validate")
+    assert code == 0 and "OK" in out, err
+    code, _, err = run(pg_url, folder, "migrate", "--dry-run")
+    assert code == 2 and "no value for placeholder ${owner}" in err  # running needs the value

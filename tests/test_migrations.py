@@ -9,7 +9,7 @@ import pytest
 
 from dbops.errors import ConfigError, ScriptError
 from dbops.scripts.migrations import PlaceholderContext, Version, checksum, discover, parse_name
-from dbops.scripts.sources import FolderSource
+from dbops.scripts.sources import FolderSource, ScriptFile
 
 CHECKSUMS = Path(__file__).parent / "data" / "checksums"
 
@@ -27,6 +27,19 @@ def _catalog(folder: Path, **kwargs):
 def test_checksum_equals_flyways(name: str) -> None:
     data = (CHECKSUMS / name).read_bytes()
     assert checksum(data.decode("utf-8")) == _expected_checksums()[name]
+
+
+@pytest.mark.parametrize("name", sorted(_expected_checksums()))
+def test_discovered_scripts_carry_flyways_checksum(name: str, tmp_path: Path) -> None:
+    """Through discovery as migrate reads a file: only the file's first BOM is dropped (Flyway's BomFilter)."""
+    (tmp_path / "V1__data.sql").write_bytes((CHECKSUMS / name).read_bytes())
+    [migration] = _catalog(tmp_path).migrations
+    assert migration.checksum == _expected_checksums()[name]
+
+
+def test_a_second_bom_stays_in_the_sql() -> None:
+    [migration] = discover([ScriptFile("V1__two.sql", (CHECKSUMS / "bom_twice.sql").read_bytes(), "sql")]).migrations
+    assert migration.sql.startswith("\ufeffcreate table two_boms")
 
 
 @pytest.mark.skipif(shutil.which("java") is None, reason="no JVM to recompute Flyway's checksums")

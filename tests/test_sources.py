@@ -48,6 +48,20 @@ def test_git_commit_gives_the_same_files_as_the_checked_out_folder(repo: GitRepo
     assert [m.checksum for m in discover(from_git.files).migrations] == [m.checksum for m in discover(from_folder.files).migrations]
 
 
+def test_hidden_folders_are_skipped_as_flyway_skips_them(repo: GitRepo, monkeypatch) -> None:
+    repo.commit("scripts and a hidden archive", {
+        "sql/V1__customers.sql": V1,
+        "sql/.archive/V2__old_draft.sql": "this is not SQL;",
+        "sql/reports/.drafts/V3__draft.sql": "nor this;",
+        "sql/reports/V4__report.sql": "select 4;",
+    })
+    monkeypatch.chdir(repo.path)
+    expected = ["V1__customers.sql", "reports/V4__report.sql"]
+    assert [f.relpath for f in FolderSource(["sql"]).snapshot().files] == expected
+    assert [f.relpath for f in GitSource(str(repo.path), "main", ("sql",)).snapshot().files] == expected
+    assert GitSource(str(repo.path), "main", ("sql",)).script_names("main") == expected
+
+
 def test_reads_a_past_commit_without_touching_the_work_tree(repo: GitRepo) -> None:
     first = repo.commit("add V1", {"sql/V1__customers.sql": V1})
     repo.commit("add V2", {"sql/V2__orders.sql": "create table orders (id int);"})

@@ -10,7 +10,7 @@ from dbops.engine.applier import Applier, ApplyContext, RunInfo, ScriptResult, s
 from dbops.errors import ConfigError, ValidationFailed
 from dbops.engine.history import AUDIT_TABLE, BASELINE_DESCRIPTION, History
 from dbops.engine.locks import RunLock, make_lock
-from dbops.scripts.migrations import BASELINE, REPEATABLE, VERSIONED, Catalog, PlaceholderContext, Version, discover
+from dbops.scripts.migrations import BASELINE, REPEATABLE, VERSIONED, Catalog, PlaceholderContext, Version, discover, version_flag
 from dbops.engine.plan import FAILED, MISSING, Plan, PlanEntry, attach_failures, build_plan, unfinished
 from dbops.engine.search_path import search_path_statement
 from dbops.scripts.sources import FolderSource, Snapshot
@@ -22,10 +22,14 @@ Event = Callable[[str], None]
 class Engine:
     """Applies one snapshot of scripts to one target."""
 
-    def __init__(self, target: Target, settings: Settings | None = None, snapshot: Snapshot | None = None) -> None:
+    def __init__(
+        self, target: Target, settings: Settings | None = None, snapshot: Snapshot | None = None, values_needed: bool = True
+    ) -> None:
+        """`values_needed=False`: the engine only lists and compares (info, validate), so placeholders need no value."""
         self.target = target
         self.settings = settings or Settings()
         self._snapshot = snapshot
+        self.values_needed = values_needed
         self.dialect: str | None = None
         self.run_lock: RunLock | None = None
         self.search_path: str | None = None  # the SET that makes settings.schema the working session's default
@@ -43,6 +47,7 @@ class Engine:
             user=self.target.user,
             database=self.target.database,
             table=self.settings.table,
+            values_needed=self.values_needed,
         )
         return discover(self.snapshot.files, context, self.settings.ignore_invalid_names)
 
@@ -61,10 +66,7 @@ class Engine:
         raw = self.settings.target_version
         if raw in (None, "", "latest"):
             return None
-        try:
-            return Version.parse(raw.lstrip("Vv"))
-        except ValueError:
-            raise ConfigError(f"--target {raw}: not a version; use digits separated by . or _") from None
+        return version_flag(raw, "--target")
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -207,10 +209,7 @@ class Engine:
 
     def baseline(self, version: str = "1", description: str = BASELINE_DESCRIPTION) -> None:
         """Mark an existing database as being at `version`."""
-        try:
-            parsed = Version.parse(version.lstrip("Vv"))
-        except ValueError:
-            raise ConfigError(f"--version {version}: not a version") from None
+        parsed = version_flag(version, "--version")
         with self.locked() as (session, history):
             rows = [r for r in history.rows() if r.type != "SCHEMA"]
             if rows:
@@ -251,7 +250,7 @@ class Engine:
         """Apply U scripts in reverse order for applied versions above `target` (default: the latest one)."""
         run = run or RunInfo()
         undo_scripts = {m.version: m for m in self.catalog.undo}
-        floor = Version.parse(target.lstrip("Vv")) if target else None
+        floor = version_flag(target, "--target") if target else None
         results: list[ScriptResult] = []
         with self.locked() as (session, history):
             plan = self._plan(history)

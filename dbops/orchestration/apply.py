@@ -148,7 +148,7 @@ def materialization_metadata(result: ScriptResult, run: RunInfo, commit: CommitI
         "rows_affected": MetadataValue.int(result.rows_affected),
         "mode": "transaction" if result.in_transaction else "autocommit",
         "version": migration.version.text if migration.version else "",
-        "script": migration.path,
+        "script": migration.script,
         "checksum": MetadataValue.int(migration.checksum),
         "commit": commit.id if commit else "",
         "author": commit.author if commit else "",

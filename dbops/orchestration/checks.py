@@ -81,7 +81,7 @@ def _checksum_result(check_key: AssetCheckKey, entry: PlanEntry | None) -> Asset
             severity=AssetCheckSeverity.WARN,
             description="the script is no longer in the locations; reload the code location",
         )
-    metadata = {"state": entry.state, "file_checksum": MetadataValue.int(entry.migration.checksum), "script": entry.path}
+    metadata = {"state": entry.state, "file_checksum": MetadataValue.int(entry.migration.checksum), "script": entry.script}
     if entry.applied is not None and entry.applied.checksum is not None:
         metadata["applied_checksum"] = MetadataValue.int(entry.applied.checksum)
     if entry.problems:

@@ -38,7 +38,7 @@ from dbops.orchestration.home import dagster_home
 from dbops.orchestration.resource import DbopsResource, resource_values
 from dbops.orchestration.reconcile import RECORDED_LATE, fail_abandoned_runs, process_tags, unrecorded
 from dbops.orchestration.translator import SCRIPT_METADATA
-from dbops.output import Console, print_results
+from dbops.output import Console, print_results, result_json
 from dbops.scripts.sources import CommitInfo
 from dbops.orchestration.tags import TAG_AUTHOR, TAG_COMMIT, TAG_MESSAGE, TAG_SOURCE, TAG_TARGET
 from dbops.urls import redact
@@ -169,7 +169,7 @@ def launch_migrate(
             console.result(f"applied {r.migration.path} ({r.statements} statements, {r.execution_ms} ms)")
     error, code = failure_of(events)
     if error is not None:
-        print(f"error: {redact(error)}", file=sys.stderr)
+        console.error(redact(error), code, run_id=run_id, applied=[result_json(r) for r in results])
         print(f"Dagster run: {run_id} (failed)", file=sys.stderr)
         return code
     print_results(console, results, target, time.perf_counter() - started, run_id)
@@ -213,13 +213,13 @@ def _first_line(exc: BaseException) -> str:
 
 def results_from_events(events: list[Any], engine: Engine) -> list[ScriptResult]:
     """The applied scripts, rebuilt from the run's materialization metadata."""
-    by_path: dict[str, Migration] = {m.path: m for m in engine.catalog.migrations + engine.catalog.baseline}
+    by_script: dict[str, Migration] = {m.script: m for m in engine.catalog.migrations + engine.catalog.baseline}
     results: list[ScriptResult] = []
     for event in events:
         if event.event_type != DagsterEventType.ASSET_MATERIALIZATION:
             continue
         metadata = {k: getattr(v, "value", v) for k, v in event.event_specific_data.materialization.metadata.items()}
-        migration = by_path.get(str(metadata.get("script", "")))
+        migration = by_script.get(str(metadata.get("script", "")))
         if migration is None or metadata.get(RECORDED_LATE):
             continue
         results.append(

@@ -31,6 +31,7 @@ class Unrecorded:
     """An applied script whose latest application has no materialization."""
 
     key: AssetKey
+    script: str  # relative to its location, as in the history table
     path: str
     version: str
     checksum: int | None
@@ -57,7 +58,7 @@ def unrecorded(
         attempt = attempts.get((row.script, row.checksum))
         if not _records(latest.get(key), row.checksum, attempt):
             applied_at = row.installed_on.isoformat(sep=" ", timespec="seconds") if row.installed_on else ""
-            missing.append(Unrecorded(key, entry.path, entry.version or "", row.checksum, applied_at, attempt))
+            missing.append(Unrecorded(key, entry.script, entry.path, entry.version or "", row.checksum, applied_at, attempt))
     return missing
 
 
@@ -84,7 +85,7 @@ def late_materializations(found: list[Unrecorded], target: str) -> Iterator[Asse
                 RECORDED_LATE: True,
                 "applied_at": item.applied_at,
                 APPLIED_IN_RUN: run,
-                "script": item.path,
+                "script": item.script,
                 "version": item.version,
                 "checksum": MetadataValue.int(item.checksum or 0),
                 "commit": attempt.commit_id if attempt else "",

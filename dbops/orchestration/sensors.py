@@ -19,7 +19,7 @@ from dagster import (
 from dbops.config import locations_from, read_flyway_conf
 from dbops.errors import DbopsError
 from dbops.scripts.migrations import parse_name
-from dbops.orchestration.translator import asset_name
+from dbops.orchestration.translator import SCRIPT_METADATA
 from dbops.scripts.sources import CommitChange, CommitInfo
 from dbops.orchestration.tags import TAG_AUTHOR, TAG_COMMIT, TAG_MESSAGE, TAG_REPOSITORY, TAG_SKIPPED, TAG_SOURCE
 from dbops.urls import redact
@@ -143,17 +143,28 @@ def compare_with_definitions(context: SensorEvaluationContext, names: list[str],
     repository = context.repository_def
     if repository is None:
         return [], "the loaded definitions are not available to this evaluation; no comparison made"
-    known = {key.path[-1] for key in repository.asset_graph.get_all_asset_keys() if key.path[0] == "migrations"}
-    brought = None if changed is None else {asset_name(path) for path in changed}
-    scripts = [n for n in names if _is_migration(n) and (brought is None or asset_name(n) in brought)]
-    new = [n for n in scripts if asset_name(n) not in known]
+    known = loaded_scripts(repository.asset_graph)
+    brought = None if changed is None else {PurePosixPath(path).name for path in changed}
+    scripts = [n for n in names if _is_migration(n) and (brought is None or PurePosixPath(n).name in brought)]
+    new = [n for n in scripts if n not in known]
     if not new:
         return [], f"the {len(scripts)} script(s) it brings are assets of the loaded code location"
     shown = ", ".join(new[:LIST_LIMIT]) + (f" and {len(new) - LIST_LIMIT} more" if len(new) > LIST_LIMIT else "")
     return new, (
         f"{len(new)} script(s) it brings have no asset in the loaded code location ({shown}): the run records "
-        "their materializations under migrations/<name> as it applies them; reload the code location to see them as assets"
+        "their materializations under their asset keys as it applies them; reload the code location to see them as assets"
     )
+
+
+def loaded_scripts(asset_graph: Any) -> set[str]:
+    """The scripts (paths relative to their location) that have an asset in the loaded definitions, whatever
+    keys the translator gave them: each migration asset carries its script in `dbops/script` metadata."""
+    scripts = set()
+    for key in asset_graph.get_all_asset_keys():
+        script = asset_graph.get(key).metadata.get(SCRIPT_METADATA)
+        if script is not None:
+            scripts.add(str(getattr(script, "value", script)))
+    return scripts
 
 
 def _is_migration(name: str) -> bool:

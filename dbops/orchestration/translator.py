@@ -76,7 +76,7 @@ class MigrationTranslator:
         return {
             "version": migration.version.text if migration.version else "",
             "type": "repeatable" if migration.kind == REPEATABLE else "versioned",
-            "script": migration.path,
+            "script": migration.script,
             SCRIPT_METADATA: migration.script,
             "checksum": migration.checksum,
             "statements": facts.statements,

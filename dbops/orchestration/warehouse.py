@@ -82,7 +82,7 @@ def table_observation(
             COLUMN_SCHEMA: MetadataValue.table_schema(column_schema(shape)),
             "object": kind,
             "status": status,
-            "script": migration.path,
+            "script": migration.script,
             "action": touch.action,
         },
     )

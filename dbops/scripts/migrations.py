@@ -66,6 +66,14 @@ class Version:
         return self.text
 
 
+def version_flag(raw: str, flag: str) -> Version:
+    """A version given on the command line (`--target 3`, `--version V1.2`); anything else is bad input (exit 2)."""
+    try:
+        return Version.parse(raw.strip().lstrip("Vv"))
+    except ValueError:
+        raise ConfigError(f"{flag} {raw!r}: not a version; use digits separated by . or _ (e.g. 3 or 1.2)") from None
+
+
 @dataclass(frozen=True)
 class ScriptConfig:
     """Per-script settings from `<script>.sql.conf` (Flyway's keys, plus dbops's `mixed`)."""
@@ -183,6 +191,7 @@ class PlaceholderContext:
     database: str = ""
     table: str = "flyway_schema_history"
     timestamp: str = field(default_factory=lambda: datetime.now().strftime("%Y-%m-%d %H:%M:%S"))
+    values_needed: bool = True  # False for listing and comparing (info, validate): a `${name}` without a value stays
 
     def lookup(self, name: str, filename: str) -> str | None:
         builtins = {
@@ -200,9 +209,12 @@ class PlaceholderContext:
 
 
 def checksum(text: str) -> int:
-    """Flyway's checksum: CRC32 over each line's UTF-8 bytes, terminators excluded, BOM dropped."""
-    if text.startswith("\ufeff"):
-        text = text[1:]
+    """Flyway's checksum of a file's text: its first BOM dropped (Flyway's BomFilter), then `lines_checksum`."""
+    return lines_checksum(text.removeprefix("\ufeff"))
+
+
+def lines_checksum(text: str) -> int:
+    """CRC32 over each line's UTF-8 bytes, terminators excluded, as a signed int; a U+FEFF stays in."""
     crc = zlib.crc32(text.replace("\r", "").replace("\n", "").encode("utf-8", "surrogatepass"))
     return crc - (1 << 32) if crc >= (1 << 31) else crc
 
@@ -218,6 +230,8 @@ def replace_placeholders(text: str, context: PlaceholderContext, path: str) -> s
 
     def substitute(match: re.Match[str]) -> str:
         value = context.lookup(match.group(1), filename)
+        if value is None and not context.values_needed:
+            return match.group(0)
         if value is None:
             raise ScriptError(
                 path,
@@ -344,7 +358,7 @@ def discover(
             path=file.display_path,
             text=text,
             sql=sql,
-            checksum=checksum(sql if parsed.kind == REPEATABLE else text),
+            checksum=lines_checksum(sql if parsed.kind == REPEATABLE else text),
             config=config,
         )
         {VERSIONED: catalog.versioned, REPEATABLE: catalog.repeatable, UNDO: catalog.undo, BASELINE: catalog.baseline}[

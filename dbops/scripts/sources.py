@@ -79,6 +79,11 @@ class Source(Protocol):
     def snapshot(self) -> Snapshot: ...
 
 
+def is_hidden(folder: str) -> bool:
+    """Flyway's scanner skips hidden folders (a name starting with `.`), and so does dbops, in every source."""
+    return folder.startswith(".")
+
+
 def is_script_name(name: str) -> bool:
     """True for the files a location holds for dbops: *.sql and *.sql.conf (any case)."""
     return name.lower().endswith(SCRIPT_SUFFIXES)
@@ -113,7 +118,7 @@ def read_folder(location: str) -> list[ScriptFile]:
             dirnames[:] = []
             continue
         seen.add(real)
-        dirnames.sort()
+        dirnames[:] = sorted(d for d in dirnames if not is_hidden(d))
         for name in sorted(filenames):
             if not is_script_name(name):
                 continue
@@ -158,7 +163,8 @@ def in_location(path: str, location: str) -> str | None:
     if location and not path.startswith(location + "/"):
         return None
     rel = path[len(location) + 1 :] if location else path
-    return rel if is_script_name(rel.rsplit("/", 1)[-1]) else None
+    *folders, name = rel.split("/")
+    return rel if is_script_name(name) and not any(is_hidden(f) for f in folders) else None
 
 
 def attribute(

@@ -139,3 +139,21 @@ def test_commits_pushed_together_make_one_run_naming_each_scripts_commit(flow: F
 
 def first_commit(repo: GitRepo) -> str:
     return repo.git("rev-list", "--max-parents=0", "HEAD")
+
+
+def test_a_custom_translators_keys_are_what_the_sensor_compares_and_runs_record(flow: Flow, pg_url: str) -> None:
+    from dagster import AssetKey
+
+    from dbops.orchestration.translator import MigrationTranslator
+
+    repo = flow.repo
+    start = first_commit(repo)
+    v2 = repo.commit("add V2", {"sql/V2__orders.sql": "create table orders (id int);"})
+    flow.defs = build_definitions(translator=MigrationTranslator(key_prefix=("dw", "changes")))
+    flow.cursor = start
+    data, [run] = flow.tick()
+    assert [r.run_key for r in data.run_requests] == [v2]
+    assert "dbops/new_scripts" not in data.run_requests[0].tags  # V2 has an asset, under dw/changes
+    recorded = materializations(run.all_events)
+    assert list(recorded) == [AssetKey(["dw", "changes", "v1__customers"]), AssetKey(["dw", "changes", "v2__orders"])]
+    assert [m["script"] for m in recorded.values()] == ["V1__customers.sql", "V2__orders.sql"]  # as in the history table

@@ -7,7 +7,7 @@ import pytest
 from dagster import AssetSpec, DefaultSensorStatus, Definitions, build_sensor_context, define_asset_job, multi_asset
 
 from dbops.orchestration.sensors import Watch, build_sensors
-from dbops.orchestration.translator import asset_name
+from dbops.orchestration.translator import SCRIPT_METADATA, asset_name
 from dbops.orchestration.tags import TAG_AUTHOR, TAG_COMMIT, TAG_MESSAGE, TAG_REPOSITORY, TAG_SKIPPED, TAG_SOURCE
 from tests.codecommit_stub import StubbedCodeCommit
 from tests.gitrepo import GitRepo
@@ -16,7 +16,9 @@ from tests.gitrepo import GitRepo
 def definitions(known: list[str], git: Watch | None = None, codecommit: Watch | None = None):
     """A code location that loaded assets for `known` scripts, with both sensors on its migrate job."""
 
-    @multi_asset(specs=[AssetSpec(["migrations", asset_name(s)], skippable=True) for s in known] or [AssetSpec(["migrations", "none"])])
+    specs = [AssetSpec(["migrations", asset_name(s)], skippable=True, metadata={SCRIPT_METADATA: s}) for s in known]
+
+    @multi_asset(specs=specs or [AssetSpec(["migrations", "none"])])
     def migrations():
         return None
 

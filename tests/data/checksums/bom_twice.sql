@@ -1,0 +1,1 @@
+﻿﻿create table two_boms (id int);
