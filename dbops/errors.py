@@ -41,12 +41,6 @@ class MigrationFailed(DbopsError):
         super().__init__(message)
 
 
-class LintFailed(DbopsError):
-    """Lint found errors (exit 1)."""
-
-    exit_code = 1
-
-
 class ConnectError(DbopsError):
     """The database cannot be reached (exit 3)."""
 

@@ -10,8 +10,9 @@ from typing import Any
 from dbops.engine.applier import ScriptResult
 from dbops.engine.history import FAILED, INTERRUPTED, Attempt
 from dbops.engine.plan import Plan, PlanEntry
+from dbops.scripts.migrations import RowType
+from dbops.targets.base import Dialect
 
-INFO_COLUMNS = ("version", "description", "type", "script", "checksum", "state", "installed_rank", "installed_on", "execution_time_ms")
 
 
 def attempt_json(attempt: Attempt | None) -> dict[str, Any] | None:
@@ -115,14 +116,14 @@ class Console:
         for row in rows:
             print("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip())
 
-    def plan(self, plan: Plan, target: str, ssl: str, dialect: str | None = None) -> None:
+    def plan(self, plan: Plan, target: str, ssl: str, dialect: Dialect | None = None) -> None:
         self.result(f"Target: {target} (SSL: {ssl})")
         self.table(
             "Migrations",
             ["Category", "Version", "Description", "Type", "Installed On", "State"],
             (
                 [
-                    "Repeatable" if e.version is None and e.type in ("SQL", "") else "Versioned",
+                    "Repeatable" if e.version is None and e.type in (RowType.SQL, "") else "Versioned",
                     e.version or "",
                     e.description,
                     e.type,

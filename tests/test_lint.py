@@ -140,6 +140,18 @@ def test_type_changes_are_judged_against_earlier_scripts() -> None:
     assert "s.t.code is INT" in findings[0].message
 
 
+def test_a_varchar_change_must_be_wider_as_the_readme_says() -> None:
+    findings = lint_texts({
+        "V1__t.sql": "create table s.t (name varchar(40), note varchar(max)) diststyle all sortkey (name);\n",
+        "V2__narrow.sql": "alter table s.t alter column name type varchar(20);\n",
+        "V3__same.sql": "alter table s.t alter column name type varchar(20);\n",
+        "V4__wider.sql": "alter table s.t alter column name type varchar(100);\n",
+        "V5__from_max.sql": "alter table s.t alter column note type varchar(1000);\n",
+    })
+    assert [(f.path, f.code) for f in findings] == [("V2__narrow.sql", "DB005"), ("V5__from_max.sql", "DB005")]
+    assert "s.t.name VARCHAR(40) → VARCHAR(20): narrower" in findings[0].message
+
+
 def test_undo_scripts_may_drop_and_repeatables_must_rerun() -> None:
     findings = lint_texts({
         "U1__t.sql": "drop table s.t;\n",

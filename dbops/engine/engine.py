@@ -10,11 +10,11 @@ from dbops.engine.applier import Applier, ApplyContext, RunInfo, ScriptResult, s
 from dbops.errors import ConfigError, ValidationFailed
 from dbops.engine.history import AUDIT_TABLE, BASELINE_DESCRIPTION, History
 from dbops.engine.locks import RunLock, make_lock
-from dbops.scripts.migrations import BASELINE, REPEATABLE, VERSIONED, Catalog, PlaceholderContext, Version, discover, version_flag
+from dbops.scripts.migrations import Catalog, PlaceholderContext, RowType, Version, discover, version_flag
 from dbops.engine.plan import FAILED, MISSING, Plan, PlanEntry, attach_failures, build_plan, unfinished
 from dbops.engine.search_path import search_path_statement
 from dbops.scripts.sources import FolderSource, Snapshot
-from dbops.targets.base import Session, Target
+from dbops.targets.base import Dialect, Session, Target
 
 Event = Callable[[str], None]
 
@@ -30,7 +30,7 @@ class Engine:
         self.settings = settings or Settings()
         self._snapshot = snapshot
         self.values_needed = values_needed
-        self.dialect: str | None = None
+        self.dialect: Dialect | None = None
         self.run_lock: RunLock | None = None
         self.search_path: str | None = None  # the SET that makes settings.schema the working session's default
 
@@ -159,7 +159,7 @@ class Engine:
                 skipped = entry
         return chosen
 
-    def refuse_mixed(self, entries: list[PlanEntry], dialect: str | None) -> None:
+    def refuse_mixed(self, entries: list[PlanEntry], dialect: Dialect | None) -> None:
         """A script mixing non-transactional and transactional statements could be half-applied: refuse it."""
         for entry in entries:
             m = entry.migration
@@ -211,16 +211,16 @@ class Engine:
         """Mark an existing database as being at `version`."""
         parsed = version_flag(version, "--version")
         with self.locked() as (session, history):
-            rows = [r for r in history.rows() if r.type != "SCHEMA"]
+            rows = [r for r in history.rows() if r.type != RowType.SCHEMA]
             if rows:
-                if any(r.type == "BASELINE" and r.version and Version.parse(r.version) == parsed for r in rows):
+                if any(r.type == RowType.BASELINE and r.version and Version.parse(r.version) == parsed for r in rows):
                     session.rollback()
                     return
                 raise ConfigError(
                     f"{self.settings.schema}.{self.settings.table} already has {len(rows)} migration(s); "
                     "baseline only marks a database that dbops has not migrated yet"
                 )
-            history.insert(history.next_rank(), parsed.text, description, "BASELINE", BASELINE_DESCRIPTION, None, 0, True)
+            history.insert(history.next_rank(), parsed.text, description, RowType.BASELINE, BASELINE_DESCRIPTION, None, 0, True)
             session.commit()
 
     def repair(self) -> list[str]:
@@ -237,7 +237,7 @@ class Engine:
                     history.delete_rank(row.installed_rank)
                     actions.append(f"removed failed row {row.script} (rank {row.installed_rank})")
                 elif entry.state == MISSING and row.version:
-                    history.insert(rank, row.version, row.description, "DELETE", row.script, row.checksum, 0, True)
+                    history.insert(rank, row.version, row.description, RowType.DELETE, row.script, row.checksum, 0, True)
                     rank += 1
                     actions.append(f"marked missing version {row.version} ({row.script}) as deleted")
                 elif m is not None and entry.problems:
@@ -257,7 +257,7 @@ class Engine:
             session.rollback()
             applied = [
                 e for e in plan.entries
-                if e.applied and e.applied.success and e.applied.type == "SQL" and e.applied.version and e.state != FAILED
+                if e.applied and e.applied.success and e.applied.type == RowType.SQL and e.applied.version and e.state != FAILED
                 and e.state in ("Success",)
             ]
             applied.sort(key=lambda e: Version.parse(e.applied.version), reverse=True)  # type: ignore[union-attr]
@@ -272,6 +272,3 @@ class Engine:
                     raise ConfigError(f"no undo script U{version}__….sql for version {version} ({entry.path}); write one to undo it")
                 results.append(applier.apply(script))
         return results
-
-
-__all__ = ["Engine", "RunInfo", "ScriptResult", "Settings", "BASELINE", "REPEATABLE", "VERSIONED"]

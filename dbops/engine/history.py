@@ -5,7 +5,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from dbops.targets.base import REDSHIFT, Session, SqlError
+from dbops.scripts.migrations import RowType
+from dbops.targets.base import Dialect, Session, SqlError
 
 BASELINE_DESCRIPTION = "<< Flyway Baseline >>"
 SCHEMA_DESCRIPTION = "<< Flyway Schema Creation >>"
@@ -102,10 +103,10 @@ class AppliedAttempt:
     finished_at: datetime | None
 
 
-def history_ddl(dialect: str, schema: str, table: str) -> list[str]:
+def history_ddl(dialect: Dialect, schema: str, table: str) -> list[str]:
     """The statements Flyway uses to create its history table, in this dialect."""
     qualified = f"{quote_ident(schema)}.{quote_ident(table)}"
-    if dialect == REDSHIFT:
+    if dialect == Dialect.REDSHIFT:
         # Flyway's Redshift script, with its column-level `SORTKEY` written as the equivalent table-level
         # `SORTKEY ("installed_rank")` (a single-column compound sort key either way) so sqlglot can check it.
         return [
@@ -141,11 +142,11 @@ def history_ddl(dialect: str, schema: str, table: str) -> list[str]:
     ]
 
 
-def audit_ddl(dialect: str, schema: str) -> list[str]:
+def audit_ddl(dialect: Dialect, schema: str) -> list[str]:
     """The audit table: one row per attempt, written even when the attempt fails."""
     qualified = f"{quote_ident(schema)}.{AUDIT_TABLE}"
-    text = "VARCHAR(65535)" if dialect == REDSHIFT else "TEXT"
-    sortkey = ' SORTKEY ("started_at")' if dialect == REDSHIFT else ""
+    text = "VARCHAR(65535)" if dialect == Dialect.REDSHIFT else "TEXT"
+    sortkey = ' SORTKEY ("started_at")' if dialect == Dialect.REDSHIFT else ""
     return [
         f"""CREATE TABLE {qualified} (
     "run_id" VARCHAR(64) NOT NULL,
@@ -185,7 +186,7 @@ class History:
 
     def fit(self, text: str, limit: int) -> str:
         """`text` cut to fit a VARCHAR(limit): characters on PostgreSQL, UTF-8 bytes on Redshift."""
-        if self.session.dialect != REDSHIFT:
+        if self.session.dialect != Dialect.REDSHIFT:
             return text[:limit]
         data = text.encode()
         return text if len(data) <= limit else data[:limit].decode(errors="ignore")
@@ -225,7 +226,7 @@ class History:
                 self.session.execute(statement)
             if created:
                 marker = ",".join(quote_ident(name) for name in created)
-                self.insert(0, None, SCHEMA_DESCRIPTION, "SCHEMA", marker, None, 0, True)
+                self.insert(0, None, SCHEMA_DESCRIPTION, RowType.SCHEMA, marker, None, 0, True)
         if not self._table_exists(AUDIT_TABLE):
             for statement in audit_ddl(dialect, self.schema):
                 self.session.execute(statement)
@@ -357,9 +358,6 @@ class History:
 
     def delete_rank(self, rank: int) -> None:
         self.session.execute(f'delete from {self.qualified} where "installed_rank" = %s', (rank,))
-
-    def audit(self, record: AuditRecord) -> None:
-        self.session.execute(*self.audit_statement(record))
 
     def audit_statement(self, record: AuditRecord) -> tuple[str, tuple]:
         """The insert of one audit row, as (sql, params); finished_at None: the server's clock."""

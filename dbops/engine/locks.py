@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from dbops.errors import ConnectError, LockTimeout
 from dbops.engine.history import quote_ident
-from dbops.targets.base import POSTGRESQL, REDSHIFT, ConnectionLost, Session, SqlError, Target
+from dbops.targets.base import Dialect, ConnectionLost, Session, SqlError, Target
 
 LOCK_TABLE = "dbops_lock"
 POLL_SECONDS = 0.2
@@ -79,7 +79,7 @@ class RunLock(ABC):
         client is gone. The next run waits here for that backend, within the same lock timeout, before it
         reads the history table. Redshift has no advisory locks; there only the in-flight statement goes on.
         """
-        if work.dialect != POSTGRESQL:
+        if work.dialect != Dialect.POSTGRESQL:
             return
         key = work_key(self.schema, self.table)
         told = False
@@ -208,7 +208,7 @@ class TableLock(RunLock):
         probe = self.target.connect()
         try:
             probe.set_autocommit(True)
-            if probe.dialect == REDSHIFT:
+            if probe.dialect == Dialect.REDSHIFT:
                 rows = probe.query(
                     "select t.pid, coalesce(c.application_name, ''), coalesce(c.username, ''), "
                     "coalesce(c.remotehost, 'local'), t.txn_start "

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from dbops.engine.history import AppliedMigration, Attempt
-from dbops.scripts.migrations import BASELINE, REPEATABLE, UNDO, VERSIONED, Catalog, Migration, Version
+from dbops.scripts.migrations import Catalog, Migration, RowType, Version
 
 PENDING = "Pending"
 SUCCESS = "Success"
@@ -124,45 +124,73 @@ def build_plan(
     has_history: bool = True,
 ) -> Plan:
     """States for every script and row (pure: no database access)."""
-    entries: list[PlanEntry] = []
-    by_version: dict[Version, list[AppliedMigration]] = {}
-    repeatable_rows: dict[str, list[AppliedMigration]] = {}
-    baseline: Version | None = None
-    for row in rows:
-        if row.type == "SCHEMA":
-            entries.append(PlanEntry(SUCCESS, applied=row))
-            continue
-        version = _version_of(row)
-        if row.type in ("BASELINE", "SQL_BASELINE") and row.success and version:
-            baseline = max(baseline, version) if baseline else version
-        if version is None:
-            repeatable_rows.setdefault(row.description, []).append(row)
-        else:
-            by_version.setdefault(version, []).append(row)
-
-    # The row that counts for each version: the last one, unless an undo or delete marker follows it.
-    current: dict[Version, AppliedMigration] = {}
-    for version, version_rows in by_version.items():
-        for row in version_rows:
-            if row.type in ("UNDO_SQL", "DELETE") and row.success:
-                entries.append(PlanEntry(UNDONE if row.type == "UNDO_SQL" else DELETED, applied=row))
-                current.pop(version, None)
-            elif row.type not in ("UNDO_SQL", "DELETE"):
-                if version in current:
-                    entries.append(PlanEntry(UNDONE, applied=current[version]))
-                current[version] = row
-
-    latest_applied = max((v for v, r in current.items() if r.success), default=None)
-    files = {m.version: m for m in catalog.versioned}
-    latest_file = max(files, default=None)
-
+    entries: list[PlanEntry] = [PlanEntry(SUCCESS, applied=row) for row in rows if row.type == RowType.SCHEMA]
+    by_version, repeatable_rows, baseline = _group_rows([r for r in rows if r.type != RowType.SCHEMA])
+    current = _current_rows(by_version, entries)
     pending_baseline = None
     if not any(r.success for r in current.values()) and catalog.baseline:
         candidates = [b for b in catalog.baseline if target is None or b.version <= target]
         if candidates:
             pending_baseline = candidates[-1]
             baseline = pending_baseline.version
+    entries += _versioned_entries(catalog, current, baseline, target, out_of_order)
+    if pending_baseline is not None:
+        entries.insert(
+            next((i for i, e in enumerate(entries) if e.state == PENDING), len(entries)),
+            PlanEntry(PENDING, migration=pending_baseline),
+        )
+    else:
+        entries += [PlanEntry(AVAILABLE, migration=m) for m in catalog.baseline]
+    entries += _repeatable_entries(catalog, repeatable_rows)
+    entries += [PlanEntry(AVAILABLE, migration=m) for m in catalog.undo]
+    return Plan(entries=entries, has_history=has_history)
 
+
+def _group_rows(
+    rows: list[AppliedMigration],
+) -> tuple[dict[Version, list[AppliedMigration]], dict[str, list[AppliedMigration]], Version | None]:
+    """Rows by version, repeatable rows by description, and the highest successful baseline."""
+    by_version: dict[Version, list[AppliedMigration]] = {}
+    repeatable_rows: dict[str, list[AppliedMigration]] = {}
+    baseline: Version | None = None
+    for row in rows:
+        version = _version_of(row)
+        if row.type in (RowType.BASELINE, RowType.SQL_BASELINE) and row.success and version:
+            baseline = max(baseline, version) if baseline else version
+        if version is None:
+            repeatable_rows.setdefault(row.description, []).append(row)
+        else:
+            by_version.setdefault(version, []).append(row)
+    return by_version, repeatable_rows, baseline
+
+
+def _current_rows(by_version: dict[Version, list[AppliedMigration]], entries: list[PlanEntry]) -> dict[Version, AppliedMigration]:
+    """The row that counts for each version: the last one, unless an undo or delete marker follows it.
+    The rows it replaces go to `entries` as Undone (or Deleted)."""
+    current: dict[Version, AppliedMigration] = {}
+    for version, version_rows in by_version.items():
+        for row in version_rows:
+            if row.type in (RowType.UNDO_SQL, RowType.DELETE) and row.success:
+                entries.append(PlanEntry(UNDONE if row.type == RowType.UNDO_SQL else DELETED, applied=row))
+                current.pop(version, None)
+            elif row.type not in (RowType.UNDO_SQL, RowType.DELETE):
+                if version in current:
+                    entries.append(PlanEntry(UNDONE, applied=current[version]))
+                current[version] = row
+    return current
+
+
+def _versioned_entries(
+    catalog: Catalog,
+    current: dict[Version, AppliedMigration],
+    baseline: Version | None,
+    target: Version | None,
+    out_of_order: bool,
+) -> list[PlanEntry]:
+    latest_applied = max((v for v, r in current.items() if r.success), default=None)
+    files = {m.version: m for m in catalog.versioned}
+    latest_file = max(files, default=None)
+    entries: list[PlanEntry] = []
     for version in sorted(set(files) | set(current)):
         migration, row = files.get(version), current.get(version)
         if row is not None:
@@ -174,34 +202,23 @@ def build_plan(
         elif target is not None and version > target:
             entries.append(PlanEntry(ABOVE_TARGET, migration=migration))
         elif latest_applied is not None and version < latest_applied and not out_of_order:
-            entries.append(
-                PlanEntry(
-                    IGNORED,
-                    migration=migration,
-                    problems=[
-                        f"version {version} is older than the latest applied version {latest_applied} and was never "
-                        "applied; apply it with --out-of-order, or give it a newer version"
-                    ],
-                )
+            problem = (
+                f"version {version} is older than the latest applied version {latest_applied} and was never "
+                "applied; apply it with --out-of-order, or give it a newer version"
             )
+            entries.append(PlanEntry(IGNORED, migration=migration, problems=[problem]))
         else:
             entries.append(PlanEntry(PENDING, migration=migration))
+    return entries
 
-    if pending_baseline is not None:
-        entries.insert(
-            next((i for i, e in enumerate(entries) if e.state == PENDING), len(entries)),
-            PlanEntry(PENDING, migration=pending_baseline),
-        )
-    else:
-        for migration in catalog.baseline:
-            entries.append(PlanEntry(AVAILABLE, migration=migration))
 
+def _repeatable_entries(catalog: Catalog, repeatable_rows: dict[str, list[AppliedMigration]]) -> list[PlanEntry]:
+    entries: list[PlanEntry] = []
     files_by_description = {form: m for m in catalog.repeatable for form in recorded_forms(m.description)}
     for migration in catalog.repeatable:
         recorded = next((f for f in recorded_forms(migration.description) if f in repeatable_rows), migration.description)
         history = repeatable_rows.get(recorded, [])
-        for old in history[:-1]:
-            entries.append(PlanEntry(SUPERSEDED, applied=old))
+        entries += [PlanEntry(SUPERSEDED, applied=old) for old in history[:-1]]
         last = history[-1] if history else None
         if last is None:
             entries.append(PlanEntry(PENDING, migration=migration))
@@ -214,20 +231,14 @@ def build_plan(
     for description, history in repeatable_rows.items():
         if description in files_by_description:
             continue
-        for old in history[:-1]:
-            entries.append(PlanEntry(SUPERSEDED, applied=old))
+        entries += [PlanEntry(SUPERSEDED, applied=old) for old in history[:-1]]
         last = history[-1]
-        if last.type == "SCHEMA":
-            continue
         if not last.success:
             entries.append(_failed(None, last))
         else:
-            entries.append(
-                PlanEntry(MISSING, applied=last, problems=[f"applied repeatable '{description}' has no script any more ({last.script})"])
-            )
-    for migration in catalog.undo:
-        entries.append(PlanEntry(AVAILABLE, migration=migration))
-    return Plan(entries=entries, has_history=has_history)
+            problem = f"applied repeatable '{description}' has no script any more ({last.script})"
+            entries.append(PlanEntry(MISSING, applied=last, problems=[problem]))
+    return entries
 
 
 def _failed(migration: Migration | None, row: AppliedMigration) -> PlanEntry:
@@ -245,7 +256,7 @@ def _failed(migration: Migration | None, row: AppliedMigration) -> PlanEntry:
 
 
 def _applied_entry(migration: Migration | None, row: AppliedMigration, latest_file: Version | None) -> PlanEntry:
-    if row.type in ("BASELINE", "SQL_BASELINE") and row.success:
+    if row.type in (RowType.BASELINE, RowType.SQL_BASELINE) and row.success:
         return PlanEntry(BASELINE_STATE, applied=row)
     if not row.success:
         return _failed(migration, row)
@@ -271,6 +282,3 @@ def _applied_entry(migration: Migration | None, row: AppliedMigration, latest_fi
     if row.type != migration.history_type:
         entry.problems.append(f"type mismatch for version {row.version}: applied {row.type}, file {migration.history_type}")
     return entry
-
-
-__all__ = ["Plan", "PlanEntry", "build_plan", "BASELINE", "REPEATABLE", "UNDO", "VERSIONED"]

@@ -227,6 +227,23 @@ def check_type_change(ctx: StatementContext) -> Iterator[Hit]:
             yield Hit("DB005", f"{column} TYPE {new.sql('redshift')}: {_ONLY_VARCHAR}", _offset(action))
         elif old is not None and old.this not in _VARCHAR:
             yield Hit("DB005", f"{column} is {old.sql('redshift')}: {_ONLY_VARCHAR}", _offset(action))
+        elif old is not None and (before := _width(old)) is not None and (after := _width(new)) is not None and after < before:
+            yield Hit(
+                "DB005",
+                f"{column} {old.sql('redshift')} → {new.sql('redshift')}: narrower, it fails once a value is longer; "
+                "keep the width, or check the data and say why with a lint-ignore",
+                _offset(action),
+            )
+
+
+def _width(kind: exp.DataType) -> int | None:
+    """A VARCHAR's declared width (MAX: 65535, Redshift's limit); None when not given."""
+    if not kind.expressions:
+        return None
+    value = kind.expressions[0].this
+    if isinstance(value, exp.Literal) and value.is_int:
+        return int(value.this)
+    return 65535 if value.name.upper() == "MAX" else None
 
 
 def check_grant_public(ctx: StatementContext) -> Iterator[Hit]:

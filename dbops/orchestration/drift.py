@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from dbops.engine.history import AUDIT_TABLE, quote_ident
-from dbops.targets.base import REDSHIFT, Session
+from dbops.targets.base import Dialect, Session
 
 SNAPSHOT_TABLE = "dbops_schema_snapshot"
 LOCK_TABLE = "dbops_lock"
@@ -176,7 +176,7 @@ class SnapshotStore:
         )
 
     def _create(self) -> None:
-        text = "VARCHAR(65535)" if self.session.dialect == REDSHIFT else "TEXT"
+        text = "VARCHAR(65535)" if self.session.dialect == Dialect.REDSHIFT else "TEXT"
         self.session.execute(
             f"create table {self.qualified} (taken_at timestamp not null, run_id varchar(64) not null, "
             f"installed_rank int not null, object_schema varchar(128) not null, object_name varchar(128) not null, "

@@ -8,9 +8,10 @@ faster than parsing every statement (inserts with many rows are the expensive on
 from __future__ import annotations
 
 import re
+from dbops.targets.base import Dialect
 from dataclasses import dataclass, field
 
-from sqlglot.dialects.dialect import Dialect
+from sqlglot.dialects.dialect import Dialect as SqlglotDialect
 from sqlglot.tokens import Token, TokenType
 
 CREATED, ALTERED, DROPPED = "created", "altered", "dropped"
@@ -56,12 +57,12 @@ class ScriptFacts:
     touches: list[Touch] = field(default_factory=list)
 
 
-def dialect_for(name: str) -> Dialect:
-    """sqlglot's dialect for `redshift` or `postgres`."""
-    return Dialect.get_or_raise("redshift" if name == "redshift" else "postgres")
+def dialect_for(dialect: Dialect) -> SqlglotDialect:
+    """sqlglot's dialect for a target's."""
+    return SqlglotDialect.get_or_raise("redshift" if dialect == Dialect.REDSHIFT else "postgres")
 
 
-def script_facts(sql: str, dialect: Dialect, default_schema: str = "public") -> ScriptFacts:
+def script_facts(sql: str, dialect: SqlglotDialect, default_schema: str = "public") -> ScriptFacts:
     """Statements and touched objects of one script; text the tokenizer rejects gives no lineage."""
     try:
         tokens = dialect.tokenize(sql)

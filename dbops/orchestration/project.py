@@ -11,6 +11,7 @@ from dbops.orchestration.facts_cache import FactsCache
 from dbops.orchestration.lineage import ScriptFacts, dialect_for, script_facts
 from dbops.scripts.sources import FolderSource, Snapshot
 from dbops.paths import dbops_home
+from dbops.targets.base import Dialect
 
 
 def default_cache_path() -> Path:
@@ -23,11 +24,11 @@ class MigrationProject:
 
     catalog: Catalog
     facts: dict[str, ScriptFacts]
-    dialect: str = "postgres"
+    dialect: Dialect = Dialect.POSTGRESQL
     default_schema: str = "public"
 
     @classmethod
-    def load(cls, settings: Settings, dialect: str = "postgres", snapshot: Snapshot | None = None) -> MigrationProject:
+    def load(cls, settings: Settings, dialect: Dialect = Dialect.POSTGRESQL, snapshot: Snapshot | None = None) -> MigrationProject:
         """Discover the scripts of `settings.locations` (or of `snapshot`); naming or placeholder errors raise."""
         snapshot = snapshot or FolderSource(settings.locations).snapshot()
         context = PlaceholderContext(values=settings.placeholders, schema=settings.schema, table=settings.table)
@@ -36,7 +37,7 @@ class MigrationProject:
 
     @classmethod
     def from_catalog(
-        cls, catalog: Catalog, dialect: str = "postgres", default_schema: str = "public", cache: FactsCache | None = None
+        cls, catalog: Catalog, dialect: Dialect = Dialect.POSTGRESQL, default_schema: str = "public", cache: FactsCache | None = None
     ) -> MigrationProject:
         """Facts for each script, from the cache when its text was seen before (default cache: under DBOPS_HOME)."""
         cache = cache if cache is not None else FactsCache(default_cache_path())

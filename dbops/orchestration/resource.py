@@ -8,7 +8,8 @@ from dagster import ConfigurableResource, EnvVar
 from pydantic import Field
 
 from dbops.config import DEFAULT_TABLE, PLACEHOLDER_PREFIX, Settings, env_placeholders, settings_from
-from dbops.targets import Target, open_target
+from dbops.targets import open_target
+from dbops.targets.base import Dialect, Target
 from dbops.urls import scheme_of
 
 
@@ -51,9 +52,9 @@ class DbopsResource(ConfigurableResource):
         return cls(**values)
 
     @property
-    def dialect(self) -> str:
+    def dialect(self) -> Dialect:
         """The dialect the URL names (the engine detects the real one from the server)."""
-        return "redshift" if scheme_of(self.url or "") == "redshift" else "postgres"
+        return Dialect.REDSHIFT if scheme_of(self.url or "") == "redshift" else Dialect.POSTGRESQL
 
     def settings(self) -> Settings:
         """Engine settings; DBOPS_PLACEHOLDER_* values of the running process override configured ones."""

@@ -13,13 +13,15 @@ from dagster import AssetKey, AssetSpec, MetadataValue
 
 from dbops.scripts.migrations import REPEATABLE, Migration
 from dbops.orchestration.lineage import ScriptFacts, TableRef, Touch
+from dbops.targets.base import Dialect
 
 SQL_PREVIEW_CHARS = 4000
+KINDS = {Dialect.POSTGRESQL: "postgres", Dialect.REDSHIFT: "redshift"}  # Dagster's kind icons
 SCRIPT_METADATA = "dbops/script"
 
 
 def asset_name(script: str) -> str:
-    """DESIGN §7: the file's stem lower-cased, every character outside [a-z0-9_] replaced by `_`."""
+    """The file's stem lower-cased, every character outside [a-z0-9_] replaced by `_`."""
     stem = PurePosixPath(script).name
     stem = stem[: -len(".sql")] if stem.lower().endswith(".sql") else stem
     return re.sub(r"[^a-z0-9_]", "_", stem.lower())
@@ -34,7 +36,7 @@ class MigrationTranslator:
         group_name: str = "migrations",
         table_key_prefix: Sequence[str] = ("warehouse",),
         table_group_name: str = "warehouse",
-        dialect: str = "postgres",
+        dialect: Dialect = Dialect.POSTGRESQL,
         default_schema: str = "public",
         extra_metadata: Mapping[str, Any] | None = None,
     ) -> None:
@@ -56,7 +58,7 @@ class MigrationTranslator:
         return str(migration.checksum)
 
     def get_kinds(self, migration: Migration) -> set[str]:
-        return {"sql", self.dialect}
+        return {"sql", KINDS[self.dialect]}
 
     def get_description(self, migration: Migration) -> str:
         kind = "Repeatable migration" if migration.kind == REPEATABLE else f"Migration version {migration.version}"
@@ -76,7 +78,7 @@ class MigrationTranslator:
         return {
             "version": migration.version.text if migration.version else "",
             "type": "repeatable" if migration.kind == REPEATABLE else "versioned",
-            "script": migration.script,
+            "script": migration.path,
             SCRIPT_METADATA: migration.script,
             "checksum": migration.checksum,
             "statements": facts.statements,
@@ -113,5 +115,5 @@ class MigrationTranslator:
             description=f"{kind.capitalize()} {table}: " + "; ".join(history),
             metadata={"schema": table.schema, "name": table.name, "object": kind, "history": MetadataValue.json(history)},
             group_name=self.table_group_name,
-            kinds={kind, self.dialect},
+            kinds={kind, KINDS[self.dialect]},
         )

@@ -14,6 +14,7 @@ from dbops.orchestration.drift import ObjectShape
 from dbops.orchestration.lineage import DROPPED, TableRef, Touch, dialect_for, script_facts
 from dbops.orchestration.project import MigrationProject
 from dbops.orchestration.translator import MigrationTranslator
+from dbops.targets.base import Dialect
 
 COLUMN_SCHEMA = "dagster/column_schema"
 TABLE_NAME = "dagster/table_name"
@@ -24,7 +25,7 @@ class ScriptLineage:
     """The objects each script touches: the loaded project's facts when the script's SQL is the one loaded,
     tokenized afresh otherwise (a script new to the code location, or changed in the run's commit)."""
 
-    def __init__(self, project: MigrationProject | None, dialect: str, default_schema: str) -> None:
+    def __init__(self, project: MigrationProject | None, dialect: Dialect, default_schema: str) -> None:
         self.loaded = {m.path: m for m in project.migrations} if project else {}
         self.facts = project.facts if project else {}
         self.dialect = dialect

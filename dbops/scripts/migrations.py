@@ -4,6 +4,7 @@ from __future__ import annotations
 import codecs
 import re
 import zlib
+from enum import StrEnum
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property, total_ordering
@@ -15,7 +16,20 @@ from dbops.scripts.sources import ScriptFile
 from dbops.scripts.statements import Statement, may_hold_non_transactional, split
 
 VERSIONED, REPEATABLE, UNDO, BASELINE = "V", "R", "U", "B"
-HISTORY_TYPES = {VERSIONED: "SQL", REPEATABLE: "SQL", UNDO: "UNDO_SQL", BASELINE: "SQL_BASELINE"}
+
+
+class RowType(StrEnum):
+    """The `type` of a Flyway history row (a str: rows read back compare equal, and unknown types stay str)."""
+
+    SQL = "SQL"
+    UNDO_SQL = "UNDO_SQL"
+    SQL_BASELINE = "SQL_BASELINE"  # a B script applied
+    BASELINE = "BASELINE"  # `baseline` marked the database
+    SCHEMA = "SCHEMA"  # the schemas Flyway (or dbops) created
+    DELETE = "DELETE"  # `repair` marked a missing script deleted
+
+
+HISTORY_TYPES = {VERSIONED: RowType.SQL, REPEATABLE: RowType.SQL, UNDO: RowType.UNDO_SQL, BASELINE: RowType.SQL_BASELINE}
 
 CALLBACK_EVENTS = frozenset(
     {

@@ -2,11 +2,8 @@
 from __future__ import annotations
 
 from dbops.errors import ConfigError
-from dbops.targets.base import Session, SqlError, Target
+from dbops.targets.base import Target
 from dbops.urls import redact, scheme_of
-
-__all__ = ["Session", "SqlError", "Target", "open_target"]
-
 
 def open_target(url: str | None) -> Target:
     """A Target for `url`: postgresql:// (psycopg), redshift:// (redshift_connector), none: embedded."""

@@ -7,11 +7,18 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from dbops.errors import ConnectError
 
-POSTGRESQL, REDSHIFT = "postgresql", "redshift"
+
+
+class Dialect(StrEnum):
+    """The SQL a target speaks (a str, so it compares and serialises as its value)."""
+
+    POSTGRESQL = "postgresql"
+    REDSHIFT = "redshift"
 
 
 Bookkeeping = Callable[[int | None], list[tuple[str, Sequence[Any] | None]]]
@@ -41,7 +48,7 @@ def application_name() -> str:
 class Session(ABC):
     """One database connection. Transactions start implicitly; commit/rollback end them."""
 
-    dialect: str = POSTGRESQL
+    dialect: Dialect = Dialect.POSTGRESQL
     user: str = ""
     database: str = ""
 
@@ -110,9 +117,6 @@ class Session(ABC):
 
     def backend_pid(self) -> int:
         return int(self.query("select pg_backend_pid()")[0][0])
-
-    def cancel(self) -> None:
-        """Ask the server to cancel the running statement (best effort)."""
 
 
 @dataclass

@@ -12,9 +12,8 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from dbops.errors import ConfigError, ConnectError
 from dbops.targets.base import (
+    Dialect,
     SCRIPT_STARTED_MARK,
-    POSTGRESQL,
-    REDSHIFT,
     BatchItem,
     BatchResult,
     Bookkeeping,
@@ -80,7 +79,7 @@ class PostgresSession(Session):
     def __init__(self, conn: psycopg.Connection) -> None:
         self.conn = conn
         version, self.user, self.database = self.query("select version(), current_user, current_database()")[0]
-        self.dialect = REDSHIFT if "redshift" in str(version).lower() else POSTGRESQL
+        self.dialect = Dialect.REDSHIFT if "redshift" in str(version).lower() else Dialect.POSTGRESQL
         self.conn.commit()
 
     def execute(self, sql: str, params: Sequence[Any] | None = None) -> int:
@@ -235,12 +234,6 @@ class PostgresSession(Session):
 
     def backend_pid(self) -> int:
         return self.conn.info.backend_pid
-
-    def cancel(self) -> None:
-        try:
-            self.conn.cancel_safe()
-        except psycopg.Error:
-            pass
 
 
 class PostgresTarget(Target):

@@ -1,14 +1,14 @@
 """Amazon Redshift through redshift_connector; the dialect is detected from the server, so it also drives PostgreSQL."""
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import redshift_connector
 
 from dbops.errors import ConfigError, ConnectError
-from dbops.targets.base import POSTGRESQL, REDSHIFT, ConnectionLost, Session, SqlError, Target, TargetInfo, application_name
+from dbops.targets.base import Dialect, ConnectionLost, Session, SqlError, Target, TargetInfo, application_name
 from dbops.targets.redshift_auth import AuthOptions, ClientFactory, Credentials, default_client_factory, resolve
 from dbops.urls import query_params, redact
 
@@ -51,14 +51,13 @@ _ERRORS = (redshift_connector.Error, OSError)
 class RedshiftSession(Session):
     """A redshift_connector connection. It opens a transaction implicitly at the first statement."""
 
-    def __init__(self, conn: redshift_connector.Connection, canceller: Callable[[int], None] | None = None) -> None:
+    def __init__(self, conn: redshift_connector.Connection) -> None:
         self.conn = conn
-        self._canceller = canceller
         self._cur: Any = None
         version, self.user, self.database, self._pid = self.query(
             "select version(), current_user, current_database(), pg_backend_pid()"
         )[0]
-        self.dialect = REDSHIFT if "redshift" in str(version).lower() else POSTGRESQL
+        self.dialect = Dialect.REDSHIFT if "redshift" in str(version).lower() else Dialect.POSTGRESQL
         self.commit()
 
     def _run(self, sql: str, params: Sequence[Any] | None) -> Any:
@@ -112,12 +111,6 @@ class RedshiftSession(Session):
     def backend_pid(self) -> int:
         return int(self._pid)
 
-    def cancel(self) -> None:
-        if self._canceller is not None:
-            try:
-                self._canceller(self.backend_pid())
-            except (SqlError, ConnectError):
-                pass
 
 
 def _flag(params: dict[str, str], name: str) -> bool:
@@ -215,7 +208,7 @@ class RedshiftTarget(Target):
         except _ERRORS as exc:
             raise ConnectError(f"cannot connect to {self.redacted_url} ({self._ssl}): {self._scrub(_describe(exc), credentials)}") from None
         try:
-            session = RedshiftSession(conn, self._cancel_backend)  # its first query still under the connect timeout
+            session = RedshiftSession(conn)  # its first query still under the connect timeout
         except (SqlError, ConnectError) as exc:
             conn.close()
             detail = str(exc).removeprefix("lost the connection to the database: ")
@@ -224,14 +217,6 @@ class RedshiftTarget(Target):
         if sock is not None:
             sock.settimeout(None)  # the timeout bounds connecting only, not a long VACUUM
         return session
-
-    def _cancel_backend(self, pid: int) -> None:
-        session = self.connect()
-        try:
-            session.set_autocommit(True)
-            session.query("select pg_cancel_backend(%s)", (pid,))
-        finally:
-            session.close()
 
     @staticmethod
     def _scrub(message: str, credentials: Credentials) -> str:

@@ -5,9 +5,10 @@ import pytest
 
 from dbops.orchestration.lineage import ALTERED, CREATED, DROPPED, dialect_for, script_facts
 from dbops.scripts.statements import split
+from dbops.targets.base import Dialect
 
 
-def touched(sql: str, dialect: str = "redshift") -> list[tuple[str, str, str]]:
+def touched(sql: str, dialect: Dialect = Dialect.REDSHIFT) -> list[tuple[str, str, str]]:
     return [(str(t.table), t.action, t.kind) for t in script_facts(sql, dialect_for(dialect)).touches]
 
 
@@ -47,11 +48,11 @@ def test_semicolons_in_strings_comments_and_dollar_bodies_do_not_split():
         "create function f() returns int as $$ select 1; $$ language sql;\n"
         "/* block; comment */ select 1;\n"
     )
-    facts = script_facts(sql, dialect_for("postgres"))
+    facts = script_facts(sql, dialect_for(Dialect.POSTGRESQL))
     assert facts.statements == len(split(sql)) == 3
 
 
-@pytest.mark.parametrize("dialect", ["redshift", "postgres"])
+@pytest.mark.parametrize("dialect", list(Dialect))
 def test_the_example_scripts_count_statements_as_the_engine_does(dialect):
     from dbops.scripts.migrations import PlaceholderContext, discover
     from dbops.scripts.sources import FolderSource
@@ -62,6 +63,6 @@ def test_the_example_scripts_count_statements_as_the_engine_does(dialect):
 
 
 def test_text_the_tokenizer_rejects_gives_a_count_but_no_lineage():
-    facts = script_facts("create table 'unterminated (a int);", dialect_for("redshift"))
+    facts = script_facts("create table 'unterminated (a int);", dialect_for(Dialect.REDSHIFT))
     assert facts.touches == []
     assert facts.statements >= 1

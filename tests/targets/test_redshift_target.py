@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import threading
 import time
 from datetime import datetime, timedelta, timezone
 
@@ -279,17 +278,6 @@ def test_a_terminated_backend_is_connection_lost_exit_3(session, rs_db) -> None:
     with pytest.raises(ConnectionLost) as raised:
         session.query("select 1")
     assert raised.value.exit_code == 3
-
-
-def test_cancel_stops_a_running_statement(session) -> None:
-    timer = threading.Timer(0.5, session.cancel)
-    timer.start()
-    started = time.monotonic()
-    with pytest.raises(SqlError) as raised:
-        session.query("select pg_sleep(20)")
-    timer.join()
-    assert raised.value.sqlstate == "57014"
-    assert time.monotonic() - started < 15
 
 
 def test_unknown_database_is_a_connect_error(bouncer) -> None:
