@@ -61,7 +61,7 @@ def main() -> None:
         ("tick, 1 new commit", best(lambda: tick(commits[-2]))),
         ("tick, 50 new commits -> 1 run", best(lambda: tick(commits[-51]))),
         (f"snapshot of {args.n} scripts", best(lambda: GitSource(str(repo.path), "main").snapshot())),
-        ("snapshot, 50 commits folded", best(lambda: GitSource(str(repo.path), "main", batch=tuple(commits[-50:-1])).snapshot())),
+        ("snapshot, 50 commits folded", best(lambda: GitSource(str(repo.path), "main", included=tuple(commits[-50:-1])).snapshot())),
     ]
     print(f"{'what':<34} {'seconds':>8}")
     for name, seconds in rows:

@@ -79,7 +79,7 @@ def test_a_run_folding_commits_attributes_each_script_to_its_commit(cc: StubbedC
     cc.expect_commit(v2)
     cc.expect_differences(base, v2)
     cc.expect_differences(v2, v3)
-    snapshot = source(cc, v3, batch=(v2,)).snapshot()
+    snapshot = source(cc, v3, included=(v2,)).snapshot()
     assert {path: c.author for path, c in snapshot.file_commits.items()} == {
         "sql/V2__b.sql": "Grace Hopper <grace@example.com>",
         "sql/V3__c.sql": "Ada Lovelace <ada@example.com>",

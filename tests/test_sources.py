@@ -14,7 +14,7 @@ from dbops.scripts.git import GitSource, mirror_dir
 from dbops.scripts.migrations import discover
 from dbops.scripts.sources import FolderSource, SourceError, repo_location
 from dbops.scripts.codecommit import CodeCommitSource
-from dbops.orchestration.tags import TAG_COMMIT, TAG_REPOSITORY, TAG_SKIPPED, commit_from_tags, source_for_tags
+from dbops.orchestration.tags import TAG_COMMIT, TAG_REPOSITORY, TAG_INCLUDED, commit_from_tags, source_for_tags
 from dbops.targets import open_target
 from tests.gitrepo import GitRepo
 
@@ -149,9 +149,11 @@ def test_source_for_tags_reads_exactly_the_tagged_commit(repo: GitRepo, monkeypa
     assert [f.relpath for f in source_for_tags(tags, ["sql"]).snapshot().files] == ["V1__a.sql"]
     assert isinstance(source_for_tags({}, ["sql"]), FolderSource)
     monkeypatch.setenv("AWS_REGION", "eu-central-1")
-    codecommit = source_for_tags({TAG_REPOSITORY: "codecommit:warehouse", TAG_COMMIT: "a" * 40, TAG_SKIPPED: "b" * 40}, ["sql"])
+    codecommit = source_for_tags({TAG_REPOSITORY: "codecommit:warehouse", TAG_COMMIT: "a" * 40, TAG_INCLUDED: "b" * 40}, ["sql"])
     assert isinstance(codecommit, CodeCommitSource)
-    assert (codecommit.repository, codecommit.ref, codecommit.region, codecommit.batch) == ("warehouse", "a" * 40, "eu-central-1", ("b" * 40,))
+    assert (codecommit.repository, codecommit.ref, codecommit.region, codecommit.included) == ("warehouse", "a" * 40, "eu-central-1", ("b" * 40,))
+    earlier = source_for_tags({TAG_REPOSITORY: "codecommit:warehouse", TAG_COMMIT: "a" * 40, "dbops/skipped_commits": "c" * 40}, ["sql"])
+    assert earlier.included == ("c" * 40,)  # a run tagged with the tag's earlier name
     with pytest.raises(ConfigError, match="needs both the repository and the commit id"):
         source_for_tags({TAG_REPOSITORY: f"git:{repo.path}"}, ["sql"])
     with pytest.raises(ConfigError, match="unknown repository kind 'svn'"):
@@ -162,7 +164,7 @@ def test_folded_commits_are_attributed_and_recorded_in_the_audit_table(repo: Git
     repo.commit("add V1", {"sql/V1__customers.sql": "create table customers (id int);"})
     v2 = repo.commit("add V2", {"sql/V2__orders.sql": "create table orders (id int);"}, author="Grace Hopper <grace@example.com>")
     v3 = repo.commit("add V3", {"sql/V3__items.sql": "create table items (id int);"})
-    tags = {TAG_REPOSITORY: f"git:{repo.path}", TAG_COMMIT: v3, TAG_SKIPPED: v2}
+    tags = {TAG_REPOSITORY: f"git:{repo.path}", TAG_COMMIT: v3, TAG_INCLUDED: v2}
     snapshot = source_for_tags(tags, ["sql"]).snapshot()
     assert {p: c.id for p, c in snapshot.file_commits.items()} == {"sql/V2__orders.sql": v2, "sql/V3__items.sql": v3}
     engine = Engine(open_target(pg_url), Settings(locations=["sql"]), snapshot=snapshot)

@@ -21,7 +21,7 @@ from dbops.errors import DbopsError
 from dbops.scripts.migrations import parse_name
 from dbops.orchestration.translator import SCRIPT_METADATA
 from dbops.scripts.sources import CommitChange, CommitInfo
-from dbops.orchestration.tags import TAG_AUTHOR, TAG_COMMIT, TAG_MESSAGE, TAG_REPOSITORY, TAG_SKIPPED, TAG_SOURCE
+from dbops.orchestration.tags import TAG_AUTHOR, TAG_COMMIT, TAG_MESSAGE, TAG_REPOSITORY, TAG_INCLUDED, TAG_SOURCE
 from dbops.urls import redact
 
 TAG_BRANCH = "dbops/branch"
@@ -92,7 +92,7 @@ class Watch:
 
 @dataclass
 class Decision:
-    """What one evaluation decided: run `commit` (folding in `folded`), or skip for `reason`; cursor = head.
+    """What one evaluation decided: run `commit` (with the earlier commits `included`), or skip for `reason`; cursor = head.
 
     `changed` holds the repository paths of the scripts the run's commits changed (None on a first look:
     the run brings every script).
@@ -100,7 +100,7 @@ class Decision:
 
     head: str
     commit: CommitInfo | None = None
-    folded: list[CommitInfo] = field(default_factory=list)
+    included: list[CommitInfo] = field(default_factory=list)
     reason: str = ""
     notes: list[str] = field(default_factory=list)
     changed: set[str] | None = None
@@ -191,8 +191,8 @@ def run_request(repo: Repository, branch: str, decision: Decision, new_scripts: 
         TAG_AUTHOR: commit.author,
         TAG_MESSAGE: commit.message[:MESSAGE_LIMIT],
     }
-    if decision.folded:
-        tags[TAG_SKIPPED] = ",".join(c.id for c in decision.folded)
+    if decision.included:
+        tags[TAG_INCLUDED] = ",".join(c.id for c in decision.included)
     if new_scripts:
         tags[TAG_NEW_SCRIPTS] = ",".join(new_scripts[:LIST_LIMIT]) + (",…" if len(new_scripts) > LIST_LIMIT else "")
     return RunRequest(run_key=commit.id, tags=tags)
@@ -214,7 +214,7 @@ def evaluate(context: SensorEvaluationContext, watch: Watch) -> SensorResult | S
     except DbopsError as exc:
         problem = redact(str(exc))
         return SkipReason(problem if watch.label in problem else f"{watch.label} ({watch.branch}): {problem}")
-    folded = f"; folds in {len(decision.folded)} earlier commit(s): {', '.join(c.id[:12] for c in decision.folded)}" if decision.folded else ""
+    folded = f"; folds in {len(decision.included)} earlier commit(s): {', '.join(c.id[:12] for c in decision.included)}" if decision.included else ""
     context.log.info(f"commit {decision.commit.id[:12]} ({_first_line(decision.commit.message)}) starts a migrate run{folded}; {sentence}")
     return SensorResult(run_requests=[run_request(repo, watch.branch, decision, new_scripts)], cursor=decision.head)
 

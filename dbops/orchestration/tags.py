@@ -14,22 +14,23 @@ TAG_AUTHOR = "dbops/author"
 TAG_MESSAGE = "dbops/message"
 TAG_REPOSITORY = "dbops/repository"
 TAG_TARGET = "dbops/target"
-TAG_SKIPPED = "dbops/skipped_commits"
+TAG_INCLUDED = "dbops/included_commits"  # earlier commits a run applies too (comma-separated ids)
+TAG_INCLUDED_BEFORE = "dbops/skipped_commits"  # its name until 2026-12: runs started then still read
 
 
 def source_for_tags(tags: dict[str, str], locations: list[str]) -> Source:
     """The source a run should read: `dbops/repository` + `dbops/commit` when set, else the folders.
 
     `git:<path-or-url>` reads that commit with git, `codecommit:<name>` from AWS CodeCommit (region
-    from AWS_REGION); `dbops/skipped_commits` (comma-separated ids) lists earlier commits the run
-    folds in, so each script is attributed to the commit that brought it.
+    from AWS_REGION); `dbops/included_commits` (comma-separated ids) lists earlier commits the run
+    applies too, so each script is attributed to the commit that brought it.
     """
     repository = tags.get(TAG_REPOSITORY, "")
     if not repository:
         return FolderSource(locations)
     kind, _, where = repository.partition(":")
     commit = tags.get(TAG_COMMIT, "").strip()
-    batch = tuple(c for c in (part.strip() for part in tags.get(TAG_SKIPPED, "").split(",")) if c)
+    included = tuple(c for c in (part.strip() for part in (tags.get(TAG_INCLUDED) or tags.get(TAG_INCLUDED_BEFORE, "")).split(",")) if c)
     if kind not in ("git", "codecommit"):
         raise ConfigError(f"run tag {TAG_REPOSITORY}={repository!r}: unknown repository kind {kind!r} (expected git:… or codecommit:…)")
     if not where or not commit:
@@ -38,8 +39,8 @@ def source_for_tags(tags: dict[str, str], locations: list[str]) -> Source:
             "the repository and the commit id; start it from the sensor or set both tags"
         )
     if kind == "git":
-        return GitSource(where, commit, tuple(locations), batch=batch)
-    return CodeCommitSource(where, commit, locations=tuple(locations), batch=batch, region=os.environ.get("AWS_REGION") or None)
+        return GitSource(where, commit, tuple(locations), included=included)
+    return CodeCommitSource(where, commit, locations=tuple(locations), included=included, region=os.environ.get("AWS_REGION") or None)
 
 
 def commit_from_tags(tags: dict[str, str]) -> CommitInfo | None:

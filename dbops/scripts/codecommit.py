@@ -57,7 +57,7 @@ CACHE = _Cache(4096)
 class CodeCommitSource(Repository):
     """The scripts of `ref` (branch or commit id) of a CodeCommit repository.
 
-    `batch` lists earlier commits folded into a run for `ref`: files they changed are attributed to
+    `included` lists earlier commits a run for `ref` applies too: files they changed are attributed to
     them in the snapshot, as GitSource does.
     """
 
@@ -65,7 +65,7 @@ class CodeCommitSource(Repository):
     ref: str = "main"
     client: Any = None
     locations: tuple[str, ...] = ("sql",)
-    batch: tuple[str, ...] = ()
+    included: tuple[str, ...] = ()
     region: str | None = None
 
     @property
@@ -209,11 +209,11 @@ class CodeCommitSource(Repository):
             cached = CACHE.put(key, reply["fileContent"])
         return cached
 
-    def batch_changes(self, commit: str) -> list[tuple[CommitInfo, list[str]]]:
-        if not self.batch:
+    def included_changes(self, commit: str) -> list[tuple[CommitInfo, list[str]]]:
+        if not self.included:
             return []
         changes = []
-        for sha in [*self.batch, commit]:
+        for sha in [*self.included, commit]:
             parents = self._commit(sha).get("parents") or []
             changes.append((self.commit_info(sha), self._changed(parents[0] if parents else None, sha)))
         return changes

@@ -38,14 +38,14 @@ def mirror_dir(url: str, home: Path | None = None) -> Path:
 class GitSource(Repository):
     """The scripts of `ref` (branch, tag or commit id) in a local repository or a mirrored remote one.
 
-    `batch` lists earlier commits folded into a run for `ref`: files they changed are attributed to
+    `included` lists earlier commits a run for `ref` applies too: files they changed are attributed to
     them in the snapshot (the audit table then names the commit that brought each script).
     """
 
     repo: str
     ref: str = "HEAD"
     locations: tuple[str, ...] = ("sql",)
-    batch: tuple[str, ...] = ()
+    included: tuple[str, ...] = ()
     home: Path | None = None
     _fetched: bool = field(default=False, repr=False)
 
@@ -212,10 +212,10 @@ class GitSource(Repository):
             pos = start + int(size) + 1
         return blobs
 
-    def batch_changes(self, commit: str) -> list[tuple[CommitInfo, list[str]]]:
-        if not self.batch:
+    def included_changes(self, commit: str) -> list[tuple[CommitInfo, list[str]]]:
+        if not self.included:
             return []
-        order = [self.resolve(c) for c in self.batch] + [commit]
+        order = [self.resolve(c) for c in self.included] + [commit]
         out = self.run("log", "--no-walk=unsorted", "--diff-merges=first-parent", "-z", "--name-only", "--format=%x01%H%x02", *order, "--")
         changed: dict[str, list[str]] = {}
         for chunk in out.split("\x01")[1:]:

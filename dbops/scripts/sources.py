@@ -192,13 +192,13 @@ def attribute(
 class Repository(ABC):
     """A repository that sensors watch and runs read (git, CodeCommit): a branch's commits, the scripts at each.
 
-    Subclasses have `ref` (branch, tag or commit), `locations` (as the user gave them) and `batch` (earlier
+    Subclasses have `ref` (branch, tag or commit), `locations` (as the user gave them) and `included` (earlier
     commits a run applies too, whose files are attributed to them), and say how to list and read files.
     """
 
     ref: str
     locations: tuple[str, ...]
-    batch: tuple[str, ...]
+    included: tuple[str, ...]
 
     @property
     @abstractmethod
@@ -242,8 +242,8 @@ class Repository(ABC):
         """Blob id → contents, for (path, blob id) entries of `commit`."""
 
     @abstractmethod
-    def batch_changes(self, commit: str) -> list[tuple[CommitInfo, list[str]]]:
-        """The batch commits and `commit`, oldest first, each with the repository paths it changed."""
+    def included_changes(self, commit: str) -> list[tuple[CommitInfo, list[str]]]:
+        """The included commits and `commit`, oldest first, each with the repository paths it changed."""
 
     def locate(self, ref: str) -> str:
         """The commit id to read for `ref` (a mirror may fetch first)."""
@@ -280,7 +280,7 @@ class Repository(ABC):
                        if (rel := in_location(path, location)) is not None]
             blobs = self.read_blobs(commit, [(path, blob) for _, path, blob in entries])
             files.extend(ScriptFile(relpath=rel, data=blobs[blob], location=user_location) for rel, _, blob in entries)
-        brought = attribute(files, dict(zip(self.locations, self.repo_locations)), self.batch_changes(commit))
+        brought = attribute(files, dict(zip(self.locations, self.repo_locations)), self.included_changes(commit))
         return Snapshot(files=files, commit=self.commit_info(commit), notes=notes, file_commits=brought)
 
     def script_names(self, commit: str) -> list[str]:

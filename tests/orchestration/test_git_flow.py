@@ -11,7 +11,7 @@ import pytest
 from dagster import DagsterEventType, DagsterInstance, RunsFilter, build_sensor_context
 
 from dbops.orchestration.build import build_definitions
-from dbops.orchestration.tags import TAG_AUTHOR, TAG_COMMIT, TAG_MESSAGE, TAG_SKIPPED, TAG_SOURCE
+from dbops.orchestration.tags import TAG_AUTHOR, TAG_COMMIT, TAG_MESSAGE, TAG_INCLUDED, TAG_SOURCE
 from tests.gitrepo import GitRepo
 from tests.orchestration.support import key, materializations, query
 
@@ -130,7 +130,7 @@ def test_commits_pushed_together_make_one_run_naming_each_scripts_commit(flow: F
     repo.commit("docs", {"README.md": "hello"})
     data, [run] = flow.tick()
     assert run.success and applied(run) == ["v2__orders", "v3__items"]
-    assert data.run_requests[0].run_key == v3 and data.run_requests[0].tags[TAG_SKIPPED] == v2
+    assert data.run_requests[0].run_key == v3 and data.run_requests[0].tags[TAG_INCLUDED] == v2
     audit = query(pg_url, "select script, commit_id, commit_author, commit_message from dbops_audit where script <> 'V1__customers.sql' order by started_at")
     assert audit == [("V2__orders.sql", v2, GRACE, "add V2"), ("V3__items.sql", v3, ADA, "add V3")]
     found = materializations(run.all_events)

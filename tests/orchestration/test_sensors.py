@@ -8,7 +8,7 @@ from dagster import AssetSpec, DefaultSensorStatus, Definitions, build_sensor_co
 
 from dbops.orchestration.sensors import Watch, build_sensors
 from dbops.orchestration.translator import SCRIPT_METADATA, asset_name
-from dbops.orchestration.tags import TAG_AUTHOR, TAG_COMMIT, TAG_MESSAGE, TAG_REPOSITORY, TAG_SKIPPED, TAG_SOURCE
+from dbops.orchestration.tags import TAG_AUTHOR, TAG_COMMIT, TAG_MESSAGE, TAG_REPOSITORY, TAG_INCLUDED, TAG_SOURCE
 from tests.codecommit_stub import StubbedCodeCommit
 from tests.gitrepo import GitRepo
 
@@ -79,7 +79,7 @@ def test_several_new_commits_make_one_run_for_the_newest_listing_the_others(repo
     log = capsys.readouterr().err
     [request] = result.run_requests
     assert request.run_key == v4 and request.tags[TAG_COMMIT] == v4 and result.cursor == head
-    assert request.tags[TAG_SKIPPED] == f"{v2},{v3}"
+    assert request.tags[TAG_INCLUDED] == f"{v2},{v3}"
     assert request.tags["dbops/new_scripts"] == "V3__c.sql,V4__d.sql"
     assert f"folds in 2 earlier commit(s): {v2[:12]}, {v3[:12]}" in log
     assert "2 script(s) it brings have no asset in the loaded code location (V3__c.sql, V4__d.sql): the run records" in log
@@ -149,7 +149,7 @@ def test_codecommit_sensor_runs_new_commits_and_skips_on_aws_errors() -> None:
     second = tick(sensor, defs, v1)
     [request] = second.run_requests
     assert (request.run_key, request.tags[TAG_MESSAGE], request.tags["dbops/new_scripts"]) == (v2, "add V2", "V2__b.sql")
-    assert TAG_SKIPPED not in request.tags and second.cursor == v2
+    assert TAG_INCLUDED not in request.tags and second.cursor == v2
 
     cc.expect_error("get_branch", "AccessDeniedException", "not authorized to perform codecommit:GetBranch", {"repositoryName": "warehouse", "branchName": "main"})
     denied = tick(sensor, defs, v2)
