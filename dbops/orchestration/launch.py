@@ -31,7 +31,7 @@ from dbops.engine import Engine, ScriptResult, Settings
 from dbops.errors import ConfigError, MigrationFailed, StorageUnavailable
 from dbops.migrations import Migration
 from dbops.plan import Plan
-from dbops.orchestration.apply import EXIT_CODE
+from dbops.orchestration.apply import EXIT_CODE, hold_storage_connection
 from dbops.orchestration.assets import RESOURCE_KEY
 from dbops.orchestration.build import MIGRATE_JOB, build_definitions
 from dbops.orchestration.home import dagster_home
@@ -196,9 +196,11 @@ def launch_migrate(engine: Engine, plan: Plan, args: argparse.Namespace, console
 
 @contextmanager
 def open_instance(home: Path) -> Iterator[DagsterInstance]:
-    """The instance at `home`, its storage probed once; a storage that cannot be used is StorageUnavailable."""
+    """The instance at `home`, holding its storage connections, probed once; a storage that cannot be used is
+    StorageUnavailable."""
     try:
         instance = DagsterInstance.get()
+        hold_storage_connection(instance)
         instance.get_runs(limit=1)
     except (DagsterInvalidConfigError, DagsterInvariantViolationError) as exc:
         raise ConfigError(f"{home / 'dagster.yaml'}: {_first_line(exc)}; fix the instance configuration") from None
