@@ -35,6 +35,7 @@ from dbops.orchestration.apply import EXIT_CODE, hold_storage_connection
 from dbops.orchestration.assets import RESOURCE_KEY
 from dbops.orchestration.build import MIGRATE_JOB, build_definitions
 from dbops.orchestration.home import dagster_home
+from dbops.orchestration.project import MigrationProject
 from dbops.orchestration.resource import DbopsResource
 from dbops.orchestration.reconcile import RECORDED_LATE, fail_abandoned_runs, process_tags, unrecorded
 from dbops.orchestration.translator import SCRIPT_METADATA
@@ -142,7 +143,10 @@ def launch_migrate(engine: Engine, plan: Plan, args: argparse.Namespace, console
     target = engine.target.redacted_url
     with quiet_dagster(verbose), settings_environment(settings, url):
         home = dagster_home()
-        defs = build_definitions(DbopsResource.from_env(placeholders=dict(settings.placeholders)))
+        resource = DbopsResource.from_env(placeholders=dict(settings.placeholders))
+        # The scripts as the command line read them: the definitions do not read every file a second time.
+        project = MigrationProject.load(resource.settings(), resource.dialect, snapshot=engine.snapshot)
+        defs = build_definitions(resource, project=project)
         _loaded["defs"] = defs
         keys = scripts_to_keys(defs)
         with open_instance(home) as instance:
