@@ -33,7 +33,7 @@ from dbops.migrations import Migration
 from dbops.plan import Plan
 from dbops.orchestration.apply import EXIT_CODE, hold_storage_connection
 from dbops.orchestration.assets import RESOURCE_KEY
-from dbops.orchestration.build import MIGRATE_JOB, build_definitions
+from dbops.orchestration.build import MIGRATE_JOB, migrate_definitions
 from dbops.orchestration.home import dagster_home
 from dbops.orchestration.project import MigrationProject
 from dbops.orchestration.resource import DbopsResource
@@ -146,7 +146,7 @@ def launch_migrate(engine: Engine, plan: Plan, args: argparse.Namespace, console
         resource = DbopsResource.from_env(placeholders=dict(settings.placeholders))
         # The scripts as the command line read them: the definitions do not read every file a second time.
         project = MigrationProject.load(resource.settings(), resource.dialect, snapshot=engine.snapshot)
-        defs = build_definitions(resource, project=project)
+        defs = migrate_definitions(resource, project)
         _loaded["defs"] = defs
         keys = scripts_to_keys(defs)
         with open_instance(home) as instance:
