@@ -7,7 +7,8 @@ Usage: uv run python -m bench.dagster_overhead [--sizes 100,1000] [--load-sizes 
    pending migrations (bench/generate.py's scripts), each on a new database; then a no-op `dbops migrate`.
    Wall times include process start on both sides; "run" is the Dagster run's own duration; "fixed" is
    what one pending script costs through Dagster beyond `--direct` (process start, imports, definitions,
-   run creation). `--storage` picks the instance: `postgres` (dagster-postgres on the bench server, what
+   run creation); "fixed at N" is the same for one script added to the N applied ones (what a user of a project
+   of that size waits for one new script). `--storage` picks the instance: `postgres` (dagster-postgres on the bench server, what
    deployments use), `dbops` (the local default: dagster-postgres on the embedded server dbops starts),
    `sqlite` (Dagster's stock SQLite storage).
 2. Loading the definitions for N scripts in a fresh process: importing dagster and dbops, building the
@@ -26,7 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.generate import generate
+from bench.generate import generate, migration_sql
 from dbops.targets.embedded import EmbeddedDatabase
 from tests.pg import PgServer, start_server
 
@@ -63,6 +64,17 @@ def timed(cmd: list[str], env: dict[str, str]) -> float:
     return time.perf_counter() - started
 
 
+def measured(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """Wall seconds and peak resident memory (MB) of one command."""
+    started = time.perf_counter()
+    process = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode:
+        raise subprocess.CalledProcessError(process.returncode, cmd)
+    return time.perf_counter() - started, usage.ru_maxrss / 1024
+
+
 def python(code: str, env: dict[str, str]) -> dict | list:
     done = subprocess.run([sys.executable, "-c", code], check=True, env=env, capture_output=True, text=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -88,12 +100,15 @@ def migrate_figures(server: PgServer, root: Path, n: int, storage: str) -> dict[
     base = {**os.environ, "DBOPS_LOCATIONS": str(folder), "DBOPS_HOME": str(root / f"home{n}")}
     base.pop("DAGSTER_HOME", None)
     cli = [sys.executable, "-m", "dbops.cli", "migrate"]
-    direct = timed([*cli, "--direct"], {**base, "DBOPS_URL": server.url(server.create_database("direct"))})
+    direct_env = {**base, "DBOPS_URL": server.url(server.create_database("direct"))}
+    direct, direct_mb = measured([*cli, "--direct"], direct_env)
     env = {**base, "DBOPS_URL": server.url(server.create_database("dagster")),
            "DAGSTER_HOME": str(instance_home(server, root / f"dagster{n}", storage))}
-    dagster = timed(cli, env)
+    dagster, dagster_mb = measured(cli, env)
     run = python(RUN_PROBE, env)
     noop = timed(cli, env)
+    (folder / f"V{n + 1}__step_{n + 1}.sql").write_text(migration_sql(n + 1))
+    one_more = timed(cli, env) - timed([*cli, "--direct"], direct_env)
     one = {**base, "DBOPS_LOCATIONS": str(root / f"one{n}")}
     generate(Path(one["DBOPS_LOCATIONS"]), 1)
     one_direct = timed([*cli, "--direct"], {**one, "DBOPS_URL": server.url(server.create_database("direct"))})
@@ -108,6 +123,9 @@ def migrate_figures(server: PgServer, root: Path, n: int, storage: str) -> dict[
         "events": run["events"],
         "noop": noop,
         "fixed": one_dagster - one_direct,
+        "fixed_at_n": one_more,
+        "direct_mb": direct_mb,
+        "dagster_mb": dagster_mb,
     }
 
 
@@ -136,14 +154,14 @@ def main() -> None:
         conn.execute("select pg_reload_conf()")
     try:
         print(f"storage: {args.storage}")
-        print(f"{'pending':>8} {'direct (s)':>11} {'migrate job (s)':>16} {'overhead/migration (ms)':>24} {'run (s)':>8} {'events':>7} {'no-op (s)':>10} {'fixed (s)':>10}")
+        print(f"{'pending':>8} {'direct (s)':>11} {'migrate job (s)':>16} {'overhead/migration (ms)':>24} {'run (s)':>8} {'events':>7} {'no-op (s)':>10} {'fixed (s)':>10} {'fixed at N (s)':>15} {'MB direct/job':>14}")
         sizes = [int(s) for s in args.sizes.split(",") if s]
         rows = []
         for n in sizes:
             best = min((migrate_figures(server, root / f"r{i}", n, args.storage) for i in range(args.repeat)), key=lambda f: f["dagster"])
             print(
                 f"{n:>8} {best['direct']:>11.2f} {best['dagster']:>16.2f} {best['per_migration_ms']:>24.1f} "
-                f"{best['run']:>8.2f} {best['events']:>7} {best['noop']:>10.2f} {best['fixed']:>10.2f}"
+                f"{best['run']:>8.2f} {best['events']:>7} {best['noop']:>10.2f} {best['fixed']:>10.2f} {best['fixed_at_n']:>15.2f} {best['direct_mb']:>6.0f}/{best['dagster_mb']:<7.0f}"
             )
             rows.append((n, best))
         if len(sizes) > 1:

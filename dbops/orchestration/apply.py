@@ -10,6 +10,7 @@ migrations applied in order is fresh; an edited applied script is flagged by the
 """
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterator
 from typing import Any
 
@@ -43,6 +44,7 @@ EXIT_CODE = "exit_code"
 SCRIPT = "script"
 STORAGE_POOL_RECYCLE_S = 3600
 STORAGE_POOL_OVERFLOW = 4
+_holding: weakref.WeakSet[DagsterInstance] = weakref.WeakSet()
 
 
 def failure(exc: DbopsError) -> Failure:
@@ -66,8 +68,12 @@ def hold_storage_connection(instance: DagsterInstance) -> None:
     dagster-postgres opens a new connection for every read and write unless its process says it is
     long-lived through `DagsterInstance.optimize_for_webserver` (public, what dagster-webserver calls);
     a migrate run writes an event per applied script, so it holds one pooled connection instead.
-    No statement timeout is set (0), as without the pool. Other storages ignore the call.
+    No statement timeout is set (0), as without the pool. Other storages ignore the call. Called again
+    for the same instance (the launcher, then the step it runs in process), it keeps the pool it has.
     """
+    if instance in _holding:
+        return
+    _holding.add(instance)
     instance.optimize_for_webserver(statement_timeout=0, pool_recycle=STORAGE_POOL_RECYCLE_S, max_overflow=STORAGE_POOL_OVERFLOW)
 
 

@@ -1,4 +1,5 @@
-"""Everything the code location holds: assets, checks, the migrate and validate jobs, schedule, sensors."""
+"""Everything the code location holds: assets, checks, the migrate and validate jobs, schedule, sensors;
+and the smaller set `dbops migrate` runs the migrate job from."""
 from __future__ import annotations
 
 import os
@@ -98,3 +99,15 @@ def build_definitions(
         sensors=sensors_for(migrate) if with_sensors else [],
         resources={RESOURCE_KEY: resource},
     )
+
+
+def migrate_definitions(resource: DbopsResource, project: MigrationProject, translator: MigrationTranslator | None = None) -> Definitions:
+    """Only what a run of the migrate job needs: the migrations multi_asset, the migrate job and the resource.
+
+    `dbops migrate` runs the job in process; the checks (one per script), the tables' assets, the validate
+    job and the sensors are the code location's, and building them costs more than the run for a large
+    project. The migrate job is the same as the code location's (same snapshot), so the UI sees one job.
+    """
+    translator = translator or MigrationTranslator(dialect=resource.dialect, default_schema=resource.history_schema)
+    migrations = migration_assets(project, translator)
+    return Definitions(assets=[migrations], jobs=[migrate_job(migrations)], resources={RESOURCE_KEY: resource})

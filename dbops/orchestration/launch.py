@@ -31,10 +31,11 @@ from dbops.engine.applier import ScriptResult
 from dbops.errors import ConfigError, MigrationFailed, StorageUnavailable
 from dbops.scripts.migrations import Migration
 from dbops.engine.plan import Plan
-from dbops.orchestration.apply import EXIT_CODE
+from dbops.orchestration.apply import EXIT_CODE, hold_storage_connection
 from dbops.orchestration.assets import RESOURCE_KEY
-from dbops.orchestration.build import MIGRATE_JOB, build_definitions
+from dbops.orchestration.build import MIGRATE_JOB, migrate_definitions
 from dbops.orchestration.home import dagster_home
+from dbops.orchestration.project import MigrationProject
 from dbops.orchestration.resource import DbopsResource, resource_values
 from dbops.orchestration.reconcile import RECORDED_LATE, fail_abandoned_runs, process_tags, unrecorded
 from dbops.orchestration.translator import SCRIPT_METADATA
@@ -128,7 +129,10 @@ def launch_migrate(
     target = engine.target.redacted_url
     with quiet_dagster(verbose), settings_environment(settings, url):
         home = dagster_home()
-        defs = build_definitions(DbopsResource.from_env(placeholders=dict(settings.placeholders)))
+        resource = DbopsResource.from_env(placeholders=dict(settings.placeholders))
+        # The scripts as the command line read them: the definitions do not read every file a second time.
+        project = MigrationProject.load(resource.settings(), resource.dialect, snapshot=engine.snapshot)
+        defs = migrate_definitions(resource, project)
         _loaded["defs"] = defs
         keys = scripts_to_keys(defs)
         with open_instance(home) as instance:
@@ -159,6 +163,12 @@ def launch_migrate(
             run_id = result.run_id
     if verbose:
         console.log(f"Dagster run {run_id} on the instance in {home}")
+    return report_run(console, events, engine, run_id, time.perf_counter() - started)
+
+
+def report_run(console: Console, events: list[Any], engine: Engine, run_id: str, elapsed: float) -> int:
+    """What --direct prints for the run's applied scripts (or its error), plus the run id; the exit code."""
+    target = engine.target.redacted_url
     results = results_from_events(events, engine)
     late = late_count(events)
     if late:
@@ -172,15 +182,17 @@ def launch_migrate(
         console.error(redact(error), code, run_id=run_id, applied=[result_json(r) for r in results])
         print(f"Dagster run: {run_id} (failed)", file=sys.stderr)
         return code
-    print_results(console, results, target, time.perf_counter() - started, run_id)
+    print_results(console, results, target, elapsed, run_id)
     return 0
 
 
 @contextmanager
 def open_instance(home: Path) -> Iterator[DagsterInstance]:
-    """The instance at `home`, its storage probed once; a storage that cannot be used is StorageUnavailable."""
+    """The instance at `home`, holding its storage connections, probed once; a storage that cannot be used is
+    StorageUnavailable."""
     try:
         instance = DagsterInstance.get()
+        hold_storage_connection(instance)
         instance.get_runs(limit=1)
     except (DagsterInvalidConfigError, DagsterInvariantViolationError) as exc:
         raise ConfigError(f"{home / 'dagster.yaml'}: {_first_line(exc)}; fix the instance configuration") from None

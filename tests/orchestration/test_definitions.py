@@ -9,7 +9,7 @@ from dagster import AssetKey, Definitions
 
 from dbops.errors import ConfigError
 from dbops.scripts.migrations import discover
-from dbops.orchestration.build import build_definitions
+from dbops.orchestration.build import MIGRATE_JOB, build_definitions, migrate_definitions
 from dbops.orchestration.project import MigrationProject
 from dbops.orchestration.resource import DbopsResource
 from dbops.orchestration.translator import MigrationTranslator, asset_name
@@ -111,6 +111,22 @@ def test_a_translator_subclass_changes_keys_groups_and_metadata(scripts):
     assert node.metadata["team"] == "data-platform"
     assert node.parent_keys == {AssetKey(["dwh", "migrations", "v2__orders"])}
     assert graph.get(AssetKey(["dwh", "tables", "app", "orders"])).parent_keys == {AssetKey(["dwh", "migrations", "v2__orders"])}
+
+
+def test_the_migrate_job_dbops_migrate_runs_is_the_code_locations_whole_and_subset(scripts):
+    """dbops migrate builds only the migrate job; Dagster must see the job of the code location (same snapshot)."""
+    folder = scripts(EXAMPLE)
+    resource = DbopsResource(url="postgresql://u@/db", locations=[str(folder)])
+    project = MigrationProject.load(resource.settings(), resource.dialect)
+    full = build_definitions(resource, with_sensors=False).resolve_job_def(MIGRATE_JOB)
+    launched = migrate_definitions(resource, project).resolve_job_def(MIGRATE_JOB)
+    assert launched.get_job_snapshot_id() == full.get_job_snapshot_id()
+    selection = frozenset([key("v1_1__add_email"), key("v2__orders")])
+    subsets = [job.get_subset(asset_selection=selection, asset_check_selection=frozenset()) for job in (full, launched)]
+    assert subsets[0].get_job_snapshot_id() == subsets[1].get_job_snapshot_id()
+    assert {k.to_user_string() for k in launched.asset_layer.executable_asset_keys} == {
+        "migrations/" + name for name in ("v1__create_users", "v1_1__add_email", "v2__orders", "r__report")
+    }
 
 
 def test_two_scripts_with_the_same_asset_name_are_refused_naming_both(scripts):

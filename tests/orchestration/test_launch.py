@@ -281,3 +281,33 @@ def test_placeholder_names_are_kept_exactly_on_the_dagster_path(project, pg_url,
     scripts({"V4__again.sql": f"insert into note values ('${{{name}}}');"})
     assert main(["--url", pg_url, "migrate"]) == 0, capsys.readouterr().err
     assert query(pg_url, "select v from note order by v") == [("from-env",), ("from-flag",)]
+
+
+def storage_sessions(pg_server, database: str) -> int:
+    """Sessions ever established to `database` (PostgreSQL's cumulative statistics)."""
+    with pg_server.admin() as admin:
+        admin.execute("select pg_stat_clear_snapshot()")
+        return admin.execute("select sessions from pg_stat_database where datname = %s", (database,)).fetchone()[0]
+
+
+def test_a_run_holds_its_storage_connections_instead_of_one_per_event(project, pg_server, pg_url, scripts):
+    """dagster-postgres connects anew for every read and write unless told the process is long-lived;
+    a run of 30 scripts stores ~100 events (30 planned before the step starts), each a connection or two."""
+    from tests.reliability.harness import dbops
+
+    storage_db = pg_server.create_database("storage")
+    home = own_instance(project, pg_server.url(storage_db))
+    scripts({f"V{n}__step.sql": f"create table t{n} (id int);" for n in range(3, 31)})
+    code, out, err = dbops(pg_url, project / "sql", "migrate", env={"DAGSTER_HOME": str(home)})
+    assert code == 0, err
+    assert "Applied 30 migration(s)" in out
+    before = storage_sessions(pg_server, storage_db)
+    code, out, err = dbops(pg_url, project / "sql", "migrate", env={"DAGSTER_HOME": str(home)})
+    assert code == 0 and "Nothing to migrate" in out, err
+    noop = storage_sessions(pg_server, storage_db) - before
+    scripts({f"V{n}__more.sql": f"create table u{n} (id int);" for n in range(31, 61)})
+    before = storage_sessions(pg_server, storage_db)
+    code, out, err = dbops(pg_url, project / "sql", "migrate", env={"DAGSTER_HOME": str(home)})
+    assert code == 0 and "Applied 30 migration(s)" in out, err
+    run = storage_sessions(pg_server, storage_db) - before
+    assert run <= noop + 5, f"a run of 30 scripts opened {run} storage sessions, a no-op {noop}"
