@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -223,3 +224,16 @@ def test_info_and_validate_need_no_placeholder_values_as_in_flyway(pg_url, scrip
     assert code == 0 and "OK" in out, err
     code, _, err = run(pg_url, folder, "migrate", "--dry-run")
     assert code == 2 and "no value for placeholder ${owner}" in err  # running needs the value
+
+
+def test_readme_lists_the_keys_info_json_prints(pg_url, scripts, run) -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    documented = re.search(r"`info --json` gives\n`\{\"migrations\": \[\{(.*?)\}\], (.*?)\}`", readme, re.S)
+    record_keys = re.findall(r'"(\w+)"', documented.group(1))
+    top_keys = re.findall(r'"(\w+)"', documented.group(2))
+    folder = scripts({"V1__a.sql": "create table readme_keys (id int);"})
+    run(pg_url, folder, "migrate", "--direct")
+    code, out, _ = run(pg_url, folder, "info", "--json")
+    document = json.loads(out)
+    assert code == 0 and list(document) == ["migrations", *top_keys]
+    assert list(document["migrations"][0]) == record_keys

@@ -158,4 +158,4 @@ def test_dbops_ui_serves_the_project_against_the_database(adopted) -> None:
             os.killpg(ui.pid, signal.SIGKILL)
     text = log.read_text()
     assert f"http://127.0.0.1:{port}" in text
-    assert "will be removed" not in text and "Traceback" not in text
+    assert "will be removed" not in text and "will not be used" not in text and "Traceback" not in text

@@ -13,7 +13,7 @@ from dbops.engine.locks import RunLock, make_lock
 from dbops.scripts.migrations import Catalog, PlaceholderContext, RowType, Version, discover, version_flag
 from dbops.engine.plan import FAILED, MISSING, Plan, PlanEntry, attach_failures, build_plan, unfinished
 from dbops.engine.search_path import search_path_statement
-from dbops.scripts.sources import FolderSource, Snapshot
+from dbops.scripts.sources import FolderSource, Snapshot, Source
 from dbops.targets.base import Dialect, Session, Target
 
 Event = Callable[[str], None]
@@ -23,12 +23,19 @@ class Engine:
     """Applies one snapshot of scripts to one target."""
 
     def __init__(
-        self, target: Target, settings: Settings | None = None, snapshot: Snapshot | None = None, values_needed: bool = True
+        self,
+        target: Target,
+        settings: Settings | None = None,
+        snapshot: Snapshot | None = None,
+        values_needed: bool = True,
+        source: Source | None = None,
     ) -> None:
-        """`values_needed=False`: the engine only lists and compares (info, validate), so placeholders need no value."""
+        """The scripts: `snapshot`, else `source` read when first needed, else the settings' folders.
+        `values_needed=False`: the engine only lists and compares (info, validate), so placeholders need no value."""
         self.target = target
         self.settings = settings or Settings()
         self._snapshot = snapshot
+        self._source = source
         self.values_needed = values_needed
         self.dialect: Dialect | None = None
         self.run_lock: RunLock | None = None
@@ -36,7 +43,7 @@ class Engine:
 
     @cached_property
     def snapshot(self) -> Snapshot:
-        return self._snapshot or FolderSource(self.settings.locations).snapshot()
+        return self._snapshot or (self._source or FolderSource(self.settings.locations)).snapshot()
 
     @cached_property
     def catalog(self) -> Catalog:

@@ -32,11 +32,10 @@ from dbops.scripts.migrations import Migration
 from dbops.engine.plan import Plan
 from dbops.orchestration.drift import ObjectShape, SnapshotStore, diff, live_catalog
 from dbops.orchestration.reconcile import late_materializations, unrecorded
-from dbops.orchestration.resource import DbopsResource
 from dbops.orchestration.translator import MigrationTranslator
 from dbops.orchestration.warehouse import ScriptLineage, table_observations
 from dbops.scripts.sources import CommitInfo
-from dbops.orchestration.tags import TAG_SOURCE, commit_from_tags, source_for_tags
+from dbops.orchestration.tags import TAG_SOURCE, commit_from_tags
 from dbops.targets.base import SqlError
 from dbops.urls import redact
 
@@ -79,7 +78,7 @@ def hold_storage_connection(instance: DagsterInstance) -> None:
 
 def apply_pending(
     context: AssetExecutionContext,
-    dbops: DbopsResource,
+    engine: Engine,
     translator: MigrationTranslator,
     known: set[AssetKey],
     lineage: ScriptLineage | None = None,
@@ -89,11 +88,7 @@ def apply_pending(
     lineage = lineage or ScriptLineage(None, translator.dialect, translator.default_schema)
     applied: list[Migration] = []
     tags = dict(context.run.tags)
-    settings = dbops.settings()
-    hold_storage_connection(context.instance)
     try:
-        snapshot = source_for_tags(tags, settings.locations).snapshot()
-        engine = Engine(dbops.open_target(), settings, snapshot)
         plan = engine.plan()
         late = unrecorded(engine, plan, translator.get_asset_key, context.instance)
         if late:
@@ -108,7 +103,7 @@ def apply_pending(
         for result in engine.migrate(run=run, select=select, on_event=context.log.info):
             applied.append(result.migration)
             key = translator.get_asset_key(result.migration)
-            commit = snapshot.commit_for(result.migration.path) or run.commit
+            commit = engine.snapshot.commit_for(result.migration.path) or run.commit
             metadata = materialization_metadata(result, run, commit, engine.target.redacted_url)
             if key not in known:
                 context.log.info(

@@ -7,7 +7,6 @@ from dagster import AssetKey, AssetSpec, AssetsDefinition, multi_asset
 
 from dbops.errors import ConfigError
 from dbops.scripts.migrations import Migration
-from dbops.orchestration.apply import apply_pending
 from dbops.orchestration.lineage import TableRef, Touch
 from dbops.orchestration.project import MigrationProject
 from dbops.orchestration.resource import DbopsResource
@@ -53,7 +52,7 @@ def migration_assets(
         description="Applies the selected pending migrations in order and records each in the history table.",
     )
     def _migrations(context, dbops: DbopsResource):
-        yield from apply_pending(context, dbops, translator, known, lineage)
+        yield from dbops.migrate(context, translator, known, lineage)
 
     return _migrations
 

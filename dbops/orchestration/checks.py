@@ -4,7 +4,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from dagster import (
-    AssetCheckExecutionContext,
     AssetCheckKey,
     AssetCheckResult,
     AssetCheckSeverity,
@@ -15,7 +14,6 @@ from dagster import (
     multi_asset_check,
 )
 
-from dbops.engine.engine import Engine
 from dbops.errors import DbopsError
 from dbops.engine.history import History
 from dbops.orchestration.apply import failure
@@ -24,18 +22,11 @@ from dbops.orchestration.project import MigrationProject
 from dbops.orchestration.resource import DbopsResource
 from dbops.orchestration.translator import MigrationTranslator
 from dbops.engine.plan import PlanEntry
-from dbops.orchestration.tags import source_for_tags
 
 CHECKSUM_CHECK = "checksum"
 DRIFT_CHECK = "schema_drift"
 # Building a job costs Dagster (checks of one definition) x (their inputs); bounded by splitting the checks.
 CHECKS_PER_DEFINITION = 200
-
-
-def _engine(context: AssetCheckExecutionContext, dbops: DbopsResource) -> Engine:
-    settings = dbops.settings()
-    snapshot = source_for_tags(dict(context.run.tags), settings.locations).snapshot()
-    return Engine(dbops.open_target(), settings, snapshot)
 
 
 def checksum_checks(project: MigrationProject, translator: MigrationTranslator) -> list[AssetsDefinition]:
@@ -61,7 +52,7 @@ def _checksum_checks(keys: list[AssetKey], translator: MigrationTranslator, name
     @multi_asset_check(specs=specs, name=name, can_subset=True, description="Applied scripts against their files.")
     def _checksums(context, dbops: DbopsResource) -> Iterator[AssetCheckResult]:
         try:
-            engine = _engine(context, dbops)
+            engine = dbops.engine(context)
             plan = engine.plan()
         except DbopsError as exc:
             raise failure(exc) from None
@@ -119,7 +110,7 @@ def drift_check(asset: AssetKey, name: str = "schema_drift_check") -> AssetsDefi
     def _drift(context, dbops: DbopsResource) -> Iterator[AssetCheckResult]:
         settings = dbops.settings()
         try:
-            engine = Engine(dbops.open_target(), settings)
+            engine = dbops.engine(context)
             with engine.session() as session:
                 before = SnapshotStore(session, settings.schema).load()
                 now = live_catalog(session, settings.schema, settings.table)

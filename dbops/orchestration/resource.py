@@ -4,10 +4,26 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from dagster import ConfigurableResource, EnvVar
+from collections.abc import Iterator
+
+from dagster import (
+    AssetCheckExecutionContext,
+    AssetExecutionContext,
+    AssetKey,
+    AssetMaterialization,
+    AssetObservation,
+    ConfigurableResource,
+    EnvVar,
+)
 from pydantic import Field
 
 from dbops.config import DEFAULT_TABLE, PLACEHOLDER_PREFIX, Settings, env_placeholders, settings_from
+from dbops.engine.engine import Engine
+from dbops.errors import DbopsError
+from dbops.orchestration.apply import apply_pending, failure, hold_storage_connection
+from dbops.orchestration.tags import source_for_tags
+from dbops.orchestration.translator import MigrationTranslator
+from dbops.orchestration.warehouse import ScriptLineage
 from dbops.targets import open_target
 from dbops.targets.base import Dialect, Target
 from dbops.urls import scheme_of
@@ -73,6 +89,29 @@ class DbopsResource(ConfigurableResource):
             lock_timeout=self.lock_timeout,
             statement_timeout=self.statement_timeout,
         )
+
+    def engine(self, context: AssetExecutionContext | AssetCheckExecutionContext) -> Engine:
+        """The engine of this run: its target, and the scripts its tags name (a repository commit, else the
+        folders), read when first needed. Assets and checks all build their engine here."""
+        settings = self.settings()
+        return Engine(self.open_target(), settings, source=source_for_tags(dict(context.run.tags), settings.locations))
+
+    def migrate(
+        self,
+        context: AssetExecutionContext,
+        translator: MigrationTranslator,
+        known: set[AssetKey],
+        lineage: ScriptLineage | None = None,
+    ) -> Iterator[AssetMaterialization | AssetObservation]:
+        """Apply the run's selection and stream its events: a materialization per applied script (late ones
+        first), then observations of the tables they touched — as dagster-dbt's `DbtCliResource.cli(...).stream()`.
+        A failure is a step failure carrying the message and the exit code `--direct` would give."""
+        hold_storage_connection(context.instance)
+        try:
+            engine = self.engine(context)
+        except DbopsError as exc:
+            raise failure(exc) from None
+        yield from apply_pending(context, engine, translator, known, lineage)
 
     def open_target(self) -> Target:
         """The database; a configured password reaches the drivers as DBOPS_PASSWORD, as on the command line."""
