@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from functools import cached_property
+from itertools import islice
 
 from sqlparse import tokens as T
 from sqlparse.engine import FilterStack
@@ -74,11 +76,12 @@ class Statement:
 
     sql: str
     line: int
-    normalized: str = ""
+    known_normalized: str = field(default="", repr=False, compare=False)
 
-    def __post_init__(self) -> None:
-        if not self.normalized:
-            object.__setattr__(self, "normalized", normalize(self.sql))
+    @cached_property
+    def normalized(self) -> str:
+        """Comments dropped, literals blanked, upper-cased, whitespace collapsed (computed when first needed)."""
+        return self.known_normalized or normalize(self.sql)
 
     @cached_property
     def non_transactional(self) -> str | None:
@@ -103,19 +106,106 @@ class Statement:
 
 def split(sql: str) -> list[Statement]:
     """Split SQL into statements; comments, quoted strings and $$ bodies are respected."""
-    statements: list[Statement] = []
-    line = 1
-    for raw in FilterStack().run(sql):
-        text = str(raw)
-        start = _first_code_offset(raw)
-        if start is not None:
-            body = text[start:].rstrip()
-            if body.endswith(";"):
-                body = body[:-1].rstrip()
-            if body:
-                statements.append(Statement(body, line + text.count("\n", 0, start), _normalize_tokens(raw)))
-        line += text.count("\n")
-    return statements
+    return list(iter_statements(sql))
+
+
+def iter_statements(sql: str, line: int = 1) -> Iterator[Statement]:
+    """The statements of `sql` one by one, as sqlparse splits them (`line`: the line `sql` starts on).
+
+    Plain statements (no $ bodies, block comments, backslashes, brackets, BEGIN/END/DECLARE/GO, balanced
+    parentheses) are found by a regular-expression scan; any other statement is handed to sqlparse, which
+    decides where it ends, and the scan resumes after it.
+    """
+    pos, size = 0, len(sql)
+    while pos < size:
+        plain = _plain_statement(sql, pos)
+        if plain is None:
+            found, end = _sqlparse_statements(sql, pos, line)
+            yield from found
+        else:
+            code, end = plain
+            statement = None if sql.startswith(";", code) else _body(sql[code:end], line + sql.count("\n", pos, code), "")
+            if statement is not None:
+                yield statement
+        line += sql.count("\n", pos, end)
+        pos = end
+
+
+def _body(text: str, line: int, normalized: str) -> Statement | None:
+    body = text.rstrip()
+    if body.endswith(";"):
+        body = body[:-1].rstrip()
+    return Statement(body, line, normalized) if body else None
+
+
+# What the scan finds after a statement's first code: quoted text, `--` comments, the terminating `;`;
+# a quote that does not close (group `open`) hands the statement to sqlparse.
+_SCAN = re.compile(r"'[^']*'|\"[^\"]*\"|--[^\r\n]*|(?P<semi>;)|(?P<open>['\"])")
+_LEADING = re.compile(r"(?:[ \t\r\n]+|--(?!\+)[^\r\n]*)*")
+# After `;`, sqlparse keeps spaces and `--` comments (with their line break) in the statement, up to a line break.
+_TRAILING = re.compile(r"(?:[ \t]+|--(?!\+)[^\r\n]*(?:\r\n|\r|\n)?)*")
+# Whatever could make sqlparse split differently from the scan (looked for up to two characters past the
+# statement, where a `# ` comment would still belong to it): then sqlparse splits that statement.
+_UNPLAIN = re.compile(
+    r"[\\#$`\u00b4\[]|/\*|[^\S \t\r\n]|--\+|(?<![\w$])(?:begin|declare|end|go)(?![\w$])", re.IGNORECASE
+)
+
+
+def _plain_statement(sql: str, pos: int) -> tuple[int, int] | None:
+    """(start of code, end) of the statement at `pos` when the scan can split it exactly as sqlparse, else None."""
+    code = _LEADING.match(sql, pos).end()
+    end, depth, last = len(sql), 0, code
+    for match in _SCAN.finditer(sql, code):
+        if match.group("open"):
+            return None
+        depth += sql.count("(", last, match.start()) - sql.count(")", last, match.start())
+        last = match.end()
+        if match.group("semi"):
+            end = _TRAILING.match(sql, last).end()
+            break
+    else:
+        depth += sql.count("(", last) - sql.count(")", last)
+    if _UNPLAIN.search(sql, pos, end + 2) or (depth != 0 and end < len(sql)):
+        return None
+    return code, end
+
+
+def _sqlparse_statements(sql: str, pos: int, line: int) -> tuple[list[Statement], int]:
+    """The statements sqlparse finds from `pos` up to one that ends where the scan can take over again (after
+    `;` or whitespace: sqlparse's look-behinds then see what they would in the whole text), and that end.
+
+    sqlparse reads a window of the text, grown until two more statements follow the last one taken (so its end
+    is certain) or the window holds the rest of the script.
+    """
+    window = 1 << 16
+    while True:
+        raws = FilterStack().run(sql[pos : pos + window])
+        whole = pos + window >= len(sql)
+        found: list[Statement] = []
+        ahead = list(islice(raws, 2))
+        offset = pos
+        while ahead:
+            raw = ahead.pop(0)
+            ahead.extend(islice(raws, 1))
+            if len(ahead) < 2 and not whole:
+                break  # this statement's end is not certain yet: read a larger window
+            text = str(raw)
+            start = _first_code_offset(raw)
+            if start is not None:
+                statement = _body(text[start:], line + text.count("\n", 0, start), _normalize_tokens(raw))
+                if statement is not None:
+                    found.append(statement)
+            line += text.count("\n")
+            offset += len(text)
+            if text[-1:] in _RESUMABLE or not ahead:
+                return found, offset
+        else:
+            if whole:
+                return found, len(sql)
+        window *= 4
+
+
+_RESUMABLE = frozenset(";\n\r \t")
 
 
 def _first_code_offset(stmt) -> int | None:
