@@ -103,16 +103,23 @@ class Migration:
     def statements(self) -> list[Statement]:
         return split(self.sql)
 
+    def _may_hold(self, dialect: str | None) -> bool:
+        """may_hold_non_transactional, once per dialect (it reads the whole text)."""
+        known = self.__dict__.setdefault("_may_hold_by_dialect", {})
+        if dialect not in known:
+            known[dialect] = may_hold_non_transactional(self.sql, dialect)
+        return known[dialect]
+
     @cached_property
     def non_transactional(self) -> list[Statement]:
         """Statements Redshift or PostgreSQL refuse in a transaction (what `plan` and `lint` show)."""
-        if not may_hold_non_transactional(self.sql):
+        if not self._may_hold(None):
             return []
         return [s for s in self.statements if s.non_transactional]
 
     def non_transactional_on(self, dialect: str | None) -> list[Statement]:
         """Statements that `dialect` refuses in a transaction (None: either dialect)."""
-        if not may_hold_non_transactional(self.sql, dialect):
+        if not self._may_hold(dialect):
             return []
         if dialect is None:
             return self.non_transactional
@@ -201,10 +208,15 @@ class PlaceholderContext:
 
 def checksum(text: str) -> int:
     """Flyway's checksum: CRC32 over each line's UTF-8 bytes, terminators excluded, BOM dropped."""
-    if text.startswith("\ufeff"):
-        text = text[1:]
-    crc = zlib.crc32(text.replace("\r", "").replace("\n", "").encode("utf-8", "surrogatepass"))
+    start = 1 if text.startswith("\ufeff") else 0
+    crc = 0
+    for chunk in range(start, len(text), _CHECKSUM_CHUNK):  # a big script is never copied whole
+        piece = text[chunk : chunk + _CHECKSUM_CHUNK]
+        crc = zlib.crc32(piece.replace("\r", "").replace("\n", "").encode("utf-8", "surrogatepass"), crc)
     return crc - (1 << 32) if crc >= (1 << 31) else crc
+
+
+_CHECKSUM_CHUNK = 1 << 20
 
 
 def line_of(text: str, offset: int) -> int:

@@ -56,9 +56,8 @@ _NON_TX_WORDS = (
 )
 
 
-def _words_for(dialect: str | None) -> re.Pattern[str]:
-    words = {w for p, _, dialects in _NON_TRANSACTIONAL if dialect is None or dialect in dialects for w in _NON_TX_WORDS if w in p}
-    return re.compile("|".join(sorted(words)), re.I)
+def _words_for(dialect: str | None) -> tuple[str, ...]:
+    return tuple(sorted({w for p, _, dialects in _NON_TRANSACTIONAL if dialect is None or dialect in dialects for w in _NON_TX_WORDS if w in p}))
 
 
 _PREFILTER = {dialect: _words_for(dialect) for dialect in (None, "redshift", "postgresql")}
@@ -147,7 +146,7 @@ _TRAILING = re.compile(r"(?:[ \t]+|--(?!\+)[^\r\n]*(?:\r\n|\r|\n)?)*")
 # Whatever could make sqlparse split differently from the scan (looked for up to two characters past the
 # statement, where a `# ` comment would still belong to it): then sqlparse splits that statement.
 _UNPLAIN = re.compile(
-    r"[\\#$`\u00b4\[]|/\*|[^\S \t\r\n]|--\+|(?<![\w$])(?:begin|declare|end|go)(?![\w$])", re.IGNORECASE
+    r"[\\#$`\u00b4\[]|/\*|[^\S \t\r\n]|--\+|begin|declare|end|go", re.IGNORECASE
 )
 
 
@@ -241,7 +240,16 @@ def _normalize_tokens(stmt) -> str:
 
 def may_hold_non_transactional(sql: str, dialect: str | None = None) -> bool:
     """False when no statement of `sql` can be non-transactional on `dialect` (a cheap test before splitting)."""
-    return (_PREFILTER.get(dialect) or _PREFILTER[None]).search(sql) is not None
+    words = _PREFILTER.get(dialect) or _PREFILTER[None]
+    overlap = max(map(len, words)) - 1
+    for start in range(0, len(sql), _PREFILTER_CHUNK):  # upper-cased a slice at a time: never a copy of the whole
+        chunk = sql[max(start - overlap, 0) : start + _PREFILTER_CHUNK].upper()
+        if any(word in chunk for word in words):
+            return True
+    return False
+
+
+_PREFILTER_CHUNK = 1 << 20
 
 
 def non_transactional_kind(normalized: str, dialect: str | None = None) -> str | None:
@@ -251,3 +259,102 @@ def non_transactional_kind(normalized: str, dialect: str | None = None) -> str |
         if (dialect is None or dialect in dialects) and pattern.match(masked):
             return label
     return None
+
+
+def pieces(sql: str, size: int) -> Iterator[tuple[int, str]]:
+    """`sql` cut into consecutive pieces of about `size` characters, each ending with a statement's `;`:
+    (offset, text). The server splits each piece as it would split the whole script. No cut comes after a
+    BEGIN (an atomic body may follow), nor anywhere in a script with a backslash (an E'' string could hide a
+    quote); comments and whitespace after the last statement stay with it."""
+    start = 0
+    if "\\" not in sql:
+        begin = _BEGIN.search(sql)
+        limit = begin.start() if begin else len(sql)
+        while len(sql) - start > size:
+            cut = _next_cut(sql, start, start + size)
+            if cut is None or cut > limit or _only_comments(sql, cut):
+                break
+            yield start, sql[start:cut]
+            start = cut
+    yield start, sql[start:]
+
+
+_BEGIN = re.compile(r"(?<![\w$])begin(?![\w$])", re.IGNORECASE)
+# Text without a `;`, comment, dollar quote or unclosed quote (strings and quoted names are skipped whole).
+_PLAIN_RUN = re.compile(r"""(?:[^'";\-/$]+|'[^']*'|"[^"]*"|-(?!-)|/(?!\*))*""")
+_DOLLAR = re.compile(r"\$(?:[A-Za-z_\x80-\uffff][\w\x80-\uffff]*)?\$")
+
+
+def _next_cut(sql: str, pos: int, at: int) -> int | None:
+    """The end of the first top-level `;` at or after `at`, scanning from `pos` (a cut or the script's start,
+    where no quote or comment is open); None when there is none, or a quote does not close."""
+    while True:
+        pos = _PLAIN_RUN.match(sql, pos).end()
+        if pos >= len(sql):
+            return None
+        char = sql[pos]
+        if char == ";":
+            pos += 1
+            if pos >= at:
+                return pos
+        elif char == "-":
+            newline = sql.find("\n", pos)
+            if newline < 0:
+                return None
+            pos = newline
+        elif char == "/":
+            pos = _comment_end(sql, pos + 2)
+            if pos is None:
+                return None
+        elif char == "$":
+            tag = _DOLLAR.match(sql, pos)
+            if tag is None or (pos and (sql[pos - 1].isalnum() or sql[pos - 1] in "_$")):
+                pos += 1  # a parameter ($1) or part of a name (a$b)
+                continue
+            close = sql.find(tag.group(0), tag.end())
+            if close < 0:
+                return None
+            pos = close + len(tag.group(0))
+        else:
+            return None  # a quote that does not close
+
+
+def _only_comments(sql: str, pos: int) -> bool:
+    """True when nothing but whitespace and comments follows `pos`."""
+    while True:
+        pos = _LEADING.match(sql, pos).end()
+        if not sql.startswith("/*", pos):
+            return pos >= len(sql)
+        end = _comment_end(sql, pos + 2)
+        if end is None:
+            return False
+        pos = end
+
+
+def _comment_end(sql: str, pos: int) -> int | None:
+    """The end of a block comment opened before `pos` (they nest in PostgreSQL)."""
+    depth = 1
+    while depth:
+        opening, closing = sql.find("/*", pos), sql.find("*/", pos)
+        if closing < 0:
+            return None
+        if 0 <= opening < closing:
+            depth, pos = depth + 1, opening + 2
+        else:
+            depth, pos = depth - 1, closing + 2
+    return pos
+
+
+def statement_at(sql: str, line: int, size: int = 1 << 20) -> Statement | None:
+    """The statement of `sql` that holds `line` (the last one starting on or before it); only the piece of the
+    script around that line is split."""
+    found, first = None, 1
+    for _, piece in pieces(sql, size):
+        lines = piece.count("\n")
+        if first + lines >= line:
+            for statement in iter_statements(piece, first):
+                if statement.line > line:
+                    return found
+                found = statement
+        first += lines
+    return found

@@ -62,6 +62,8 @@ CASES = [
     "insert into t values ('a;b', \"c;d\"); /* x; */ select 1;",
     "begin;\ncreate table t (i int);\ncommit;",
     ";;\n;select 1;;",
+    "0x1FGO''\t\r-- c;\n  ",
+    "go# x\n--+ hint\n$f$ x; $f$;endcommitbegins\r%sGO  if",
     "select 1;\r\n-- x\r\nselect 2;\rselect 3",
 ]
 
