@@ -137,35 +137,42 @@ def _body(text: str, line: int, normalized: str) -> Statement | None:
     return Statement(body, line, normalized) if body else None
 
 
-# What the scan finds after a statement's first code: quoted text, `--` comments, the terminating `;`;
-# a quote that does not close (group `open`) hands the statement to sqlparse.
-_SCAN = re.compile(r"'[^']*'|\"[^\"]*\"|--[^\r\n]*|(?P<semi>;)|(?P<open>['\"])")
+# Up to the terminating `;`: quoted text and `--` comments are skipped whole; a quote that does not close stops it.
+_TO_SEMICOLON = re.compile(r"""(?:[^'";\-]+|'[^']*'|"[^"]*"|--[^\r\n]*|-)*""")
+_QUOTED_OR_COMMENT = re.compile(r"""'[^']*'|"[^"]*"|--[^\r\n]*""")
 _LEADING = re.compile(r"(?:[ \t\r\n]+|--(?!\+)[^\r\n]*)*")
 # After `;`, sqlparse keeps spaces and `--` comments (with their line break) in the statement, up to a line break.
 _TRAILING = re.compile(r"(?:[ \t]+|--(?!\+)[^\r\n]*(?:\r\n|\r|\n)?)*")
-# Whatever could make sqlparse split differently from the scan (looked for up to two characters past the
-# statement, where a `# ` comment would still belong to it): then sqlparse splits that statement.
-_UNPLAIN = re.compile(
-    r"[\\#$`\u00b4\[]|/\*|[^\S \t\r\n]|--\+|begin|declare|end|go", re.IGNORECASE
-)
+# What could make sqlparse split differently from the scan (looked for up to two characters past the statement,
+# where a `# ` comment would still belong to it): then sqlparse splits that statement. Words are looked for
+# anywhere (sqlparse's lexer also finds GO in 0x1FGO).
+_ODD_CHARACTERS = re.compile("[\\\\#$`\u00b4\\[\x0b\x0c\x1c-\x1f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]")
+_BLOCK_WORDS = ("begin", "declare", "end", "go")
+
+
+def _unplain(text: str) -> bool:
+    if _ODD_CHARACTERS.search(text) or "/*" in text or "--+" in text:
+        return True
+    lowered = text.lower()
+    return any(word in lowered for word in _BLOCK_WORDS)
 
 
 def _plain_statement(sql: str, pos: int) -> tuple[int, int] | None:
     """(start of code, end) of the statement at `pos` when the scan can split it exactly as sqlparse, else None."""
     code = _LEADING.match(sql, pos).end()
-    end, depth, last = len(sql), 0, code
-    for match in _SCAN.finditer(sql, code):
-        if match.group("open"):
-            return None
-        depth += sql.count("(", last, match.start()) - sql.count(")", last, match.start())
-        last = match.end()
-        if match.group("semi"):
-            end = _TRAILING.match(sql, last).end()
-            break
-    else:
-        depth += sql.count("(", last) - sql.count(")", last)
-    if _UNPLAIN.search(sql, pos, end + 2) or (depth != 0 and end < len(sql)):
+    stop = _TO_SEMICOLON.match(sql, code).end()
+    if stop == len(sql):
+        end = stop
+    elif sql[stop] != ";":
         return None
+    else:
+        end = _TRAILING.match(sql, stop + 1).end()
+    if _unplain(sql[pos : end + 2]):
+        return None
+    if end < len(sql):  # sqlparse splits at `;` only outside parentheses
+        code_text = _QUOTED_OR_COMMENT.sub("", sql[code:stop])
+        if code_text.count("(") != code_text.count(")"):
+            return None
     return code, end
 
 
@@ -268,8 +275,7 @@ def pieces(sql: str, size: int) -> Iterator[tuple[int, str]]:
     quote); comments and whitespace after the last statement stay with it."""
     start = 0
     if "\\" not in sql:
-        begin = _BEGIN.search(sql)
-        limit = begin.start() if begin else len(sql)
+        limit = _first_begin(sql)
         while len(sql) - start > size:
             cut = _next_cut(sql, start, start + size)
             if cut is None or cut > limit or _only_comments(sql, cut):
@@ -279,7 +285,13 @@ def pieces(sql: str, size: int) -> Iterator[tuple[int, str]]:
     yield start, sql[start:]
 
 
-_BEGIN = re.compile(r"(?<![\w$])begin(?![\w$])", re.IGNORECASE)
+def _first_begin(sql: str, chunk: int = 1 << 20) -> int:
+    """Where `begin` first occurs, in any case and anywhere (in a word, a string), or the text's length."""
+    for start in range(0, len(sql), chunk):
+        found = sql[max(start - 4, 0) : start + chunk].lower().find("begin")
+        if found >= 0:
+            return max(start - 4, 0) + found
+    return len(sql)
 # Text without a `;`, comment, dollar quote or unclosed quote (strings and quoted names are skipped whole).
 _PLAIN_RUN = re.compile(r"""(?:[^'";\-/$]+|'[^']*'|"[^"]*"|-(?!-)|/(?!\*))*""")
 _DOLLAR = re.compile(r"\$(?:[A-Za-z_\x80-\uffff][\w\x80-\uffff]*)?\$")

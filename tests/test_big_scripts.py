@@ -25,7 +25,7 @@ def test_a_script_of_many_statements_over_several_megabytes_applies_whole(any_db
     folder = scripts({"V1__big.sql": sql, "V2__after.sql": "create table after_big (id int);"})
     results = list(engine_for(any_db, folder).migrate())
     assert [r.script for r in results] == ["V1__big.sql", "V2__after.sql"]
-    assert results[0].statements == 30_001 and results[0].rows_affected == 13_000
+    assert results[0].statements == 13_001 and results[0].rows_affected == 13_000
     assert rows(any_db, "select count(*), count(distinct note) from big") == [(13_000, 13_000)]
     assert [(r[4], r[5]) for r in history(any_db)] == [("V1__big.sql", checksum(sql)), ("V2__after.sql", checksum("create table after_big (id int);"))]
 
@@ -51,7 +51,7 @@ def test_a_failure_without_a_position_in_a_big_script_is_found_by_replaying_its_
 
 def test_pieces_end_at_statement_ends_and_put_the_script_back_together() -> None:
     sql = big_script(13_000) + "create function f() returns int as $$ select 1; $$ language sql;\n/* the end; */\n"
-    cut = list(pieces(sql, 1 << 18))
+    cut = list(pieces(sql, 1 << 17))
     assert len(cut) > 5 and "".join(text for _, text in cut) == sql
     assert all(text.endswith(";\n") or text.endswith(";") for _, text in cut[:-1])
     assert all(sql.startswith(text, start) for start, text in cut)
