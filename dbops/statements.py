@@ -123,11 +123,29 @@ def iter_statements(sql: str, line: int = 1) -> Iterator[Statement]:
             yield from found
         else:
             code, end = plain
-            statement = None if sql.startswith(";", code) else _body(sql[code:end], line + sql.count("\n", pos, code), "")
+            statement = None if sql.startswith(";", code) else _plain_body(sql[code:end], line + sql.count("\n", pos, code))
             if statement is not None:
                 yield statement
         line += sql.count("\n", pos, end)
         pos = end
+
+
+def _plain_body(text: str, line: int) -> Statement | None:
+    """A plain statement, its normalized text made as sqlparse's tokens would make it (quoted names kept,
+    strings blanked, comments dropped)."""
+    statement = _body(text, line, "")
+    if statement is None:
+        return None
+    normalized = _WS.sub(" ", _PLAIN_TOKENS.sub(_plain_token, text)).strip().upper()
+    return Statement(statement.sql, line, normalized[:-1].rstrip() if normalized.endswith(";") else normalized)
+
+
+_PLAIN_TOKENS = re.compile(r""""[^"]*"|'(?:[^']|'')*'|--[^\r\n]*""")
+
+
+def _plain_token(match: re.Match[str]) -> str:
+    token = match.group(0)
+    return token if token[0] == '"' else "''" if token[0] == "'" else " "
 
 
 def _body(text: str, line: int, normalized: str) -> Statement | None:
