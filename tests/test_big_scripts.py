@@ -71,3 +71,17 @@ def test_the_checksum_of_a_big_script_is_the_same_read_in_slices() -> None:
     text = "\ufeff" + ("x" * ((1 << 20) - 2) + "\r\n" + "é;\r\n") * 3
     crc = zlib.crc32(text[1:].replace("\r", "").replace("\n", "").encode("utf-8"))
     assert checksum(text) == (crc - (1 << 32) if crc >= (1 << 31) else crc)
+
+
+def test_lint_of_many_inserts_reports_each_broken_one_at_its_own_line() -> None:
+    """INSERTs of one shape share a parse; each broken one is still reported at its line, and others are checked."""
+    from dbops.lint import lint_files
+    from dbops.sources import ScriptFile
+
+    lines = ["create table t (id int, note varchar(20)) diststyle all sortkey (id);"]
+    for n in range(2, 2001):
+        lines.append(f"insert into t valuez ({n}, 'row {n}');" if n in (10, 500, 1500) else f"insert into t values ({n}, 'row {n}');")
+    lines.append("delete from t;")
+    _, findings = lint_files([ScriptFile("V1__many.sql", "\n".join(lines).encode(), "sql")])
+    assert [(f.code, f.line) for f in findings if f.code == "DB001"] == [("DB001", 10), ("DB001", 500), ("DB001", 1500)]
+    assert [(f.code, f.line) for f in findings if f.code == "DB004"] == [("DB004", 2001)]
