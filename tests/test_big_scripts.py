@@ -2,10 +2,14 @@
 one is located by file:line and leaves nothing applied. (On psycopg a script over 1 MB travels in pieces.)"""
 from __future__ import annotations
 
+import zlib
+
 import pytest
 
 from dbops.errors import MigrationFailed
+from dbops.lint import lint_files
 from dbops.migrations import checksum
+from dbops.sources import ScriptFile
 from dbops.statements import pieces
 from tests.test_engine import engine_for, history, rows, table_exists
 
@@ -66,8 +70,6 @@ def test_no_cut_after_begin_or_in_a_script_with_backslashes() -> None:
 
 def test_the_checksum_of_a_big_script_is_the_same_read_in_slices() -> None:
     """Slices of 1 MB: line breaks (\\r\\n split across a slice edge) and a BOM give Flyway's value."""
-    import zlib
-
     text = "\ufeff" + ("x" * ((1 << 20) - 2) + "\r\n" + "é;\r\n") * 3
     crc = zlib.crc32(text[1:].replace("\r", "").replace("\n", "").encode("utf-8"))
     assert checksum(text) == (crc - (1 << 32) if crc >= (1 << 31) else crc)
@@ -75,9 +77,6 @@ def test_the_checksum_of_a_big_script_is_the_same_read_in_slices() -> None:
 
 def test_lint_of_many_inserts_reports_each_broken_one_at_its_own_line() -> None:
     """INSERTs of one shape share a parse; each broken one is still reported at its line, and others are checked."""
-    from dbops.lint import lint_files
-    from dbops.sources import ScriptFile
-
     lines = ["create table t (id int, note varchar(20)) diststyle all sortkey (id);"]
     for n in range(2, 2001):
         lines.append(f"insert into t valuez ({n}, 'row {n}');" if n in (10, 500, 1500) else f"insert into t values ({n}, 'row {n}');")
