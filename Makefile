@@ -38,6 +38,7 @@ ui: setup ## the Dagster UI on this project (http://127.0.0.1:3000)
 
 bench: setup system-deps ## benchmarks (not tests): dbops vs psql, Dagster overhead, lint, run lock, git sensor, info's failed attempts
 	$(UV) run python -m bench.engine
+	$(UV) run python -m bench.big_scripts
 	$(UV) run python -m bench.dagster_overhead
 	$(UV) run python -m bench.lint
 	$(UV) run python -m bench.run_lock

@@ -16,7 +16,7 @@ from dbops.scripts.migrations import Catalog, Migration, line_of
 from dbops.engine.plan import PlanEntry
 from dbops.engine.search_path import changes_search_path
 from dbops.scripts.sources import CommitInfo
-from dbops.scripts.statements import Statement
+from dbops.scripts.statements import Statement, statement_at
 from dbops.targets.base import BatchItem, BatchResult, ConnectionLost, Session, SqlError
 
 BATCH_SCRIPTS = 100  # transactional scripts sent in one round trip (and one commit) where the driver can
@@ -72,14 +72,9 @@ def _statements_of(migration: Migration) -> Callable[[], list[str]]:
     return lambda: [s.sql for s in migration.statements]
 
 
-def _statement_at(migration: Migration, offset: int) -> int | None:
-    """Index of the statement that holds character `offset` of the script (None when it holds none)."""
-    line = line_of(migration.sql, offset)
-    index = None
-    for i, statement in enumerate(migration.statements):
-        if statement.line <= line:
-            index = i
-    return index
+def _statement_at(migration: Migration, offset: int) -> Statement | None:
+    """The statement that holds character `offset` of the script (None when it holds none)."""
+    return statement_at(migration.sql, line_of(migration.sql, offset))
 
 
 def split_ahead(entries: list[PlanEntry]) -> None:
@@ -146,8 +141,8 @@ class Applier:
             size = 0
             while batching and index + len(batch) < len(migrations) and len(batch) < limit and size < BATCH_BYTES:
                 candidate = migrations[index + len(batch)]
-                if not candidate.in_transaction_on(dialect) or changes_search_path(candidate.sql):
-                    break  # runs alone: outside a transaction, or followed by the default schema's restore
+                if len(candidate.sql) > BATCH_BYTES or not candidate.in_transaction_on(dialect) or changes_search_path(candidate.sql):
+                    break  # runs alone: streamed, outside a transaction, or followed by the default schema's restore
                 batch.append(candidate)
                 size += len(candidate.sql)
             if len(batch) > 1:
@@ -157,11 +152,12 @@ class Applier:
                 index += len(results)
                 if outcome.error is not None and outcome.error.sqlstate not in BATCH_ONLY_ERRORS:
                     migration = migrations[index]
-                    statement = outcome.failed_statement
+                    index = outcome.failed_statement
                     if outcome.failed_offset is not None:
-                        statement = _statement_at(migration, outcome.failed_offset)
-                    failed = migration.statements[statement] if statement is not None else None
-                    self._fail(migration, outcome.error, failed, statement or 0, True, _now())
+                        failed = _statement_at(migration, outcome.failed_offset)
+                    else:
+                        failed = migration.statements[index] if index is not None else None
+                    self._fail(migration, outcome.error, failed, index or 0, True, _now())
                 if len(results) < len(batch):
                     batching = False  # the script the batch could not apply runs alone next
                 continue
@@ -225,7 +221,6 @@ class Applier:
         (and leaves no row); a failure is rolled back first, then audited on its own.
         """
         started = _now()
-        statements = migration.statements
 
         def bookkeeping(elapsed: int | None) -> list[tuple[str, tuple]]:
             return [
@@ -233,12 +228,22 @@ class Applier:
                 self._audit_statement(migration, SUCCESS, "", started, finished=elapsed is not None),
             ]
 
-        outcome = self.session.run_transaction([s.sql for s in statements], bookkeeping)
+        if len(migration.sql) > BATCH_BYTES:  # streamed where the driver can: split only to locate a failure
+            outcome = self.session.run_script(migration.sql, _statements_of(migration), bookkeeping)
+            count = len(outcome.rows)
+        else:
+            outcome = self.session.run_transaction([s.sql for s in migration.statements], bookkeeping)
+            count = len(migration.statements)
         if outcome.error is not None:
-            index = outcome.failed_index
-            failed = statements[index] if index is not None and statements else None
-            self._fail(migration, outcome.error, failed, index or 0, True, started)
-        return ScriptResult(migration, "success", outcome.elapsed_ms, len(statements), sum(max(r, 0) for r in outcome.rows), True)
+            failed = None
+            if outcome.failed_offset is not None:
+                failed = _statement_at(migration, outcome.failed_offset)
+            elif outcome.failed_line is not None:
+                failed = statement_at(migration.sql, outcome.failed_line)
+            elif outcome.failed_index is not None and migration.statements:
+                failed = migration.statements[outcome.failed_index]
+            self._fail(migration, outcome.error, failed, outcome.failed_index or 0, True, started)
+        return ScriptResult(migration, "success", outcome.elapsed_ms, count, sum(max(r, 0) for r in outcome.rows), True)
 
     def _apply_in_autocommit(self, migration: Migration) -> ScriptResult:
         """Statement by statement, after a failed history row and a STARTED audit row that commit together.

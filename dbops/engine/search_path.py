@@ -60,4 +60,11 @@ def search_path_statement(session: Session, schema: str) -> str:
 
 def changes_search_path(sql: str) -> bool:
     """Whether a script may change the session's search path (it then changes it for itself only)."""
-    return _CHANGES_PATH.search(sql) is not None
+    for start in range(0, len(sql), _CHUNK):  # a slice at a time, lower-cased: never a copy of a whole big script
+        chunk = sql[max(start - _OVERLAP, 0) : start + _CHUNK].lower()
+        if "search_path" in chunk or (("reset" in chunk or "discard" in chunk) and _CHANGES_PATH.search(chunk)):
+            return True
+    return False
+
+
+_CHUNK, _OVERLAP = 1 << 20, 64

@@ -158,16 +158,36 @@ def lint_script(script: Script, known: ColumnTypes | None = None) -> list[Findin
 
     for statement, hit in script_hits(script):
         report(statement, hit)
+    by_shape: dict[str, list[Hit]] = {}
     for statement in script.statements:
-        tree, failure = parse(statement)
-        if failure:
-            report(statement, failure)
-        ctx = StatementContext(script, statement, tree, known)
-        for check in CHECKS:
-            for hit in check(ctx):
-                report(statement, hit)
-        known.learn(tree)
+        shape = _insert_shape(statement.sql)
+        hits = by_shape.get(shape) if shape is not None else None
+        if hits is None:
+            tree, failure = parse(statement)
+            ctx = StatementContext(script, statement, tree, known)
+            hits = [failure] if failure else []
+            hits += [hit for check in CHECKS for hit in check(ctx)]
+            known.learn(tree)
+            if shape is not None:
+                by_shape[shape] = hits
+        for hit in hits:
+            report(statement, hit)
     return findings
+
+
+# An INSERT whose text has no comment, quoted name, dollar quote or backslash: its findings depend on its shape
+# only, not on the values of its literals, so one parse serves every INSERT of the same shape in a script.
+_INSERT = re.compile(r"insert\s+into\b", re.IGNORECASE)
+_INSERT_UNSAFE = re.compile(r"""--|/\*|["$\\]""")
+_LITERALS = re.compile(r"'(?:[^']|'')*'|(?<![\w.])\d+(?:\.\d*)?(?:[eE][-+]?\d+)?(?![\w.])")
+_LITERAL_CONTENT = re.compile(r"[^'\n]")
+
+
+def _insert_shape(sql: str) -> str | None:
+    """The INSERT with every literal's characters masked (lines and lengths kept), or None for other statements."""
+    if not _INSERT.match(sql) or _INSERT_UNSAFE.search(sql):
+        return None
+    return _LITERALS.sub(lambda m: _LITERAL_CONTENT.sub("0", m.group(0)), sql)
 
 
 def scripts_of(catalog: Catalog) -> list[Script]:

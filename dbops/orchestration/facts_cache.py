@@ -11,6 +11,7 @@ from pathlib import Path
 from dbops.orchestration.lineage import ScriptFacts, TableRef, Touch
 
 FORMAT = 1
+_KEY_CHUNK = 1 << 20
 
 
 class FactsCache:
@@ -29,7 +30,10 @@ class FactsCache:
 
     @staticmethod
     def key(sql: str, dialect: str, default_schema: str) -> str:
-        return hashlib.sha1(f"{FORMAT}\0{dialect}\0{default_schema}\0{sql}".encode("utf-8", "surrogatepass")).hexdigest()
+        digest = hashlib.sha1(f"{FORMAT}\0{dialect}\0{default_schema}\0".encode("utf-8", "surrogatepass"))
+        for start in range(0, len(sql), _KEY_CHUNK):  # a big script is hashed a slice at a time, never copied whole
+            digest.update(sql[start : start + _KEY_CHUNK].encode("utf-8", "surrogatepass"))
+        return digest.hexdigest()
 
     def get(self, key: str) -> ScriptFacts | None:
         entry = self._entries.get(key)

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from sqlglot.dialects.dialect import Dialect as SqlglotDialect
 from sqlglot.tokens import Token, TokenType
 
+from dbops.scripts.statements import iter_statements
+
 CREATED, ALTERED, DROPPED = "created", "altered", "dropped"
 
 _NOT_A_NAME = {
@@ -62,8 +64,18 @@ def dialect_for(dialect: Dialect) -> SqlglotDialect:
     return SqlglotDialect.get_or_raise("redshift" if dialect == Dialect.REDSHIFT else "postgres")
 
 
+BIG_SCRIPT_CHARS = 1 << 20
+_DDL_HEAD = re.compile(r"(?:create|alter|drop)\b", re.IGNORECASE)
+
+
 def script_facts(sql: str, dialect: SqlglotDialect, default_schema: str = "public") -> ScriptFacts:
-    """Statements and touched objects of one script; text the tokenizer rejects gives no lineage."""
+    """Statements and touched objects of one script; text the tokenizer rejects gives no lineage.
+
+    A script over 1 MB is read statement by statement, and only the statements that start with CREATE, ALTER
+    or DROP are tokenized (the tokens of a 50 MB script of inserts would take gigabytes).
+    """
+    if len(sql) > BIG_SCRIPT_CHARS:
+        return _big_script_facts(sql, dialect, default_schema)
     try:
         tokens = dialect.tokenize(sql)
     except Exception:  # sqlglot raises TokenError and, on odd input, plain errors; lineage is best effort
@@ -79,6 +91,20 @@ def script_facts(sql: str, dialect: SqlglotDialect, default_schema: str = "publi
     for statement in statements:
         touches.extend(_touches(statement, default_schema))
     return ScriptFacts(statements=len(statements), touches=touches)
+
+
+def _big_script_facts(sql: str, dialect: SqlglotDialect, default_schema: str) -> ScriptFacts:
+    count, touches = 0, []
+    for statement in iter_statements(sql):
+        count += 1
+        if _DDL_HEAD.match(statement.sql):
+            try:
+                tokens = [t for t in dialect.tokenize(statement.sql) if t.token_type != TokenType.SEMICOLON]
+            except Exception:  # lineage is best effort, as for a whole script
+                continue
+            if tokens:
+                touches.extend(_touches(tokens, default_schema))
+    return ScriptFacts(statements=count, touches=touches)
 
 
 def _rough_count(sql: str) -> int:

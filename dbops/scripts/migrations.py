@@ -125,16 +125,23 @@ class Migration:
     def statements(self) -> list[Statement]:
         return split(self.sql)
 
+    def _may_hold(self, dialect: str | None) -> bool:
+        """may_hold_non_transactional, once per dialect (it reads the whole text)."""
+        known = self.__dict__.setdefault("_may_hold_by_dialect", {})
+        if dialect not in known:
+            known[dialect] = may_hold_non_transactional(self.sql, dialect)
+        return known[dialect]
+
     @cached_property
     def non_transactional(self) -> list[Statement]:
         """Statements Redshift or PostgreSQL refuse in a transaction (what `plan` and `lint` show)."""
-        if not may_hold_non_transactional(self.sql):
+        if not self._may_hold(None):
             return []
         return [s for s in self.statements if s.non_transactional]
 
     def non_transactional_on(self, dialect: str | None) -> list[Statement]:
         """Statements that `dialect` refuses in a transaction (None: either dialect)."""
-        if not may_hold_non_transactional(self.sql, dialect):
+        if not self._may_hold(dialect):
             return []
         if dialect is None:
             return self.non_transactional
@@ -224,13 +231,19 @@ class PlaceholderContext:
 
 def checksum(text: str) -> int:
     """Flyway's checksum of a file's text: its first BOM dropped (Flyway's BomFilter), then `lines_checksum`."""
-    return lines_checksum(text.removeprefix("\ufeff"))
+    return lines_checksum(text, start=1 if text.startswith("\ufeff") else 0)
 
 
-def lines_checksum(text: str) -> int:
-    """CRC32 over each line's UTF-8 bytes, terminators excluded, as a signed int; a U+FEFF stays in."""
-    crc = zlib.crc32(text.replace("\r", "").replace("\n", "").encode("utf-8", "surrogatepass"))
+def lines_checksum(text: str, start: int = 0) -> int:
+    """CRC32 over each line's UTF-8 bytes from `start`, terminators excluded, as a signed int; a U+FEFF stays in."""
+    crc = 0
+    for chunk in range(start, len(text), _CHECKSUM_CHUNK):  # a big script is never copied whole
+        piece = text[chunk : chunk + _CHECKSUM_CHUNK]
+        crc = zlib.crc32(piece.replace("\r", "").replace("\n", "").encode("utf-8", "surrogatepass"), crc)
     return crc - (1 << 32) if crc >= (1 << 31) else crc
+
+
+_CHECKSUM_CHUNK = 1 << 20
 
 
 def line_of(text: str, offset: int) -> int:

@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from functools import cached_property
+from itertools import islice
 
 from sqlparse import tokens as T
 from sqlparse.engine import FilterStack
@@ -54,9 +56,8 @@ _NON_TX_WORDS = (
 )
 
 
-def _words_for(dialect: str | None) -> re.Pattern[str]:
-    words = {w for p, _, dialects in _NON_TRANSACTIONAL if dialect is None or dialect in dialects for w in _NON_TX_WORDS if w in p}
-    return re.compile("|".join(sorted(words)), re.I)
+def _words_for(dialect: str | None) -> tuple[str, ...]:
+    return tuple(sorted({w for p, _, dialects in _NON_TRANSACTIONAL if dialect is None or dialect in dialects for w in _NON_TX_WORDS if w in p}))
 
 
 _PREFILTER = {dialect: _words_for(dialect) for dialect in (None, "redshift", "postgresql")}
@@ -74,11 +75,12 @@ class Statement:
 
     sql: str
     line: int
-    normalized: str = ""
+    known_normalized: str = field(default="", repr=False, compare=False)
 
-    def __post_init__(self) -> None:
-        if not self.normalized:
-            object.__setattr__(self, "normalized", normalize(self.sql))
+    @cached_property
+    def normalized(self) -> str:
+        """Comments dropped, literals blanked, upper-cased, whitespace collapsed (computed when first needed)."""
+        return self.known_normalized or normalize(self.sql)
 
     @cached_property
     def non_transactional(self) -> str | None:
@@ -103,19 +105,131 @@ class Statement:
 
 def split(sql: str) -> list[Statement]:
     """Split SQL into statements; comments, quoted strings and $$ bodies are respected."""
-    statements: list[Statement] = []
-    line = 1
-    for raw in FilterStack().run(sql):
-        text = str(raw)
-        start = _first_code_offset(raw)
-        if start is not None:
-            body = text[start:].rstrip()
-            if body.endswith(";"):
-                body = body[:-1].rstrip()
-            if body:
-                statements.append(Statement(body, line + text.count("\n", 0, start), _normalize_tokens(raw)))
-        line += text.count("\n")
-    return statements
+    return list(iter_statements(sql))
+
+
+def iter_statements(sql: str, line: int = 1) -> Iterator[Statement]:
+    """The statements of `sql` one by one, as sqlparse splits them (`line`: the line `sql` starts on).
+
+    Plain statements (no $ bodies, block comments, backslashes, brackets, BEGIN/END/DECLARE/GO, balanced
+    parentheses) are found by a regular-expression scan; any other statement is handed to sqlparse, which
+    decides where it ends, and the scan resumes after it.
+    """
+    pos, size = 0, len(sql)
+    while pos < size:
+        plain = _plain_statement(sql, pos)
+        if plain is None:
+            found, end = _sqlparse_statements(sql, pos, line)
+            yield from found
+        else:
+            code, end = plain
+            statement = None if sql.startswith(";", code) else _plain_body(sql[code:end], line + sql.count("\n", pos, code))
+            if statement is not None:
+                yield statement
+        line += sql.count("\n", pos, end)
+        pos = end
+
+
+def _plain_body(text: str, line: int) -> Statement | None:
+    """A plain statement, its normalized text made as sqlparse's tokens would make it (quoted names kept,
+    strings blanked, comments dropped)."""
+    statement = _body(text, line, "")
+    if statement is None:
+        return None
+    normalized = _WS.sub(" ", _PLAIN_TOKENS.sub(_plain_token, text)).strip().upper()
+    return Statement(statement.sql, line, normalized[:-1].rstrip() if normalized.endswith(";") else normalized)
+
+
+_PLAIN_TOKENS = re.compile(r""""[^"]*"|'(?:[^']|'')*'|--[^\r\n]*""")
+
+
+def _plain_token(match: re.Match[str]) -> str:
+    token = match.group(0)
+    return token if token[0] == '"' else "''" if token[0] == "'" else " "
+
+
+def _body(text: str, line: int, normalized: str) -> Statement | None:
+    body = text.rstrip()
+    if body.endswith(";"):
+        body = body[:-1].rstrip()
+    return Statement(body, line, normalized) if body else None
+
+
+# Up to the terminating `;`: quoted text and `--` comments are skipped whole; a quote that does not close stops it.
+_TO_SEMICOLON = re.compile(r"""(?:[^'";\-]+|'[^']*'|"[^"]*"|--[^\r\n]*|-)*""")
+_QUOTED_OR_COMMENT = re.compile(r"""'[^']*'|"[^"]*"|--[^\r\n]*""")
+_LEADING = re.compile(r"(?:[ \t\r\n]+|--(?!\+)[^\r\n]*)*")
+# After `;`, sqlparse keeps spaces and `--` comments (with their line break) in the statement, up to a line break.
+_TRAILING = re.compile(r"(?:[ \t]+|--(?!\+)[^\r\n]*(?:\r\n|\r|\n)?)*")
+# What could make sqlparse split differently from the scan (looked for up to two characters past the statement,
+# where a `# ` comment would still belong to it): then sqlparse splits that statement. Words are looked for
+# anywhere (sqlparse's lexer also finds GO in 0x1FGO).
+_ODD_CHARACTERS = re.compile("[\\\\#$`\u00b4\\[\x0b\x0c\x1c-\x1f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]")
+_BLOCK_WORDS = ("begin", "declare", "end", "go")
+
+
+def _unplain(text: str) -> bool:
+    if _ODD_CHARACTERS.search(text) or "/*" in text or "--+" in text:
+        return True
+    lowered = text.lower()
+    return any(word in lowered for word in _BLOCK_WORDS)
+
+
+def _plain_statement(sql: str, pos: int) -> tuple[int, int] | None:
+    """(start of code, end) of the statement at `pos` when the scan can split it exactly as sqlparse, else None."""
+    code = _LEADING.match(sql, pos).end()
+    stop = _TO_SEMICOLON.match(sql, code).end()
+    if stop == len(sql):
+        end = stop
+    elif sql[stop] != ";":
+        return None
+    else:
+        end = _TRAILING.match(sql, stop + 1).end()
+    if _unplain(sql[pos : end + 2]):
+        return None
+    if end < len(sql):  # sqlparse splits at `;` only outside parentheses
+        code_text = _QUOTED_OR_COMMENT.sub("", sql[code:stop])
+        if code_text.count("(") != code_text.count(")"):
+            return None
+    return code, end
+
+
+def _sqlparse_statements(sql: str, pos: int, line: int) -> tuple[list[Statement], int]:
+    """The statements sqlparse finds from `pos` up to one that ends where the scan can take over again (after
+    `;` or whitespace: sqlparse's look-behinds then see what they would in the whole text), and that end.
+
+    sqlparse reads a window of the text, grown until two more statements follow the last one taken (so its end
+    is certain) or the window holds the rest of the script.
+    """
+    window = 1 << 16
+    while True:
+        raws = FilterStack().run(sql[pos : pos + window])
+        whole = pos + window >= len(sql)
+        found: list[Statement] = []
+        ahead = list(islice(raws, 2))
+        offset = pos
+        while ahead:
+            raw = ahead.pop(0)
+            ahead.extend(islice(raws, 1))
+            if len(ahead) < 2 and not whole:
+                break  # this statement's end is not certain yet: read a larger window
+            text = str(raw)
+            start = _first_code_offset(raw)
+            if start is not None:
+                statement = _body(text[start:], line + text.count("\n", 0, start), _normalize_tokens(raw))
+                if statement is not None:
+                    found.append(statement)
+            line += text.count("\n")
+            offset += len(text)
+            if text[-1:] in _RESUMABLE or not ahead:
+                return found, offset
+        else:
+            if whole:
+                return found, len(sql)
+        window *= 4
+
+
+_RESUMABLE = frozenset(";\n\r \t")
 
 
 def _first_code_offset(stmt) -> int | None:
@@ -151,7 +265,16 @@ def _normalize_tokens(stmt) -> str:
 
 def may_hold_non_transactional(sql: str, dialect: str | None = None) -> bool:
     """False when no statement of `sql` can be non-transactional on `dialect` (a cheap test before splitting)."""
-    return (_PREFILTER.get(dialect) or _PREFILTER[None]).search(sql) is not None
+    words = _PREFILTER.get(dialect) or _PREFILTER[None]
+    overlap = max(map(len, words)) - 1
+    for start in range(0, len(sql), _PREFILTER_CHUNK):  # upper-cased a slice at a time: never a copy of the whole
+        chunk = sql[max(start - overlap, 0) : start + _PREFILTER_CHUNK].upper()
+        if any(word in chunk for word in words):
+            return True
+    return False
+
+
+_PREFILTER_CHUNK = 1 << 20
 
 
 def non_transactional_kind(normalized: str, dialect: str | None = None) -> str | None:
@@ -161,3 +284,107 @@ def non_transactional_kind(normalized: str, dialect: str | None = None) -> str |
         if (dialect is None or dialect in dialects) and pattern.match(masked):
             return label
     return None
+
+
+def pieces(sql: str, size: int) -> Iterator[tuple[int, str]]:
+    """`sql` cut into consecutive pieces of about `size` characters, each ending with a statement's `;`:
+    (offset, text). The server splits each piece as it would split the whole script. No cut comes after a
+    BEGIN (an atomic body may follow), nor anywhere in a script with a backslash (an E'' string could hide a
+    quote); comments and whitespace after the last statement stay with it."""
+    start = 0
+    if "\\" not in sql:
+        limit = _first_begin(sql)
+        while len(sql) - start > size:
+            cut = _next_cut(sql, start, start + size)
+            if cut is None or cut > limit or _only_comments(sql, cut):
+                break
+            yield start, sql[start:cut]
+            start = cut
+    yield start, sql[start:]
+
+
+def _first_begin(sql: str, chunk: int = 1 << 20) -> int:
+    """Where `begin` first occurs, in any case and anywhere (in a word, a string), or the text's length."""
+    for start in range(0, len(sql), chunk):
+        found = sql[max(start - 4, 0) : start + chunk].lower().find("begin")
+        if found >= 0:
+            return max(start - 4, 0) + found
+    return len(sql)
+# Text without a `;`, comment, dollar quote or unclosed quote (strings and quoted names are skipped whole).
+_PLAIN_RUN = re.compile(r"""(?:[^'";\-/$]+|'[^']*'|"[^"]*"|-(?!-)|/(?!\*))*""")
+_DOLLAR = re.compile(r"\$(?:[A-Za-z_\x80-\uffff][\w\x80-\uffff]*)?\$")
+
+
+def _next_cut(sql: str, pos: int, at: int) -> int | None:
+    """The end of the first top-level `;` at or after `at`, scanning from `pos` (a cut or the script's start,
+    where no quote or comment is open); None when there is none, or a quote does not close."""
+    while True:
+        pos = _PLAIN_RUN.match(sql, pos).end()
+        if pos >= len(sql):
+            return None
+        char = sql[pos]
+        if char == ";":
+            pos += 1
+            if pos >= at:
+                return pos
+        elif char == "-":
+            newline = sql.find("\n", pos)
+            if newline < 0:
+                return None
+            pos = newline
+        elif char == "/":
+            pos = _comment_end(sql, pos + 2)
+            if pos is None:
+                return None
+        elif char == "$":
+            tag = _DOLLAR.match(sql, pos)
+            if tag is None or (pos and (sql[pos - 1].isalnum() or sql[pos - 1] in "_$")):
+                pos += 1  # a parameter ($1) or part of a name (a$b)
+                continue
+            close = sql.find(tag.group(0), tag.end())
+            if close < 0:
+                return None
+            pos = close + len(tag.group(0))
+        else:
+            return None  # a quote that does not close
+
+
+def _only_comments(sql: str, pos: int) -> bool:
+    """True when nothing but whitespace and comments follows `pos`."""
+    while True:
+        pos = _LEADING.match(sql, pos).end()
+        if not sql.startswith("/*", pos):
+            return pos >= len(sql)
+        end = _comment_end(sql, pos + 2)
+        if end is None:
+            return False
+        pos = end
+
+
+def _comment_end(sql: str, pos: int) -> int | None:
+    """The end of a block comment opened before `pos` (they nest in PostgreSQL)."""
+    depth = 1
+    while depth:
+        opening, closing = sql.find("/*", pos), sql.find("*/", pos)
+        if closing < 0:
+            return None
+        if 0 <= opening < closing:
+            depth, pos = depth + 1, opening + 2
+        else:
+            depth, pos = depth - 1, closing + 2
+    return pos
+
+
+def statement_at(sql: str, line: int, size: int = 1 << 20) -> Statement | None:
+    """The statement of `sql` that holds `line` (the last one starting on or before it); only the piece of the
+    script around that line is split."""
+    found, first = None, 1
+    for _, piece in pieces(sql, size):
+        lines = piece.count("\n")
+        if first + lines >= line:
+            for statement in iter_statements(piece, first):
+                if statement.line > line:
+                    return found
+                found = statement
+        first += lines
+    return found

@@ -89,6 +89,14 @@ class Session(ABC):
             return TransactionResult(rows, elapsed, failed_index=None, error=exc)
         return TransactionResult(rows, elapsed)
 
+    def run_script(self, sql: str, statements: Callable[[], list[str]], bookkeeping: Bookkeeping) -> TransactionResult:
+        """Run a whole script (too big for a batch) and its bookkeeping in one transaction, and commit.
+
+        This default runs its statements; a driver may stream the text instead and locate a failure by
+        `failed_offset` (a character of `sql`) or `failed_line`.
+        """
+        return self.run_transaction(statements(), bookkeeping)
+
     supports_batches = False
 
     def run_batch(self, items: list[BatchItem]) -> BatchResult:
@@ -127,6 +135,8 @@ class TransactionResult:
     elapsed_ms: int
     failed_index: int | None = None
     error: SqlError | None = None
+    failed_offset: int | None = None
+    failed_line: int | None = None
 
 
 @dataclass

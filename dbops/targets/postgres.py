@@ -25,6 +25,7 @@ from dbops.targets.base import (
     TransactionResult,
     application_name,
 )
+from dbops.scripts.statements import iter_statements, pieces
 from dbops.urls import redact
 
 DBOPS_PARAMS = ("lock",)
@@ -33,6 +34,7 @@ DBOPS_PARAMS = ("lock",)
 _NOT_REPLAYED = ("57014", "55P03")
 # Between statements sent as one query: the newline ends a trailing `--` comment before the `;`.
 _SEPARATOR = "\n;\n"
+PIECE_CHARS = 1 << 20  # a big script travels in pieces of about this many characters, so it is never copied whole
 
 
 def _part_at(parts: list[str], position: str) -> tuple[int | None, int | None]:
@@ -131,6 +133,61 @@ class PostgresSession(Session):
             if not self.conn.broken:  # a lost connection reports itself above; do not trade it for another error
                 self.conn.autocommit = saved
         return TransactionResult(rows[1 : len(statements) + 1], int((time.perf_counter() - clock) * 1000))
+
+    def run_script(self, sql: str, statements, bookkeeping: Bookkeeping) -> TransactionResult:
+        """The script as written, in pieces that end at statement boundaries, in one transaction; each piece
+        behind a savepoint, so a failure without a position is found by replaying that piece only."""
+        if self.conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            self.rollback()
+        clock = time.perf_counter()
+        rows: list[int] = []
+        saved, self.conn.autocommit = self.conn.autocommit, True
+        try:
+            with self.conn.cursor() as cur:
+                cur.execute("BEGIN")
+                for start, piece in pieces(sql, PIECE_CHARS):
+                    try:
+                        cur.execute("SAVEPOINT dbops_piece")
+                        cur.execute(piece, prepare=False)
+                    except psycopg.Error as exc:
+                        return self._piece_failed(exc, sql, start, piece)
+                    rows.append(cur.rowcount)
+                    while cur.nextset():
+                        rows.append(cur.rowcount)
+                elapsed = int((time.perf_counter() - clock) * 1000)
+                try:
+                    for part, params in bookkeeping(elapsed):
+                        cur.execute(part, params)
+                    cur.execute("COMMIT")
+                except psycopg.Error as exc:
+                    error = _sql_error(exc)
+                    if not isinstance(error, SqlError):
+                        raise error from None
+                    self.conn.execute("ROLLBACK")
+                    return TransactionResult(rows, elapsed, error=error)
+        except psycopg.Error as exc:
+            raise _sql_error(exc) from None
+        finally:
+            if not self.conn.broken:
+                self.conn.autocommit = saved
+        return TransactionResult(rows, elapsed)
+
+    def _piece_failed(self, exc: psycopg.Error, sql: str, start: int, piece: str) -> TransactionResult:
+        """Roll back after a failed piece; locate the failure by its position, or by replaying the piece."""
+        error = _sql_error(exc)
+        if not isinstance(error, SqlError):
+            raise error from None
+        position = exc.diag.statement_position
+        line = None
+        if not position and exc.sqlstate not in _NOT_REPLAYED:
+            self.conn.execute("ROLLBACK TO SAVEPOINT dbops_piece")
+            first_line = sql.count("\n", 0, start) + 1
+            found = list(iter_statements(piece, first_line))
+            index = self._replay([s.sql for s in found])
+            line = found[index].line if index is not None else None
+        self.conn.execute("ROLLBACK")
+        offset = start + int(position) - 1 if position else None
+        return TransactionResult([], 0, error=error, failed_offset=offset, failed_line=line)
 
     supports_batches = True
 
