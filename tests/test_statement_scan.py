@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlparse.engine import FilterStack
 
-from dbops import statements as st_mod
+from dbops.scripts import statements as st_mod
 from dbops.scripts.statements import iter_statements, normalize, split
 
 
