@@ -95,7 +95,8 @@ def test_lock_wait_is_bounded_by_lock_timeout_and_names_the_holder(lock_db, tmp_
         disarm(lock_db.pg_url)
         assert holder.finish(60)[0] == 0
     assert code == 3, err
-    assert out == ""
+    document = json.loads(out)  # --json: one document, with the error
+    assert document["exit_code"] == 3 and f"error: {document['error']}" in err
     assert "waited 1.5s for the run lock on public.flyway_schema_history" in err
     assert f"held by {application_name(holder.pid)} (server pid {lock_backend[0]}" in err
     assert "--lock-timeout" in err and "Traceback" not in err
