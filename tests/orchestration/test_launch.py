@@ -281,3 +281,18 @@ def test_placeholder_names_are_kept_exactly_on_the_dagster_path(project, pg_url,
     scripts({"V4__again.sql": f"insert into note values ('${{{name}}}');"})
     assert main(["--url", pg_url, "migrate"]) == 0, capsys.readouterr().err
     assert query(pg_url, "select v from note order by v") == [("from-env",), ("from-flag",)]
+
+
+def test_an_unexpected_error_in_the_migrate_step_reaches_the_user_with_its_cause(project, pg_url, capsys, monkeypatch):
+    """Not a DbopsError (a bug, say): the line names the innermost cause, not Dagster's wrapper around the step."""
+    from dbops.engine import Engine
+
+    def broken(self, *args, **kwargs):
+        raise RuntimeError("the disk is on fire")
+        yield
+
+    monkeypatch.setattr(Engine, "migrate", broken)
+    assert main(["--url", pg_url, "migrate"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: the migrate step failed: RuntimeError: the disk is on fire"), err
+    assert "DagsterExecutionStepExecutionError" not in err and 'executing op "migrations"' not in err
