@@ -72,6 +72,7 @@ def as_admin(db: RigDatabase, sql: str, params: tuple | None = None) -> list[tup
     """Run `sql` on the test database as the superuser (whatever role the database makes its sessions take)."""
     with psycopg.connect(db.pg_url, autocommit=True) as conn:
         conn.execute("set role none")
+        conn.execute("set statement_timeout = 0")
         cur = conn.execute(sql, params)
         return cur.fetchall() if cur.description else []
 
@@ -86,6 +87,13 @@ def relations(db: RigDatabase) -> set[tuple[str, str]]:
 def schemas(db: RigDatabase) -> set[str]:
     return {name for (name,) in as_admin(db, "select nspname from pg_namespace where nspname not like 'pg\\_%' "
                                              "and nspname <> 'information_schema'")}
+
+
+def set_on_database(db: RigDatabase, setting: str) -> None:
+    """ALTER DATABASE … SET, and end the database's sessions so that pgbouncer's next ones start with it."""
+    as_admin(db, f'alter database "{db.name}" set {setting}')
+    as_admin(db, "select pg_terminate_backend(pid) from pg_stat_activity where datname = %s and pid <> pg_backend_pid()",
+             (db.name,))
 
 
 def with_param(url: str, param: str) -> str:
@@ -103,7 +111,7 @@ def limited_url(db: RigDatabase, role: str) -> str:
     as_admin(db, f'create role "{role}"')
     if db.driver == "psycopg":
         return with_param(db.url, "options=" + quote(f"-c role={role}"))
-    as_admin(db, f'alter database "{db.name}" set role = "{role}"')
+    set_on_database(db, f'role = "{role}"')
     return db.url
 
 
@@ -128,7 +136,7 @@ def test_a_user_who_may_not_read_the_history_table_is_told_what_to_grant(project
     role = f"stranger_{any_db.name}"
     url = limited_url(any_db, role)
     for command, tables in ((["info"], ["flyway_schema_history"]), (["validate"], ["flyway_schema_history"]),
-                            (["migrate", "--direct"], ["flyway_schema_history", "dbops_audit"])):
+                            (["migrate", "--direct"], ["flyway_schema_history", "dbops_audit", "dbops_lock"])):
         outcome = dbops("--url", url, *command)
         denied = re.search(r"permission denied for table (\w+)", outcome.err)
         assert denied and denied[1] in tables, outcome.err
@@ -213,7 +221,7 @@ def timeout_url(db: RigDatabase) -> str:
     """A URL whose sessions have statement_timeout = 1 ms: in its options (psycopg), or set on the database."""
     if db.driver == "psycopg":
         return with_param(db.url, "options=" + quote("-c statement_timeout=1"))
-    as_admin(db, f'alter database "{db.name}" set statement_timeout = 1')
+    set_on_database(db, "statement_timeout = 1")
     return db.url
 
 
@@ -224,6 +232,7 @@ def test_a_statement_timeout_on_dbops_own_statements_is_an_error_line(project, a
     url = timeout_url(any_db)
     with psycopg.connect(any_db.pg_url) as holder:  # the history table is locked: reading it waits past the timeout
         holder.execute("set role none")
+        holder.execute("set statement_timeout = 0")
         holder.execute("lock table public.flyway_schema_history in access exclusive mode")
         for outcome in (dbops("--url", url, "info"), migrate(url, path)):
             assert_error_line(outcome, 3, "canceling statement due to statement timeout", "statement_timeout",
