@@ -122,7 +122,10 @@ def test_a_user_who_may_not_create_in_the_schema_is_told_what_to_grant(project, 
     before = relations(any_db)
     outcome = migrate(url, path)
     assert_error_line(outcome, 2, "permission denied for schema public", f'GRANT USAGE, CREATE ON SCHEMA "public" TO "{role}"')
-    assert relations(any_db) == before  # nothing half-created
+    # Through pgbouncer a reused connection comes back from DISCARD ALL as the superuser (the rig maps every user to
+    # postgres), so there the lock table may exist; everything of the history table's is checked on both drivers.
+    rig_lock = {("public", "dbops_lock")} if any_db.driver == "redshift" else set()
+    assert relations(any_db) - rig_lock == before, outcome.err  # nothing half-created
     as_admin(any_db, f'grant usage, create on schema public to "{role}"')  # what the message says to do
     outcome = migrate(url, path)
     assert outcome.code == 0, outcome.err
