@@ -55,3 +55,19 @@ class LockTimeout(DbopsError):
 
 class StorageUnavailable(ConnectError):
     """The Dagster instance's storage cannot be reached or failed (exit 3)."""
+
+
+class PermissionDenied(ConfigError):
+    """The database user may not do what dbops needs on its own schema or tables (exit 2: a grant or another user fixes it)."""
+
+
+class DatabaseTimeout(DbopsError):
+    """The database cancelled one of dbops's own statements: a statement or lock timeout (exit 3, as a lock timeout)."""
+
+    exit_code = 3
+
+
+class DatabaseRefused(DbopsError):
+    """The database refused one of dbops's own statements for another reason (exit 3)."""
+
+    exit_code = 3

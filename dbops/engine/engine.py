@@ -7,6 +7,7 @@ from functools import cached_property
 
 from dbops.config import Settings
 from dbops.engine.applier import Applier, ApplyContext, RunInfo, ScriptResult, split_ahead
+from dbops.engine.database_errors import OwnTables, own_statements
 from dbops.errors import ConfigError, ValidationFailed
 from dbops.engine.history import AUDIT_TABLE, BASELINE_DESCRIPTION, History
 from dbops.engine.locks import RunLock, make_lock
@@ -40,6 +41,7 @@ class Engine:
         self.dialect: Dialect | None = None
         self.run_lock: RunLock | None = None
         self.search_path: str | None = None  # the SET that makes settings.schema the working session's default
+        self.user = ""  # the database user of the last session opened (current_user), for messages
 
     @cached_property
     def snapshot(self) -> Snapshot:
@@ -75,13 +77,19 @@ class Engine:
             return None
         return version_flag(raw, "--target")
 
+    def own_tables(self, user: str = "") -> OwnTables:
+        return OwnTables(self.settings.schema, self.settings.table, user or self.user)
+
     @contextmanager
     def session(self) -> Iterator[Session]:
-        session = self.target.connect()
-        try:
-            yield session
-        finally:
-            session.close()
+        """A new session; a SqlError escaping the block (dbops's own statement, not a script's) becomes a user error."""
+        with own_statements(self.own_tables):
+            session = self.target.connect()
+            self.user = session.user
+            try:
+                yield session
+            finally:
+                session.close()
 
     def _history(self, session: Session) -> History:
         return History(session, self.settings.schema, self.settings.table)
@@ -89,7 +97,8 @@ class Engine:
     def _plan(self, history: History, failures: bool = False) -> Plan:
         """The plan; with `failures`, each pending or failed script also gets its last failed attempt (one query more,
         none when nothing is pending or failed)."""
-        exists, audited = history.tables() if failures else (history.exists(), False)
+        layout = history.layout(self.settings.managed_schemas)
+        exists, audited = layout.history, failures and layout.audit
         rows = history.rows(exists)
         plan = build_plan(
             self.catalog, rows, out_of_order=self.settings.out_of_order, target=self.target_version, has_history=exists
@@ -119,9 +128,14 @@ class Engine:
     @contextmanager
     def locked(self, on_event: Event | None = None) -> Iterator[tuple[Session, History]]:
         """The run lock plus a working session with the schemas and history tables in place, the default schema
-        first on its search path."""
+        first on its search path.
+
+        Before anything is created (the lock table on Redshift included), the lock's session checks the names and
+        that a table under the history table's name is one (History.layout).
+        """
         lock = make_lock(self.target, self.settings.schema, self.settings.table)
-        lock.acquire(self.settings.lock_timeout, on_event)
+        with own_statements(lambda: self.own_tables(lock.user)):
+            lock.acquire(self.settings.lock_timeout, on_event, check=lambda s: self._history(s).layout(self.settings.managed_schemas))
         self.run_lock = lock
         try:
             if lock.waited > 1 and on_event:

@@ -1,10 +1,12 @@
 """Flyway's schema history table and dbops's audit table, for PostgreSQL and Redshift."""
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from dbops.errors import ConfigError
 from dbops.scripts.migrations import RowType
 from dbops.targets.base import Dialect, Session, SqlError
 
@@ -24,6 +26,15 @@ SUCCESS, FAILED, STARTED, INTERRUPTED = "success", "failed", "started", "interru
 UNDEFINED_COLUMN = "42703"
 SCRIPTS_BY_NAME = 500  # up to this many scripts, the failed-attempts query names them (past it, it reads all rows)
 OWNER_COLUMN = "history_table"  # which history table a row belongs to; ensure() adds it to older audit tables
+HISTORY_COLUMNS = (
+    "installed_rank", "version", "description", "type", "script", "checksum", "installed_by", "installed_on",
+    "execution_time", "success",
+)
+# The longest name the server keeps, in bytes: NAMEDATALEN - 1 on PostgreSQL (63 unless built otherwise; the
+# server says), 127 on Redshift. A longer name is cut short, so it would not be the name dbops looks up.
+POSTGRESQL_NAME_BYTES, REDSHIFT_NAME_BYTES = 63, 127
+TABLE_SETTING = "--table, DBOPS_TABLE or flyway.table"
+SCHEMA_SETTING = "--schema, DBOPS_SCHEMA, flyway.defaultSchema or flyway.schemas"
 
 
 def quote_ident(name: str) -> str:
@@ -103,9 +114,22 @@ class AppliedAttempt:
     finished_at: datetime | None
 
 
-def history_ddl(dialect: Dialect, schema: str, table: str) -> list[str]:
-    """The statements Flyway uses to create its history table, in this dialect."""
+def derived_name(table: str, suffix: str, limit: int) -> str:
+    """`<table><suffix>` (Flyway's constraint and index names), or where that is longer than `limit` bytes, the table's
+    name cut short plus a hash of it and the suffix: the server would otherwise cut the name itself, and two of them
+    (or one and the table's own name) could come out the same."""
+    name = table + suffix
+    if len(name.encode()) <= limit:
+        return name
+    tag = "_" + hashlib.sha256(table.encode()).hexdigest()[:8] + suffix
+    head = table.encode()[: limit - len(tag)].decode(errors="ignore")
+    return head + tag
+
+
+def history_ddl(dialect: Dialect, schema: str, table: str, limit: int = POSTGRESQL_NAME_BYTES) -> list[str]:
+    """The statements Flyway uses to create its history table, in this dialect; `limit`: the server's name length."""
     qualified = f"{quote_ident(schema)}.{quote_ident(table)}"
+    primary_key = quote_ident(derived_name(table, "_pk", limit))
     if dialect == Dialect.REDSHIFT:
         # Flyway's Redshift script, with its column-level `SORTKEY` written as the equivalent table-level
         # `SORTKEY ("installed_rank")` (a single-column compound sort key either way) so sqlglot can check it.
@@ -122,7 +146,7 @@ def history_ddl(dialect: Dialect, schema: str, table: str) -> list[str]:
     "execution_time" INTEGER NOT NULL,
     "success" BOOLEAN NOT NULL
 ) SORTKEY ("installed_rank")""",
-            f"ALTER TABLE {qualified} ADD CONSTRAINT {quote_ident(table + '_pk')} PRIMARY KEY (\"installed_rank\")",
+            f"ALTER TABLE {qualified} ADD CONSTRAINT {primary_key} PRIMARY KEY (\"installed_rank\")",
         ]
     return [
         f"""CREATE TABLE {qualified} (
@@ -137,8 +161,8 @@ def history_ddl(dialect: Dialect, schema: str, table: str) -> list[str]:
     "execution_time" INT NOT NULL,
     "success" BOOLEAN NOT NULL
 )""",
-        f"ALTER TABLE {qualified} ADD CONSTRAINT {quote_ident(table + '_pk')} PRIMARY KEY (\"installed_rank\")",
-        f"CREATE INDEX {quote_ident(table + '_s_idx')} ON {qualified} (\"success\")",
+        f"ALTER TABLE {qualified} ADD CONSTRAINT {primary_key} PRIMARY KEY (\"installed_rank\")",
+        f"CREATE INDEX {quote_ident(derived_name(table, '_s_idx', limit))} ON {qualified} (\"success\")",
     ]
 
 
@@ -183,6 +207,7 @@ class History:
         self.qualified = f"{quote_ident(schema)}.{quote_ident(table)}"
         self.audit_qualified = f"{quote_ident(schema)}.{AUDIT_TABLE}"
         self.owned = True  # the audit table has the owner column (layout() tells)
+        self._name_limit: int | None = None
 
     def fit(self, text: str, limit: int) -> str:
         """`text` cut to fit a VARCHAR(limit): characters on PostgreSQL, UTF-8 bytes on Redshift."""
@@ -222,7 +247,7 @@ class History:
             self.session.execute(f"CREATE SCHEMA {quote_ident(name)}")
         created = [name for name in schemas if name in missing or (name == self.schema and schema_created)]
         if not self.exists():
-            for statement in history_ddl(dialect, self.schema, self.table):
+            for statement in history_ddl(dialect, self.schema, self.table, self.name_limit()):
                 self.session.execute(statement)
             if created:
                 marker = ",".join(quote_ident(name) for name in created)
@@ -231,24 +256,53 @@ class History:
             for statement in audit_ddl(dialect, self.schema):
                 self.session.execute(statement)
 
-    def tables(self) -> tuple[bool, bool]:
-        """Whether the history table and the audit table exist, in one query."""
+    def name_limit(self) -> int:
+        """The longest name the server keeps, in bytes (asked once, and only when a name might be too long)."""
+        if self.session.dialect == Dialect.REDSHIFT:
+            return REDSHIFT_NAME_BYTES
+        if self._name_limit is None:
+            self._name_limit = int(self.session.query("select current_setting('max_identifier_length')")[0][0])
+        return self._name_limit
+
+    def check_names(self, schemas: Sequence[str] = ()) -> None:
+        """Refuse (exit 2) a history table or schema name longer than the server keeps: it would be cut short."""
+        names = [("--table", self.table, TABLE_SETTING), ("--schema", self.schema, SCHEMA_SETTING)]
+        names += [("flyway.schemas", name, SCHEMA_SETTING) for name in schemas if name != self.schema]
+        for flag, name, settings in names:
+            size = len(name.encode())
+            if size > POSTGRESQL_NAME_BYTES and size > self.name_limit():
+                server = "Redshift" if self.session.dialect == Dialect.REDSHIFT else "the server"
+                raise ConfigError(
+                    f"{flag} {name!r} is {size} bytes long; {server} keeps names of at most {self.name_limit()} bytes "
+                    f"and would cut it short. Choose a shorter name ({settings})"
+                )
+
+    def layout(self, schemas: Sequence[str] = ()) -> Layout:
+        """Which of the tables exist, and whether the audit table has the owner column: one catalog query.
+
+        Refuses (ConfigError, exit 2) names the server would cut short (`schemas`: the other schemas dbops manages)
+        and a table under the history table's name that lacks Flyway's columns, before anything reads or writes it.
+        """
+        self.check_names(schemas)
         rows = self.session.query(
-            "select table_name from information_schema.tables where table_schema = %s and table_name in (%s, %s)",
+            "select c.relname, a.attname from pg_catalog.pg_class c "
+            "join pg_catalog.pg_namespace n on n.oid = c.relnamespace "
+            "left join pg_catalog.pg_attribute a on a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped "
+            "where n.nspname = %s and c.relname in (%s, %s) and c.relkind in ('r', 'p', 'v', 'm', 'f')",
             (self.schema, self.table, AUDIT_TABLE),
         )
-        names = {name for (name,) in rows}
-        return self.table in names, AUDIT_TABLE in names
-
-    def layout(self) -> Layout:
-        """The tables, and whether the audit table has the owner column (from the catalog: cheaper than information_schema)."""
-        history, audit = self.tables()
-        owner = audit and bool(self.session.query(
-            "select 1 from pg_catalog.pg_attribute a join pg_catalog.pg_class c on c.oid = a.attrelid "
-            "join pg_catalog.pg_namespace n on n.oid = c.relnamespace "
-            "where n.nspname = %s and c.relname = %s and a.attname = %s and not a.attisdropped",
-            (self.schema, AUDIT_TABLE, OWNER_COLUMN),
-        ))
+        columns: dict[str, set[str]] = {}
+        for table, column in rows:
+            columns.setdefault(table, set()).add(column)
+        history, audit = self.table in columns, AUDIT_TABLE in columns
+        if history:
+            missing = [name for name in HISTORY_COLUMNS if name not in columns[self.table]]
+            if missing:
+                raise ConfigError(
+                    f"{self.schema}.{self.table} exists but is not a Flyway schema history table: missing columns "
+                    f"{', '.join(missing)}. Name another history table ({TABLE_SETTING}), or move that table away"
+                )
+        owner = audit and OWNER_COLUMN in columns[AUDIT_TABLE]
         self.owned = owner
         return Layout(history, audit, owner)
 
@@ -260,8 +314,8 @@ class History:
         owns the table) the run goes on without it, and the warning returned says what to do.
         """
         schemas = list(dict.fromkeys(schemas if self.schema in schemas else [self.schema, *schemas]))
+        layout = self.layout(schemas)
         missing = self.missing_schemas(schemas)
-        layout = self.layout()
         if missing or not (layout.history and layout.audit):
             self.create(schemas, missing, schema_created)
         if not layout.audit:

@@ -5,12 +5,15 @@ import hashlib
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from typing import Any
 
 from dbops.errors import ConnectError, LockTimeout
 from dbops.engine.history import quote_ident
 from dbops.targets.base import Dialect, ConnectionLost, Session, SqlError, Target
 
 LOCK_TABLE = "dbops_lock"
+# Errors of `LOCK TABLE` that waiting does not cure: no privilege, no such table or schema.
+_NOT_WAITING = ("42501", "42P01", "3F000")
 POLL_SECONDS = 0.2
 FIRST_TRY_MS = 100
 WAIT_SLICE_MS = 1000
@@ -38,13 +41,20 @@ class RunLock(ABC):
         self.waited = 0.0
         self.deadline = 0.0
         self.created_schema = False  # the lock table's schema was created here (Flyway records that in the history)
+        self.user = ""  # the lock session's database user, for messages
 
-    def acquire(self, timeout: float, on_wait: Callable[[str], None] | None = None) -> None:
-        """Take the lock, waiting at most `timeout` seconds; LockTimeout names the holder."""
+    def acquire(
+        self, timeout: float, on_wait: Callable[[str], None] | None = None, check: Callable[[Session], Any] | None = None
+    ) -> None:
+        """Take the lock, waiting at most `timeout` seconds; LockTimeout names the holder. `check` runs on the lock's
+        session first, before anything is created."""
         self.session = self.target.connect()
+        self.user = self.session.user
         started = time.monotonic()
         self.deadline = started + timeout
         try:
+            if check is not None:
+                check(self.session)
             self._acquire(timeout, on_wait)
         except BaseException:
             self.release()
@@ -157,17 +167,15 @@ class TableLock(RunLock):
         session = self.session
         qualified = f"{quote_ident(self.schema)}.{LOCK_TABLE}"
         session.set_autocommit(True)
-        if not session.query(
-            "select 1 from information_schema.tables where table_schema = %s and table_name = %s",
-            (self.schema, LOCK_TABLE),
-        ):
+        if not self._lock_table_exists():
             try:
-                if not session.query("select 1 from information_schema.schemata where schema_name = %s", (self.schema,)):
+                if not session.query("select 1 from pg_catalog.pg_namespace where nspname = %s", (self.schema,)):
                     session.execute(f"create schema if not exists {quote_ident(self.schema)}")
                     self.created_schema = True
                 session.execute(f"create table if not exists {qualified} (id int)")
             except SqlError:
-                pass  # another migrator created it at the same moment
+                if not self._lock_table_exists():
+                    raise  # not created by another migrator at the same moment: a privilege missing, say
         session.set_autocommit(False)
         deadline = time.monotonic() + timeout
         told = False
@@ -181,13 +189,23 @@ class TableLock(RunLock):
                 session.execute(f"lock table {qualified}")
                 session.execute("set statement_timeout to 0")
                 return
-            except SqlError:
+            except SqlError as exc:
                 session.rollback()
+                if exc.sqlstate in _NOT_WAITING:
+                    raise
             if not told and on_wait:
                 on_wait(f"waiting for the run lock held by {self.holder()}")
                 told = True
             if time.monotonic() >= deadline:
                 raise self._timeout(timeout)
+
+    def _lock_table_exists(self) -> bool:
+        assert self.session is not None
+        return bool(self.session.query(
+            "select 1 from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace "
+            "where n.nspname = %s and c.relname = %s",
+            (self.schema, LOCK_TABLE),
+        ))
 
     def verify(self, before: str) -> None:
         """Redshift has no advisory lock to guard the working session: check that the lock is still held.

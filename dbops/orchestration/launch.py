@@ -263,11 +263,20 @@ def failure_of(events: list[Any]) -> tuple[str | None, int]:
             user = data.user_failure_data
             if user is not None and EXIT_CODE in user.metadata:
                 return user.description or "the migrate run failed", int(user.metadata[EXIT_CODE].value)
-            return (data.error.message.strip() if data.error else "the migrate step failed"), MigrationFailed.exit_code
+            return _cause_of(data.error), MigrationFailed.exit_code
     for event in events:
         if event.event_type == DagsterEventType.RUN_FAILURE:
             return event.message or "the migrate run failed", MigrationFailed.exit_code
     return None, 0
+
+
+def _cause_of(error: Any) -> str:
+    """What made a step fail that raised no Failure: its innermost cause, not Dagster's wrapper around it."""
+    if error is None:
+        return "the migrate step failed"
+    while getattr(error, "cause", None) is not None:
+        error = error.cause
+    return f"the migrate step failed: {error.message.strip()}"
 
 
 @contextmanager

@@ -46,7 +46,13 @@ def application_name() -> str:
 
 
 class Session(ABC):
-    """One database connection. Transactions start implicitly; commit/rollback end them."""
+    """One database connection. Transactions start implicitly; commit/rollback end them.
+
+    `execute` and `query` send SQL without params as written (a script's statements). With params the SQL is a
+    template: `%s` stands for a parameter and `%%` for `%` outside quotes and comments; what is quoted ('…', "…")
+    or commented is sent as written, on every driver (redshift_connector's own rule), so a quoted name such as
+    `"h%s"` needs no escaping.
+    """
 
     dialect: Dialect = Dialect.POSTGRESQL
     user: str = ""

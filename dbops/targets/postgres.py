@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -29,12 +31,36 @@ from dbops.scripts.statements import iter_statements, pieces
 from dbops.urls import redact
 
 DBOPS_PARAMS = ("lock",)
+# Connection parameters whose values libpq checks before it connects (libpq 18's values), so a bad one is bad input
+# named here rather than a failure to connect.
+CHOICES = {
+    "sslmode": ("disable", "allow", "prefer", "require", "verify-ca", "verify-full"),
+    "gssencmode": ("disable", "prefer", "require"),
+    "channel_binding": ("disable", "prefer", "require"),
+    "target_session_attrs": ("any", "read-write", "read-only", "primary", "standby", "prefer-standby"),
+    "load_balance_hosts": ("disable", "random"),
+    "sslnegotiation": ("postgres", "direct"),
+    "sslcertmode": ("disable", "allow", "require"),
+}
+INTEGERS = ("keepalives", "keepalives_idle", "keepalives_interval", "keepalives_count", "tcp_user_timeout")
+_INTEGER = re.compile(r"\s*[+-]?\d+\s*")
 # Cancelled or timed out (57014), or a lock not granted in time (55P03): replaying the script to find the
 # statement would run, or wait, all over again; such a failure is reported without naming a statement.
 _NOT_REPLAYED = ("57014", "55P03")
 # Between statements sent as one query: the newline ends a trailing `--` comment before the `;`.
 _SEPARATOR = "\n;\n"
 PIECE_CHARS = 1 << 20  # a big script travels in pieces of about this many characters, so it is never copied whole
+
+
+# What a template leaves as written: quoted strings and names, and comments (redshift_connector's rule, see Session).
+_QUOTED = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|--[^\n]*")
+
+
+@lru_cache(maxsize=512)
+def template(sql: str) -> str:
+    """dbops's template as psycopg formats it: psycopg reads `%` everywhere, so each `%` in quotes or comments is
+    doubled (a history table named `h%s` stays `h%s`); placeholders outside them stay as they are."""
+    return _QUOTED.sub(lambda quoted: quoted[0].replace("%", "%%"), sql) if "%" in sql else sql
 
 
 def _part_at(parts: list[str], position: str) -> tuple[int | None, int | None]:
@@ -45,6 +71,11 @@ def _part_at(parts: list[str], position: str) -> tuple[int | None, int | None]:
             return index, offset
         offset -= len(part) + len(_SEPARATOR)
     return None, None
+
+
+def _bound(mogrify: Any, sql: str, params: Sequence[Any] | None) -> str:
+    """A bookkeeping statement with its parameters in it, as it is sent inside a batch."""
+    return sql if params is None else mogrify(template(sql), params)
 
 
 def _batch_counts(results: list[tuple[str | None, int]], items: int) -> BatchResult:
@@ -87,7 +118,10 @@ class PostgresSession(Session):
     def execute(self, sql: str, params: Sequence[Any] | None = None) -> int:
         try:
             with self.conn.cursor() as cur:
-                cur.execute(sql, params, prepare=False if params is None else None)
+                if params is None:
+                    cur.execute(sql, prepare=False)
+                else:
+                    cur.execute(template(sql), params)
                 return cur.rowcount
         except psycopg.Error as exc:
             raise _sql_error(exc) from None
@@ -95,7 +129,7 @@ class PostgresSession(Session):
     def query(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple]:
         try:
             with self.conn.cursor() as cur:
-                cur.execute(sql, params)
+                cur.execute(sql if params is None else template(sql), params)
                 return cur.fetchall()
         except psycopg.Error as exc:
             raise _sql_error(exc) from None
@@ -106,7 +140,7 @@ class PostgresSession(Session):
             self.rollback()
         clock = time.perf_counter()
         mogrify = psycopg.ClientCursor(self.conn).mogrify
-        parts = ["BEGIN", *statements, *(mogrify(sql, params) for sql, params in bookkeeping(None)), "COMMIT"]
+        parts = ["BEGIN", *statements, *(_bound(mogrify, sql, params) for sql, params in bookkeeping(None)), "COMMIT"]
         query = _SEPARATOR.join(parts)
         saved, self.conn.autocommit = self.conn.autocommit, True
         try:
@@ -208,7 +242,7 @@ class PostgresSession(Session):
                 (f"SAVEPOINT dbops_{index}", False),
                 (SCRIPT_STARTED_MARK, False),
                 (item.script, True),
-                *((mogrify(sql, params), False) for sql, params in item.bookkeeping(None)),
+                *((_bound(mogrify, sql, params), False) for sql, params in item.bookkeeping(None)),
             ):
                 parts.append(part)
                 owners.append(index)
@@ -303,6 +337,7 @@ class PostgresTarget(Target):
             params = conninfo_to_dict(url_for_libpq)
         except psycopg.ProgrammingError as exc:
             raise ConfigError(f"invalid database URL {redact(url)}: {exc}") from None
+        check_params(params, url)
         self.lock_kind = str(own.get("lock") or params.pop("lock", "advisory"))
         if self.lock_kind not in ("advisory", "table"):
             raise ConfigError(f"lock={self.lock_kind} in {redact(url)}: use lock=advisory or lock=table")
@@ -337,6 +372,30 @@ class PostgresTarget(Target):
         if str(self._params.get("host", "")).startswith("/"):
             ssl = "not used (unix socket)"
         return TargetInfo(url=self.redacted_url, driver="psycopg", ssl=ssl)
+
+
+def check_params(params: dict[str, Any], url: str) -> None:
+    """Refuse (exit 2, naming the parameter) the values libpq or psycopg would reject when connecting."""
+
+    def bad(name: str, expected: str) -> ConfigError:
+        return ConfigError(f"{name}={params[name]} in {redact(url)}: {expected}; fix the URL's parameter")
+
+    for name, choices in CHOICES.items():
+        if name in params and str(params[name]) not in choices:
+            raise bad(name, f"{name} is one of {', '.join(choices)}")
+    if "connect_timeout" in params:
+        try:
+            seconds = float(params["connect_timeout"])
+        except ValueError:
+            seconds = float("nan")
+        if seconds != seconds or seconds in (float("inf"), float("-inf")):
+            raise bad("connect_timeout", "connect_timeout is a number of seconds")
+    for name in INTEGERS:
+        if name in params and not _INTEGER.fullmatch(str(params[name])):
+            raise bad(name, f"{name} is a whole number")
+    ports = str(params.get("port", ""))
+    if any(part and not _INTEGER.fullmatch(part) for part in ports.split(",")):
+        raise bad("port", "port is a port number (or several, separated by commas)")
 
 
 def _take_dbops_params(url: str) -> tuple[str, dict[str, str]]:

@@ -64,7 +64,7 @@ class RedshiftSession(Session):
         """Execute on the session's one cursor (a new redshift_connector cursor costs a quarter of a millisecond)."""
         if self._cur is None:
             self._cur = self.conn.cursor()
-        # Without params the SQL is sent as written (a literal % stays a %); with params only %s and %% are special.
+        # Without params the SQL is sent as written; with params, %s and %% are special outside quotes and comments only.
         self._cur.execute(sql, tuple(params) if params is not None else None)
         return self._cur
 
@@ -209,7 +209,10 @@ class RedshiftTarget(Target):
             raise ConnectError(f"cannot connect to {self.redacted_url} ({self._ssl}): {self._scrub(_describe(exc), credentials)}") from None
         try:
             session = RedshiftSession(conn)  # its first query still under the connect timeout
-        except (SqlError, ConnectError) as exc:
+        except SqlError:
+            conn.close()
+            raise  # the server answered: connected, and the first query failed (a statement timeout, say)
+        except ConnectError as exc:
             conn.close()
             detail = str(exc).removeprefix("lost the connection to the database: ")
             raise ConnectError(f"cannot connect to {self.redacted_url} ({self._ssl}): {self._scrub(detail, credentials)}") from None
