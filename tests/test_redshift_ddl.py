@@ -20,7 +20,7 @@ from dbops.errors import LockTimeout, MigrationFailed
 from dbops.engine.history import audit_ddl, audit_upgrade_ddl, history_ddl
 from dbops.engine.locks import make_lock
 from dbops.targets import open_target
-from dbops.targets.base import REDSHIFT
+from dbops.targets.base import Dialect
 
 REDSHIFT_VERSION = (
     "PostgreSQL 8.0.2 on i686-pc-linux-gnu, compiled by GCC gcc (GCC) 3.4.2 20041017 (Red Hat 3.4.2-6.fc3), "
@@ -70,7 +70,7 @@ def redshift_problems(sql: str) -> list[str]:
 
 def test_history_table_is_flyways_redshift_table() -> None:
     flyway = [s.strip() for s in FLYWAY_REDSHIFT.split(";") if s.strip()]
-    ours = history_ddl(REDSHIFT, "public", "flyway_schema_history")
+    ours = history_ddl(Dialect.REDSHIFT, "public", "flyway_schema_history")
     assert ours == [flyway[0].replace(" SORTKEY,", ",") + ' SORTKEY ("installed_rank")', flyway[1]]
     table = sqlglot.parse_one(ours[0], read="redshift")
     columns = [(c.name, c.args["kind"].sql("redshift")) for c in table.find_all(exp.ColumnDef)]
@@ -85,7 +85,7 @@ def test_history_table_is_flyways_redshift_table() -> None:
 
 
 @pytest.mark.parametrize(
-    "statement", history_ddl(REDSHIFT, "ops", "schema_history") + audit_ddl(REDSHIFT, "ops") + [audit_upgrade_ddl("ops")]
+    "statement", history_ddl(Dialect.REDSHIFT, "ops", "schema_history") + audit_ddl(Dialect.REDSHIFT, "ops") + [audit_upgrade_ddl("ops")]
 )
 def test_redshift_ddl_parses_as_redshift(statement: str) -> None:
     assert redshift_problems(statement) == []
@@ -126,7 +126,7 @@ def test_every_statement_dbops_sends_in_the_redshift_dialect_is_valid_redshift(r
     })
     engine = Engine(open_target(rs_db.url), Settings(locations=[str(folder)], schema="warehouse_ops"))
     with engine.session() as session:
-        assert session.dialect == REDSHIFT
+        assert session.dialect == Dialect.REDSHIFT
     assert len(list(engine.migrate())) == 3
     engine.validate()
     (folder / "V3__bad.sql").write_text("vacuum no_such_table;")

@@ -14,7 +14,7 @@ from moto import mock_aws
 
 from dbops.errors import ConfigError, ConnectError
 from dbops.targets import open_target
-from dbops.targets.base import POSTGRESQL, ConnectionLost, SqlError
+from dbops.targets.base import ConnectionLost, Dialect, SqlError
 from dbops.targets.redshift import RedshiftTarget
 from dbops.targets.redshift_auth import IAM_DURATION_SECONDS
 
@@ -243,7 +243,7 @@ def session(rs_url):
 
 
 def test_session_detects_postgresql_and_reports_rowcounts(session, rs_db) -> None:
-    assert (session.dialect, session.user, session.database) == (POSTGRESQL, "postgres", rs_db.name)
+    assert (session.dialect, session.user, session.database) == (Dialect.POSTGRESQL, "postgres", rs_db.name)
     assert session.execute("create table t (id int, note varchar(20))") == -1
     assert session.execute("insert into t values (%s, %s), (%s, %s)", (1, "50%", 2, "x")) == 2
     assert session.execute("update t set note = note || '%' where note like '5%'") == 1
