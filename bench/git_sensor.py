@@ -16,8 +16,8 @@ from pathlib import Path
 from dagster import build_sensor_context, define_asset_job
 
 from bench.generate import migration_sql
-from dbops.scripts.git import GitSource
 from dbops.orchestration.sensors import Watch, build_sensors
+from dbops.scripts.git import GitSource
 from tests.gitrepo import GitRepo
 
 

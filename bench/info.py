@@ -18,8 +18,8 @@ import time
 from pathlib import Path
 
 from bench.generate import generate
-from dbops.engine.engine import Engine
 from dbops.config import Settings
+from dbops.engine.engine import Engine
 from dbops.errors import MigrationFailed
 from dbops.targets import open_target
 from tests.pg import start_server

@@ -15,8 +15,8 @@ import time
 from pathlib import Path
 
 from bench.generate import generate
-from dbops.engine.engine import Engine
 from dbops.config import Settings
+from dbops.engine.engine import Engine
 from dbops.targets.redshift import RedshiftTarget
 from tests.pg import PgServer, start_server
 from tests.rig import Bouncer, start_bouncer

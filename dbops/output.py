@@ -14,7 +14,6 @@ from dbops.scripts.migrations import RowType
 from dbops.targets.base import Dialect
 
 
-
 def attempt_json(attempt: Attempt | None) -> dict[str, Any] | None:
     """A script's last failed attempt, as `info --json` gives it (times in UTC)."""
     if attempt is None:

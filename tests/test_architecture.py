@@ -136,3 +136,8 @@ def test_no_module_imports_another_modules_private_names():
 def test_each_folder_is_a_package_with_a_docstring(folder):
     init = PACKAGE / folder / "__init__.py"
     assert ast.get_docstring(ast.parse(init.read_text())), f"{init} says what the folder holds"
+
+
+def test_dbops_uses_only_public_dagster_modules():
+    private = [f"{e.source} imports {e.target}" for e in edges() if e.target.startswith("dagster") and "._" in f".{e.target}"]
+    assert private == []

@@ -5,8 +5,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from dbops.scripts.codecommit import CodeCommitSource
 from dbops.errors import ConfigError
+from dbops.scripts.codecommit import CodeCommitSource
 from dbops.scripts.sources import SourceError
 from tests.codecommit_stub import REGION, StubbedCodeCommit
 

@@ -11,8 +11,8 @@ import psycopg
 import pytest
 
 from dbops.cli import main
-from dbops.scripts.migrations import checksum
 from dbops.engine.search_path import split_search_path
+from dbops.scripts.migrations import checksum
 from tests.rig import RigDatabase
 
 MARKER = "<< Flyway Schema Creation >>"

@@ -10,9 +10,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from dbops.engine.engine import Engine
-from dbops.engine.applier import RunInfo
 from dbops.config import Settings
+from dbops.engine.applier import RunInfo
+from dbops.engine.engine import Engine
 from dbops.errors import ConfigError, MigrationFailed, ValidationFailed
 from dbops.scripts.migrations import checksum
 from dbops.scripts.sources import CommitInfo

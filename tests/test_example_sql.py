@@ -8,8 +8,8 @@ import pytest
 from psycopg.conninfo import conninfo_to_dict
 
 from dbops.cli import main
-from dbops.engine.engine import Engine
 from dbops.config import Settings
+from dbops.engine.engine import Engine
 from dbops.targets import open_target
 
 SQL = Path(__file__).parent.parent / "sql"

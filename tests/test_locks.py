@@ -13,10 +13,10 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from dbops.engine.engine import Engine
 from dbops.config import Settings
-from dbops.errors import LockTimeout
+from dbops.engine.engine import Engine
 from dbops.engine.locks import AdvisoryLock, TableLock, make_lock
+from dbops.errors import LockTimeout
 from dbops.targets import open_target
 from tests.pg import PgServer
 from tests.rig import RigDatabase

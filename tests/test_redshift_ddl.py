@@ -14,11 +14,11 @@ import redshift_connector
 import sqlglot
 from sqlglot import exp
 
-from dbops.engine.engine import Engine
 from dbops.config import Settings
-from dbops.errors import LockTimeout, MigrationFailed
+from dbops.engine.engine import Engine
 from dbops.engine.history import audit_ddl, audit_upgrade_ddl, history_ddl
 from dbops.engine.locks import make_lock
+from dbops.errors import LockTimeout, MigrationFailed
 from dbops.targets import open_target
 from dbops.targets.base import Dialect
 

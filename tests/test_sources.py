@@ -6,15 +6,15 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from dbops.engine.engine import Engine
-from dbops.engine.applier import RunInfo
 from dbops.config import Settings
+from dbops.engine.applier import RunInfo
+from dbops.engine.engine import Engine
 from dbops.errors import ConfigError
+from dbops.orchestration.tags import TAG_COMMIT, TAG_INCLUDED, TAG_REPOSITORY, commit_from_tags, source_for_tags
+from dbops.scripts.codecommit import CodeCommitSource
 from dbops.scripts.git import GitSource, mirror_dir
 from dbops.scripts.migrations import discover
 from dbops.scripts.sources import FolderSource, SourceError, repo_location
-from dbops.scripts.codecommit import CodeCommitSource
-from dbops.orchestration.tags import TAG_COMMIT, TAG_REPOSITORY, TAG_INCLUDED, commit_from_tags, source_for_tags
 from dbops.targets import open_target
 from tests.gitrepo import GitRepo
 

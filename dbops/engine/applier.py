@@ -9,12 +9,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import NoReturn
 
-from dbops.errors import MigrationFailed
 from dbops.engine.history import FAILED, STARTED, SUCCESS, AuditRecord, History
 from dbops.engine.locks import RunLock
-from dbops.scripts.migrations import Catalog, Migration, line_of
 from dbops.engine.plan import PlanEntry
 from dbops.engine.search_path import changes_search_path
+from dbops.errors import MigrationFailed
+from dbops.scripts.migrations import Catalog, Migration, line_of
 from dbops.scripts.sources import CommitInfo
 from dbops.scripts.statements import Statement, statement_at
 from dbops.targets.base import BatchItem, BatchResult, ConnectionLost, Session, SqlError

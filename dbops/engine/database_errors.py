@@ -7,8 +7,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from dbops.errors import DatabaseRefused, DatabaseTimeout, DbopsError, PermissionDenied
 from dbops.engine.history import AUDIT_TABLE
+from dbops.errors import DatabaseRefused, DatabaseTimeout, DbopsError, PermissionDenied
 from dbops.targets.base import SqlError
 
 INSUFFICIENT_PRIVILEGE = "42501"

@@ -8,12 +8,12 @@ from functools import cached_property
 from dbops.config import Settings
 from dbops.engine.applier import Applier, ApplyContext, RunInfo, ScriptResult, split_ahead
 from dbops.engine.database_errors import OwnTables, own_statements
-from dbops.errors import ConfigError, ValidationFailed
 from dbops.engine.history import AUDIT_TABLE, BASELINE_DESCRIPTION, History
 from dbops.engine.locks import RunLock, make_lock
-from dbops.scripts.migrations import Catalog, PlaceholderContext, RowType, Version, discover, version_flag
 from dbops.engine.plan import FAILED, MISSING, Plan, PlanEntry, attach_failures, build_plan, unfinished
 from dbops.engine.search_path import search_path_statement
+from dbops.errors import ConfigError, ValidationFailed
+from dbops.scripts.migrations import Catalog, PlaceholderContext, RowType, Version, discover, version_flag
 from dbops.scripts.sources import FolderSource, Snapshot, Source
 from dbops.targets.base import Dialect, Session, Target
 

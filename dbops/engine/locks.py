@@ -7,9 +7,9 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any
 
-from dbops.errors import ConnectError, LockTimeout
 from dbops.engine.history import quote_ident
-from dbops.targets.base import Dialect, ConnectionLost, Session, SqlError, Target
+from dbops.errors import ConnectError, LockTimeout
+from dbops.targets.base import ConnectionLost, Dialect, Session, SqlError, Target
 
 LOCK_TABLE = "dbops_lock"
 # Errors of `LOCK TABLE` that waiting does not cure: no privilege, no such table or schema.

@@ -24,18 +24,18 @@ from dagster import (
     MetadataValue,
 )
 
-from dbops.engine.engine import Engine
 from dbops.engine.applier import RunInfo, ScriptResult
-from dbops.errors import DbopsError
+from dbops.engine.engine import Engine
 from dbops.engine.history import History
-from dbops.scripts.migrations import Migration
 from dbops.engine.plan import Plan
+from dbops.errors import DbopsError
 from dbops.orchestration.drift import ObjectShape, SnapshotStore, diff, live_catalog
 from dbops.orchestration.reconcile import late_materializations, unrecorded
+from dbops.orchestration.tags import TAG_SOURCE, commit_from_tags
 from dbops.orchestration.translator import MigrationTranslator
 from dbops.orchestration.warehouse import ScriptLineage, table_observations
+from dbops.scripts.migrations import Migration
 from dbops.scripts.sources import CommitInfo
-from dbops.orchestration.tags import TAG_SOURCE, commit_from_tags
 from dbops.targets.base import SqlError
 from dbops.urls import redact
 

@@ -3,15 +3,15 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from dagster import AssetKey, AssetSpec, AssetsDefinition, multi_asset
+from dagster import AssetKey, AssetsDefinition, AssetSpec, multi_asset
 
 from dbops.errors import ConfigError
-from dbops.scripts.migrations import Migration
 from dbops.orchestration.lineage import TableRef, Touch
 from dbops.orchestration.project import MigrationProject
 from dbops.orchestration.resource import DbopsResource
 from dbops.orchestration.translator import MigrationTranslator
 from dbops.orchestration.warehouse import ScriptLineage
+from dbops.scripts.migrations import Migration
 
 RESOURCE_KEY = "dbops"
 

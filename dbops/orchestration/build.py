@@ -3,6 +3,7 @@ and the smaller set `dbops migrate` runs the migrate job from."""
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from dagster import (
     AssetSelection,
@@ -16,23 +17,22 @@ from dagster import (
     in_process_executor,
 )
 
-from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
-
 from dbops.errors import ConfigError
 from dbops.orchestration.assets import RESOURCE_KEY, migration_assets, warehouse_assets
 from dbops.orchestration.checks import checksum_checks, drift_check
 from dbops.orchestration.project import MigrationProject
 from dbops.orchestration.resource import DbopsResource
-from dbops.orchestration.translator import MigrationTranslator
 from dbops.orchestration.tags import TAG_SOURCE
+from dbops.orchestration.translator import MigrationTranslator
 
 MIGRATE_JOB = "migrate"
 VALIDATE_JOB = "validate"
 NIGHTLY_VALIDATE = "nightly_validate"
 NIGHTLY_CRON = "0 3 * * *"
+AssetJob = Any  # what define_asset_job returns; Dagster does not export its class
 
 
-def migrate_job(migrations) -> UnresolvedAssetJobDefinition:
+def migrate_job(migrations) -> AssetJob:
     """Applies what is pending among the selected migration assets (all of them by default), in one process."""
     return define_asset_job(
         MIGRATE_JOB,
@@ -42,7 +42,7 @@ def migrate_job(migrations) -> UnresolvedAssetJobDefinition:
     )
 
 
-def validate_job() -> UnresolvedAssetJobDefinition:
+def validate_job() -> AssetJob:
     return define_asset_job(
         VALIDATE_JOB,
         selection=AssetSelection.all_asset_checks(),
@@ -51,7 +51,7 @@ def validate_job() -> UnresolvedAssetJobDefinition:
     )
 
 
-def validate_schedule(validate: UnresolvedAssetJobDefinition) -> ScheduleDefinition:
+def validate_schedule(validate: AssetJob) -> ScheduleDefinition:
     """The validate job on DBOPS_VALIDATE_CRON (default nightly at 03:00 UTC); a bad cron is a ConfigError."""
     cron = os.environ.get("DBOPS_VALIDATE_CRON", "").strip() or NIGHTLY_CRON
     try:
@@ -67,7 +67,7 @@ def validate_schedule(validate: UnresolvedAssetJobDefinition) -> ScheduleDefinit
         raise ConfigError(f"DBOPS_VALIDATE_CRON={cron!r} is not a cron expression (five fields, e.g. '0 3 * * *')") from None
 
 
-def sensors_for(job: UnresolvedAssetJobDefinition | JobDefinition) -> list[SensorDefinition]:
+def sensors_for(job: AssetJob | JobDefinition) -> list[SensorDefinition]:
     """git_sensor and codecommit_sensor (dbops.orchestration.sensors) targeting the migrate job, and
     alert_sensor (dbops.orchestration.alerts) for failed runs."""
     from dbops.orchestration.alerts import alert_sensor

@@ -14,14 +14,14 @@ from dagster import (
     multi_asset_check,
 )
 
-from dbops.errors import DbopsError
 from dbops.engine.history import History
+from dbops.engine.plan import PlanEntry
+from dbops.errors import DbopsError
 from dbops.orchestration.apply import failure
 from dbops.orchestration.drift import SnapshotStore, diff, live_catalog
 from dbops.orchestration.project import MigrationProject
 from dbops.orchestration.resource import DbopsResource
 from dbops.orchestration.translator import MigrationTranslator
-from dbops.engine.plan import PlanEntry
 
 CHECKSUM_CHECK = "checksum"
 DRIFT_CHECK = "schema_drift"

@@ -26,22 +26,22 @@ from dagster import (
 )
 
 from dbops.config import Settings, settings_variables
-from dbops.engine.engine import Engine
 from dbops.engine.applier import ScriptResult
-from dbops.errors import ConfigError, MigrationFailed, StorageUnavailable
-from dbops.scripts.migrations import Migration
+from dbops.engine.engine import Engine
 from dbops.engine.plan import Plan
+from dbops.errors import ConfigError, MigrationFailed, StorageUnavailable
 from dbops.orchestration.apply import EXIT_CODE, hold_storage_connection
 from dbops.orchestration.assets import RESOURCE_KEY
 from dbops.orchestration.build import MIGRATE_JOB, migrate_definitions
 from dbops.orchestration.home import dagster_home
 from dbops.orchestration.project import MigrationProject
-from dbops.orchestration.resource import DbopsResource, resource_values
 from dbops.orchestration.reconcile import RECORDED_LATE, fail_abandoned_runs, process_tags, unrecorded
+from dbops.orchestration.resource import DbopsResource, resource_values
+from dbops.orchestration.tags import TAG_AUTHOR, TAG_COMMIT, TAG_MESSAGE, TAG_SOURCE, TAG_TARGET
 from dbops.orchestration.translator import SCRIPT_METADATA
 from dbops.output import Console, print_results, result_json
+from dbops.scripts.migrations import Migration
 from dbops.scripts.sources import CommitInfo
-from dbops.orchestration.tags import TAG_AUTHOR, TAG_COMMIT, TAG_MESSAGE, TAG_SOURCE, TAG_TARGET
 from dbops.urls import redact
 
 TAG_LIMIT = 4000

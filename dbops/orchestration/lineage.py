@@ -8,13 +8,13 @@ faster than parsing every statement (inserts with many rows are the expensive on
 from __future__ import annotations
 
 import re
-from dbops.targets.base import Dialect
 from dataclasses import dataclass, field
 
 from sqlglot.dialects.dialect import Dialect as SqlglotDialect
 from sqlglot.tokens import Token, TokenType
 
 from dbops.scripts.statements import iter_statements
+from dbops.targets.base import Dialect
 
 CREATED, ALTERED, DROPPED = "created", "altered", "dropped"
 

@@ -2,15 +2,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-
 from pathlib import Path
 
 from dbops.config import Settings
-from dbops.scripts.migrations import Catalog, Migration, PlaceholderContext, discover
 from dbops.orchestration.facts_cache import FactsCache
 from dbops.orchestration.lineage import ScriptFacts, dialect_for, script_facts
-from dbops.scripts.sources import FolderSource, Snapshot
 from dbops.paths import dbops_home
+from dbops.scripts.migrations import Catalog, Migration, PlaceholderContext, discover
+from dbops.scripts.sources import FolderSource, Snapshot
 from dbops.targets.base import Dialect
 
 

@@ -17,8 +17,8 @@ from dagster import AssetKey, AssetMaterialization, DagsterInstance, DagsterRunS
 
 from dbops.engine.engine import Engine
 from dbops.engine.history import AppliedAttempt, History
-from dbops.scripts.migrations import Migration
 from dbops.engine.plan import SUCCESS, Plan
+from dbops.scripts.migrations import Migration
 
 TAG_HOST = "dbops/host"
 TAG_PROCESS = "dbops/process"

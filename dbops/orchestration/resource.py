@@ -2,9 +2,8 @@
 from __future__ import annotations
 
 import os
-from typing import Any
-
 from collections.abc import Iterator
+from typing import Any
 
 from dagster import (
     AssetCheckExecutionContext,

@@ -18,10 +18,10 @@ from dagster import (
 
 from dbops.config import locations_from, read_flyway_conf
 from dbops.errors import DbopsError
-from dbops.scripts.migrations import parse_name
+from dbops.orchestration.tags import TAG_AUTHOR, TAG_COMMIT, TAG_INCLUDED, TAG_MESSAGE, TAG_REPOSITORY, TAG_SOURCE
 from dbops.orchestration.translator import SCRIPT_METADATA
+from dbops.scripts.migrations import parse_name
 from dbops.scripts.sources import CommitChange, CommitInfo
-from dbops.orchestration.tags import TAG_AUTHOR, TAG_COMMIT, TAG_MESSAGE, TAG_REPOSITORY, TAG_INCLUDED, TAG_SOURCE
 from dbops.urls import redact
 
 TAG_BRANCH = "dbops/branch"

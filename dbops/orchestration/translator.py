@@ -11,8 +11,8 @@ from typing import Any
 
 from dagster import AssetKey, AssetSpec, MetadataValue
 
-from dbops.scripts.migrations import REPEATABLE, Migration
 from dbops.orchestration.lineage import ScriptFacts, TableRef, Touch
+from dbops.scripts.migrations import REPEATABLE, Migration
 from dbops.targets.base import Dialect
 
 SQL_PREVIEW_CHARS = 4000

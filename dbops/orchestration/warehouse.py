@@ -9,11 +9,11 @@ from collections.abc import Iterable, Mapping
 
 from dagster import AssetKey, AssetObservation, MetadataValue, TableColumn, TableColumnConstraints, TableSchema
 
-from dbops.scripts.migrations import Migration
 from dbops.orchestration.drift import ObjectShape
 from dbops.orchestration.lineage import DROPPED, TableRef, Touch, dialect_for, script_facts
 from dbops.orchestration.project import MigrationProject
 from dbops.orchestration.translator import MigrationTranslator
+from dbops.scripts.migrations import Migration
 from dbops.targets.base import Dialect
 
 COLUMN_SCHEMA = "dagster/column_schema"

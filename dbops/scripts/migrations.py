@@ -4,9 +4,9 @@ from __future__ import annotations
 import codecs
 import re
 import zlib
-from enum import StrEnum
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from functools import cached_property, total_ordering
 from pathlib import PurePosixPath
 

@@ -5,6 +5,7 @@ from dbops.errors import ConfigError
 from dbops.targets.base import Target
 from dbops.urls import redact, scheme_of
 
+
 def open_target(url: str | None) -> Target:
     """A Target for `url`: postgresql:// (psycopg), redshift:// (redshift_connector), none: embedded."""
     if not url:

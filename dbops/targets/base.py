@@ -13,7 +13,6 @@ from typing import Any
 from dbops.errors import ConnectError
 
 
-
 class Dialect(StrEnum):
     """The SQL a target speaks (a str, so it compares and serialises as its value)."""
 

@@ -13,13 +13,14 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from dbops.errors import ConfigError, ConnectError
+from dbops.scripts.statements import iter_statements, pieces
 from dbops.targets.base import (
-    Dialect,
     SCRIPT_STARTED_MARK,
     BatchItem,
     BatchResult,
     Bookkeeping,
     ConnectionLost,
+    Dialect,
     Session,
     SqlError,
     Target,
@@ -27,7 +28,6 @@ from dbops.targets.base import (
     TransactionResult,
     application_name,
 )
-from dbops.scripts.statements import iter_statements, pieces
 from dbops.urls import redact
 
 DBOPS_PARAMS = ("lock",)

@@ -8,7 +8,7 @@ from urllib.parse import unquote, urlsplit
 import redshift_connector
 
 from dbops.errors import ConfigError, ConnectError
-from dbops.targets.base import Dialect, ConnectionLost, Session, SqlError, Target, TargetInfo, application_name
+from dbops.targets.base import ConnectionLost, Dialect, Session, SqlError, Target, TargetInfo, application_name
 from dbops.targets.redshift_auth import AuthOptions, ClientFactory, Credentials, default_client_factory, resolve
 from dbops.urls import query_params, redact
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-
 from infra_templates import FAKE_AWS_ENV, REQUIRED_TEMPLATES, load_template, template_paths
 
 

@@ -12,10 +12,10 @@ from typing import Any
 
 import boto3
 import pytest
+from infra_templates import IAM_TYPES, as_list, load_template
 from moto import mock_aws
 
 from dbops.orchestration.alerts import TOPIC_ENV, UI_URL_ENV, Alert, AlertSettings, publish
-from infra_templates import IAM_TYPES, as_list, load_template
 
 TASKS = ("WebserverTaskDefinition", "DaemonTaskDefinition", "CodeLocationTaskDefinition", "RunTaskDefinition")
 ALERT_RESOURCES = ("TaskRole", "AlertKey", "AlertKeyAlias", "AlertTopic", "AlertEmailSubscription")

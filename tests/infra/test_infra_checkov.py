@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from infra_templates import INFRA, template_paths
 
 CANARY = "canary_public_unencrypted_redshift.yaml"

@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 import yaml
-
 from infra_templates import INFRA, load_template
 
 ECS_HOME = INFRA / "dagster_ecs"

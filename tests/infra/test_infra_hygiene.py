@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 import yaml
 from cfnlint.decode import cfn_yaml
-
 from infra_templates import INFRA
 
 ACCOUNT_ID = re.compile(r"(?<!\d)\d{12}(?!\d)")

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 from cfnlint.api import ManualArgs, lint
-
 from infra_templates import INFRA, REQUIRED_TEMPLATES, template_paths
 
 # Region-specific rules (node types, AZ counts, service availability) are checked

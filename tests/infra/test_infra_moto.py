@@ -15,10 +15,9 @@ from typing import Any
 
 import boto3
 import pytest
+from infra_templates import INFRA, choose, load_template, sub_text
 from moto import mock_aws
 from moto.redshift.models import Cluster as MotoCluster
-
-from infra_templates import INFRA, choose, load_template, sub_text
 
 REGION = "us-east-1"  # moto answers Fn::GetAZs "" with us-east-1 zones whatever the region
 NETWORK_STACK = "acme-net"

@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 import yaml
-
 from infra_templates import IAM_TYPES, INFRA, as_list, load_template, template_paths
 
 # IAM evaluates these against "*" whatever the policy says (no resource-level

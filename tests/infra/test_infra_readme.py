@@ -8,7 +8,6 @@ import shlex
 from typing import Any
 
 import pytest
-
 from infra_templates import IAM_TYPES, REPO, load_template
 
 

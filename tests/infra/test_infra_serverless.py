@@ -20,7 +20,6 @@ from typing import Any
 import boto3
 import pytest
 from botocore.stub import Stubber
-
 from infra_templates import as_list, choose, load_template, sub_text
 
 LOG_TYPES = {"connectionlog", "userlog", "useractivitylog"}

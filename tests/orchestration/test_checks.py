@@ -83,8 +83,8 @@ def test_a_migrate_records_a_new_snapshot_and_warns_about_earlier_drift(instance
 
 
 def test_migrations_applied_outside_dagster_are_named_as_the_likely_cause(instance, scripts, pg_url):
-    from dbops.engine.engine import Engine
     from dbops.config import Settings
+    from dbops.engine.engine import Engine
     from dbops.targets import open_target
 
     folder = scripts(SCRIPTS)

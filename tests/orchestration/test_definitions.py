@@ -8,13 +8,14 @@ import pytest
 from dagster import AssetKey, Definitions
 
 from dbops.errors import ConfigError
-from dbops.scripts.migrations import discover
 from dbops.orchestration.build import MIGRATE_JOB, build_definitions, migrate_definitions
 from dbops.orchestration.project import MigrationProject
 from dbops.orchestration.resource import DbopsResource
 from dbops.orchestration.translator import MigrationTranslator, asset_name
+from dbops.scripts.migrations import discover
 from dbops.scripts.sources import FolderSource
 from tests.orchestration.support import definitions, key
+
 
 def value(item):
     return getattr(item, "value", item)

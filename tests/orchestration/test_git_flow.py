@@ -11,7 +11,7 @@ import pytest
 from dagster import DagsterEventType, DagsterInstance, RunsFilter, build_sensor_context
 
 from dbops.orchestration.build import build_definitions
-from dbops.orchestration.tags import TAG_AUTHOR, TAG_COMMIT, TAG_MESSAGE, TAG_INCLUDED, TAG_SOURCE
+from dbops.orchestration.tags import TAG_AUTHOR, TAG_COMMIT, TAG_INCLUDED, TAG_MESSAGE, TAG_SOURCE
 from tests.gitrepo import GitRepo
 from tests.orchestration.support import key, materializations, query
 

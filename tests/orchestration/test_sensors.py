@@ -7,8 +7,8 @@ import pytest
 from dagster import AssetSpec, DefaultSensorStatus, Definitions, build_sensor_context, define_asset_job, multi_asset
 
 from dbops.orchestration.sensors import Watch, build_sensors
+from dbops.orchestration.tags import TAG_AUTHOR, TAG_COMMIT, TAG_INCLUDED, TAG_MESSAGE, TAG_REPOSITORY, TAG_SOURCE
 from dbops.orchestration.translator import SCRIPT_METADATA, asset_name
-from dbops.orchestration.tags import TAG_AUTHOR, TAG_COMMIT, TAG_MESSAGE, TAG_REPOSITORY, TAG_INCLUDED, TAG_SOURCE
 from tests.codecommit_stub import StubbedCodeCommit
 from tests.gitrepo import GitRepo
 

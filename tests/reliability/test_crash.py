@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from dbops.cli import main
-from dbops.engine.engine import Engine
 from dbops.config import Settings
+from dbops.engine.engine import Engine
 from dbops.targets import open_target
 from tests.pg import PgServer
 from tests.reliability.conftest import SCALE

@@ -77,10 +77,10 @@ def rerun_completes(db: RigDatabase, folder: Path) -> None:
 @pytest.mark.parametrize("label", ["V4:statement", "commit"])
 def test_working_session_terminated_mid_script_exits_3_and_records_nothing_of_it(db, folder, label) -> None:
     if label == "commit":
-        from tests.reliability.harness import trap_table
-        from dbops.engine.engine import Engine
         from dbops.config import Settings
+        from dbops.engine.engine import Engine
         from dbops.targets import open_target
+        from tests.reliability.harness import trap_table
 
         with Engine(open_target(db.pg_url), Settings(locations=[str(folder)])).locked():
             pass

@@ -24,8 +24,8 @@ from hypothesis import strategies as st
 
 from dbops.cli import main
 from dbops.engine.history import AppliedMigration
-from dbops.scripts.migrations import PlaceholderContext, checksum, discover
 from dbops.engine.plan import build_plan
+from dbops.scripts.migrations import PlaceholderContext, checksum, discover
 from dbops.scripts.sources import ScriptFile
 from tests.reliability.conftest import SCALE
 
