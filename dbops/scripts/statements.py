@@ -7,8 +7,6 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from itertools import islice
 
-from sqlparse import tokens as T
-from sqlparse.engine import FilterStack
 
 # Statements that cannot run inside a transaction block, with the dialects that refuse them. Each
 # pattern is matched against the statement with comments removed, upper-cased, whitespace collapsed.
@@ -201,6 +199,8 @@ def _sqlparse_statements(sql: str, pos: int, line: int) -> tuple[list[Statement]
     sqlparse reads a window of the text, grown until two more statements follow the last one taken (so its end
     is certain) or the window holds the rest of the script.
     """
+    from sqlparse.engine import FilterStack  # imported when first needed: a run with nothing to split never loads it
+
     window = 1 << 16
     while True:
         raws = FilterStack().run(sql[pos : pos + window])
@@ -234,6 +234,8 @@ _RESUMABLE = frozenset(";\n\r \t")
 
 def _first_code_offset(stmt) -> int | None:
     """Offset of the first token that is neither whitespace nor a comment."""
+    from sqlparse import tokens as T
+
     offset = 0
     for token in stmt.flatten():
         if token.ttype in T.Whitespace or token.ttype in T.Newline or token.ttype in T.Comment:
@@ -247,10 +249,14 @@ def _first_code_offset(stmt) -> int | None:
 
 def normalize(sql: str) -> str:
     """Comments dropped, literals blanked, upper-cased, whitespace collapsed."""
+    from sqlparse.engine import FilterStack
+
     return " ".join(filter(None, (_normalize_tokens(raw) for raw in FilterStack().run(sql))))
 
 
 def _normalize_tokens(stmt) -> str:
+    from sqlparse import tokens as T
+
     parts: list[str] = []
     for token in stmt.flatten():
         if token.ttype in T.Comment:
