@@ -112,7 +112,9 @@ def read_folder(location: str) -> list[ScriptFile]:
         )
     files: list[ScriptFile] = []
     seen: set[str] = set()
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=True, onerror=_walk_error):
+    top = str(root)
+    shown_root = location.rstrip("/")
+    for dirpath, dirnames, filenames in os.walk(top, followlinks=True, onerror=_walk_error):
         real = os.path.realpath(dirpath)
         if real in seen:
             dirnames[:] = []
@@ -122,13 +124,13 @@ def read_folder(location: str) -> list[ScriptFile]:
         for name in sorted(filenames):
             if not is_script_name(name):
                 continue
-            full = Path(dirpath) / name
-            rel = full.relative_to(root).as_posix()
-            files.append(ScriptFile(relpath=rel, data=_read_script(full, f"{location.rstrip('/')}/{rel}"), location=location))
+            folder = dirpath[len(top) :].strip(os.sep).replace(os.sep, "/")  # plain strings: pathlib costs more than reading
+            rel = f"{folder}/{name}" if folder else name
+            files.append(ScriptFile(relpath=rel, data=_read_script(os.path.join(dirpath, name), f"{shown_root}/{rel}"), location=location))
     return files
 
 
-def _read_script(full: Path, shown: str) -> bytes:
+def _read_script(full: str, shown: str) -> bytes:
     """A script's bytes; a name that is not UTF-8, or a pipe or device named *.sql, is refused (exit 2) before reading."""
     try:
         shown.encode("utf-8")
@@ -136,9 +138,10 @@ def _read_script(full: Path, shown: str) -> bytes:
         printable = shown.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
         raise ScriptError(printable, "the file name is not valid UTF-8; rename it") from None
     try:
-        if not stat.S_ISREG(full.stat().st_mode):
+        if not stat.S_ISREG(os.stat(full).st_mode):
             raise ScriptError(shown, "not a regular file (a pipe, socket or device); replace it with the script or remove it")
-        return full.read_bytes()
+        with open(full, "rb") as handle:
+            return handle.read()
     except OSError as exc:
         raise ScriptError(shown, f"cannot read: {exc.strerror or exc}; fix its permissions or remove it") from None
 
