@@ -139,14 +139,16 @@ def test_eight_migrators_started_together_apply_every_script_exactly_once(lock_d
 
 def test_killing_the_lock_holder_lets_the_waiting_migrator_proceed(lock_db, scripts) -> None:
     folder = scripts({
-        "V1__slow.sql": "create table first (id int);\nselect pg_sleep(3);",
+        # Long enough for a second dbops to start and queue behind it on a loaded machine; the killed holder's
+        # backend sleeps on, holding the lock, until the sleep ends.
+        "V1__slow.sql": "create table first (id int);\nselect pg_sleep(8);",
         "V2__quick.sql": "create table second (id int);",
     })
     holder = _migrate(lock_db, folder)
     waiter = None
     try:
         deadline = time.monotonic() + 30
-        while not _running(lock_db, "select pg_sleep(3)"):
+        while not _running(lock_db, "select pg_sleep(8)"):
             assert time.monotonic() < deadline and holder.poll() is None, holder.communicate()
             time.sleep(0.05)
         waiter = _migrate(lock_db, folder, "--lock-timeout", "60")
