@@ -58,7 +58,7 @@ class MigrationTranslator:
         return str(migration.checksum)
 
     def get_kinds(self, migration: Migration) -> set[str]:
-        return {"sql", KINDS[self.dialect]}
+        return {"sql", KINDS.get(self.dialect, str(self.dialect))}
 
     def get_description(self, migration: Migration) -> str:
         kind = "Repeatable migration" if migration.kind == REPEATABLE else f"Migration version {migration.version}"
@@ -115,5 +115,5 @@ class MigrationTranslator:
             description=f"{kind.capitalize()} {table}: " + "; ".join(history),
             metadata={"schema": table.schema, "name": table.name, "object": kind, "history": MetadataValue.json(history)},
             group_name=self.table_group_name,
-            kinds={kind, KINDS[self.dialect]},
+            kinds={kind, KINDS.get(self.dialect, str(self.dialect))},
         )
