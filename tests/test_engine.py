@@ -336,13 +336,23 @@ def _dbops(db: RigDatabase, folder: Path, *args: str) -> subprocess.Popen:
     )
 
 
+def _wait_for_sleep(db, timeout: float = 60) -> None:
+    """Until a session of `db` sleeps in pg_sleep: the migrator that started it holds the run lock."""
+    deadline = time.monotonic() + timeout
+    with psycopg.connect(db.pg_url, autocommit=True) as conn:
+        query = "select 1 from pg_stat_activity where wait_event = 'PgSleep' and datname = current_database()"
+        while not conn.execute(query).fetchall():
+            assert time.monotonic() < deadline, "no migrator reached pg_sleep"
+            time.sleep(0.05)
+
+
 def test_two_migrators_at_once_apply_each_script_once(db, scripts) -> None:
     folder = scripts({
-        "V1__slow.sql": "create table slow (id int);\nselect pg_sleep(1.5);",
+        "V1__slow.sql": "create table slow (id int);\nselect pg_sleep(5);",
         "V2__b.sql": "create table b (id int);",
     })
     first = _dbops(db, folder)
-    time.sleep(0.5)
+    _wait_for_sleep(db)  # the first holds the lock (on a loaded machine a process may take seconds to start)
     second = _dbops(db, folder)
     outputs = [p.communicate(timeout=60) for p in (first, second)]
     assert [p.returncode for p in (first, second)] == [0, 0], outputs
@@ -352,9 +362,9 @@ def test_two_migrators_at_once_apply_each_script_once(db, scripts) -> None:
 
 
 def test_lock_timeout_names_the_holder(db, scripts) -> None:
-    folder = scripts({"V1__slow.sql": "select pg_sleep(4);"})
+    folder = scripts({"V1__slow.sql": "select pg_sleep(8);"})
     holder = _dbops(db, folder)
-    time.sleep(1.5)
+    _wait_for_sleep(db)
     waiter = _dbops(db, folder, "--lock-timeout", "1")
     out, err = waiter.communicate(timeout=30)
     holder.communicate(timeout=30)

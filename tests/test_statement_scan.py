@@ -65,6 +65,8 @@ CASES = [
     "0x1FGO''\t\r-- c;\n  ",
     "go# x\n--+ hint\n$f$ x; $f$;endcommitbegins\r%sGO  if",
     "select 1;\r\n-- x\r\nselect 2;\rselect 3",
+    "select 1*/-- c;\nselect 1",  # sqlparse lexes `/--` as one operator: the `;` ends the statement
+    "select 1 +-- c;\nselect 2 |-- d;\nselect 3 -- e;\nselect 4",
 ]
 
 

@@ -138,10 +138,10 @@ def _read_script(full: str, shown: str) -> bytes:
         printable = shown.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
         raise ScriptError(printable, "the file name is not valid UTF-8; rename it") from None
     try:
-        if not stat.S_ISREG(os.stat(full).st_mode):
+        path = Path(full)
+        if not stat.S_ISREG(path.stat().st_mode):
             raise ScriptError(shown, "not a regular file (a pipe, socket or device); replace it with the script or remove it")
-        with open(full, "rb") as handle:
-            return handle.read()
+        return path.read_bytes()
     except OSError as exc:
         raise ScriptError(shown, f"cannot read: {exc.strerror or exc}; fix its permissions or remove it") from None
 

@@ -164,10 +164,12 @@ _TRAILING = re.compile(r"(?:[ \t]+|--(?!\+)[^\r\n]*(?:\r\n|\r|\n)?)*")
 # anywhere (sqlparse's lexer also finds GO in 0x1FGO).
 _ODD_CHARACTERS = re.compile("[\\\\#$`\u00b4\\[\x0b\x0c\x1c-\x1f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]")
 _BLOCK_WORDS = ("begin", "declare", "end", "go")
+# sqlparse lexes an operator greedily, so `/--` (or `+--`, `|--`, …) is one operator, not the start of a comment.
+_OPERATOR_DASHES = re.compile(r"[+/@%^&|]--")
 
 
 def _unplain(text: str) -> bool:
-    if _ODD_CHARACTERS.search(text) or "/*" in text or "--+" in text:
+    if _ODD_CHARACTERS.search(text) or "/*" in text or "--+" in text or _OPERATOR_DASHES.search(text):
         return True
     lowered = text.lower()
     return any(word in lowered for word in _BLOCK_WORDS)

@@ -196,6 +196,7 @@ def test_random_file_names_give_flyways_plan_or_exit_2_naming_the_files(url, tmp
         (folder / path).write_text(f"select {index};\n")
     (folder / "notes.txt").write_text("not a script")
     number = {path: index for index, (path, _) in enumerate(entries)}
+    entries = [(p, e) for p, e in entries if not any(part.startswith(".") for part in p.split("/")[:-1])]  # Flyway skips hidden folders
     flags = ["--url", url, "--locations", str(folder)]
     outcome = dbops(*flags, "--json", "info")
     invalid, collisions = expected_plan(entries)
