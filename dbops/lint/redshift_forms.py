@@ -50,6 +50,17 @@ _MACROS["schema_opt"] = (
     r"(?:DATABASE {s}|SCHEMA {s}|REGION {s}|URI {s}|PORT {n}|IAM_ROLE {role}|SECRET_ARN {s}|CATALOG_ROLE {role}|"
     r"CATALOG_ID {s}|AUTHENTICATION (?:NONE|IAM|MTLS)|AUTHENTICATION_ARN {s}|CREATE EXTERNAL DATABASE IF NOT EXISTS)"
 ).format(**_MACROS)
+_MACROS["copy_opt"] = (
+    r"(?:IAM_ROLE {role}|(?:WITH )?CREDENTIALS(?: AS)? {s}|ACCESS_KEY_ID {s}|SECRET_ACCESS_KEY {s}|SESSION_TOKEN {s}|"
+    r"MASTER_SYMMETRIC_KEY {s}|ENCRYPTED|(?:FORMAT(?: AS)? )?(?:CSV(?: QUOTE(?: AS)? {s})?|DELIMITER(?: AS)? {s}|"
+    r"FIXEDWIDTH(?: AS)? {s}|SHAPEFILE(?: SIMPLIFY(?: AUTO)?(?: {n})?)?|(?:AVRO|JSON)(?: AS)? {s}|PARQUET|ORC)|"
+    r"BZIP2|GZIP|LZOP|ZSTD|ACCEPTANYDATE|ACCEPTINVCHARS(?: AS)?(?: {s})?|BLANKSASNULL|DATEFORMAT(?: AS)? {s}|"
+    r"EMPTYASNULL|ENCODING(?: AS)? (?:UTF8|UTF16|UTF16LE|UTF16BE)|ESCAPE|EXPLICIT_IDS|FILLRECORD|IGNOREBLANKLINES|"
+    r"IGNOREHEADER(?: AS)? {n}|NULL AS {s}|REMOVEQUOTES|ROUNDEC|TIMEFORMAT(?: AS)? {s}|TRIMBLANKS|TRUNCATECOLUMNS|"
+    r"COMPROWS {n}|COMPUPDATE(?: (?:ON|TRUE|OFF|FALSE|PRESET))?|IGNOREALLERRORS|MAXERROR(?: AS)? {n}|NOLOAD|"
+    r"STATUPDATE(?: (?:ON|TRUE|OFF|FALSE))?|MANIFEST|REGION(?: AS)? {s}|READRATIO {n}|SSH|SERIALIZETOJSON|"
+    r"JOB CREATE {id}(?: AUTO (?:ON|OFF))?)"
+).format(**_MACROS)
 _MACROS["quota"] = r"QUOTA (?:{n} (?:MB|GB|TB)|UNLIMITED)".format(**_MACROS)
 _MACROS["library_opt"] = r"(?:IAM_ROLE {role}|(?:WITH )?CREDENTIALS(?: AS)? {s}|REGION(?: AS)? {s})".format(**_MACROS)
 _MACROS["type"] = r"{id}(?: (?:PRECISION|VARYING|WITHOUT TIME ZONE|WITH TIME ZONE))?(?: \( [^()]* \))?".format(**_MACROS)
@@ -92,6 +103,7 @@ _FORMS = [
      r"DROP PARTITION \( .+ \)|PARTITION \( .+ \) SET LOCATION {s})"),
     ("ALTER TABLE APPEND", "r_ALTER_TABLE_APPEND",
      r"ALTER TABLE {name} APPEND FROM {name}(?: (?:IGNOREEXTRA|FILLTARGET))?"),
+    ("COPY", "r_COPY", r"COPY {name}(?: \( {ids} \))? FROM {s}(?: {copy_opt})*"),
     ("UNLOAD", "r_UNLOAD", r"UNLOAD \( {s} \) TO {s}(?: {unload_opt})*"),
     ("CREATE EXTERNAL SCHEMA", "r_CREATE_EXTERNAL_SCHEMA",
      r"CREATE EXTERNAL SCHEMA(?: IF NOT EXISTS)? {id} FROM "
@@ -168,6 +180,13 @@ FORMS: list[tuple[str, str, re.Pattern[str]]] = [
     (statement, f"https://docs.aws.amazon.com/redshift/latest/dg/{page}.html", re.compile(form.format(**_MACROS)))
     for statement, page, form in _FORMS
 ]
+
+
+def family(canonical: str) -> tuple[str, str] | None:
+    """The statement (and its documentation page) whose Redshift forms `canonical` starts like, or None."""
+    known = [(statement, url) for statement, url, _ in FORMS
+             if "/" not in statement and "…" not in statement and f"{canonical} ".startswith(f"{statement} ")]
+    return max(known, key=lambda k: len(k[0])) if known else None
 
 
 def recognised(canonical: str) -> str | None:

@@ -56,26 +56,55 @@ def judge(sql: str) -> Verdict:
         expanded = _expanded(tokens)
     except TokenError as exc:
         return Verdict(None, str(exc))
-    if problem := _unbalanced(expanded):
-        return problem
     parser = _Parser(dialect=_DIALECT)
     try:
-        trees = parser.parse(tokens, sql)
+        tree = (parser.parse(tokens, sql) or [None])[0]
     except ParseError as exc:
-        if redshift_forms.recognised(canonical(expanded)):
+        if _unbalanced(expanded) is None and redshift_forms.recognised(canonical(expanded)):
             return Verdict(None)
         return _parse_error(exc)
-    tree = trees[0] if trees else None
-    if isinstance(tree, exp.Command):
+    if problem := _unbalanced(expanded):
+        return problem
+    if isinstance(tree, exp.Command) or (tree is not None and not isinstance(tree, _STATEMENTS)):
         if redshift_forms.recognised(canonical(expanded)):
             return Verdict(None)
-        return _not_understood(tokens, parser.gave_up)
-    if tree is not None and not isinstance(tree, _STATEMENTS):
-        if redshift_forms.recognised(canonical(expanded)):
-            return Verdict(None)
-        first = tokens[0]
-        return Verdict(None, f"{first.text!r} does not start a statement", first.line - 1)
-    return Verdict(tree)
+        if isinstance(tree, exp.Command):
+            return _not_understood(expanded, parser.gave_up)
+        return Verdict(None, f"{tokens[0].text!r} does not start a statement", tokens[0].line - 1)
+    if isinstance(tree, exp.Copy) and not redshift_forms.recognised(canonical(expanded)):
+        return _not_understood(expanded, None)
+    return _bad_value(tree) or Verdict(tree)
+
+
+# Keyword values sqlglot takes as any word; Redshift knows only these.
+_VALUES: list[tuple[type[exp.Expression], str, frozenset[str]]] = [
+    (exp.DistStyleProperty, "DISTSTYLE", frozenset({"ALL", "EVEN", "KEY", "AUTO"})),
+    (exp.BackupProperty, "BACKUP", frozenset({"YES", "NO"})),
+    (exp.AutoRefreshProperty, "AUTO REFRESH", frozenset({"YES", "NO"})),
+    (exp.EncodeColumnConstraint, "ENCODE", frozenset({
+        "RAW", "AZ64", "BYTEDICT", "DELTA", "DELTA32K", "LZO", "MOSTLY8", "MOSTLY16", "MOSTLY32", "RUNLENGTH",
+        "TEXT255", "TEXT32K", "ZSTD",
+    })),
+]
+
+
+def _bad_value(tree: exp.Expression | None) -> Verdict | None:
+    if tree is None:
+        return None
+    for kind, keyword, allowed in _VALUES:
+        for node in tree.find_all(kind):
+            value = node.this.name.upper() if isinstance(node.this, exp.Expression) else str(node.this).upper()
+            if value not in allowed:
+                line = int(node.this.meta.get("line", 1)) if isinstance(node.this, exp.Expression) else 1
+                return Verdict(None, f"{keyword} {value} is not one of {', '.join(sorted(allowed))}", line - 1)
+    return None
+
+
+# Tokens that cannot follow a comma: the list before them ended with an empty item.
+_AFTER_LIST = frozenset({
+    TokenType.R_PAREN, TokenType.FROM, TokenType.WHERE, TokenType.GROUP_BY, TokenType.ORDER_BY, TokenType.HAVING,
+    TokenType.LIMIT, TokenType.UNION, TokenType.SEMICOLON,
+})
 
 
 def _unbalanced(tokens: list[Token]) -> Verdict | None:
@@ -85,24 +114,24 @@ def _unbalanced(tokens: list[Token]) -> Verdict | None:
     for token in tokens:
         kind = token.token_type
         if kind == TokenType.COMMA and previous is not None and previous.token_type in (TokenType.COMMA, TokenType.L_PAREN):
-            return Verdict(None, f"empty item in a list near {_near(previous, token)!r}", token.line - 1)
-        if kind == TokenType.R_PAREN and previous is not None and previous.token_type == TokenType.COMMA:
-            return Verdict(None, f"empty item in a list near {_near(previous, token)!r}", token.line - 1)
+            return Verdict(None, f"empty item in a list near {_near(previous, token)!r}", previous.line - 1)
+        if kind in _AFTER_LIST and previous is not None and previous.token_type == TokenType.COMMA:
+            return Verdict(None, f"empty item in a list near {_near(previous, token)!r}", previous.line - 1)
         if kind == TokenType.L_PAREN:
             opened.append(token)
         elif kind == TokenType.R_PAREN:
             if not opened:
-                return Verdict(None, f"')' on line {token.line} closes no '('", token.line - 1)
+                return Verdict(None, "')' closes no '('", token.line - 1)
             opened.pop()
         previous = token
     if opened:
-        token = opened[-1]
-        return Verdict(None, f"'(' on line {token.line} is never closed", token.line - 1)
+        token = opened[0]
+        return Verdict(None, "'(' is never closed", token.line - 1)
     return None
 
 
 def _near(first: Token, last: Token) -> str:
-    return f"{first.text}{last.text}"
+    return f"{first.text} {last.text}"
 
 
 def _parse_error(exc: ParseError) -> Verdict:
@@ -115,11 +144,15 @@ def _parse_error(exc: ParseError) -> Verdict:
 
 
 def _not_understood(tokens: list[Token], gave_up: Token | None) -> Verdict:
-    start = " ".join(t.text for t in tokens[:3])
-    if gave_up is None:
-        return Verdict(None, f"{start} … is not a statement Redshift knows", tokens[0].line - 1)
-    return Verdict(None, f"unexpected {gave_up.text!r} in {start} … (not a form of the statement Redshift knows)",
-                   gave_up.line - 1)
+    """A statement neither sqlglot nor a Redshift form accepts: where sqlglot stopped, and which syntax to check."""
+    known = redshift_forms.family(canonical(tokens))
+    if known and gave_up is not None and any(gave_up is t for t in tokens[:len(known[0].split())]):
+        gave_up = None  # sqlglot has no grammar for this statement at all
+    stop = f"sqlglot stops at {gave_up.text!r}, and " if gave_up is not None else ""
+    line = gave_up.line if gave_up is not None else tokens[0].line
+    if known:
+        return Verdict(None, f"{stop}the statement is not {known[0]} as Redshift writes it (syntax: {known[1]})", line - 1)
+    return Verdict(None, f"{stop}the statement is none of the Redshift forms lint knows either", line - 1)
 
 
 def _expanded(tokens: list[Token]) -> list[Token]:
