@@ -77,26 +77,27 @@ def judge(sql: str) -> Verdict:
 
 
 # Keyword values sqlglot takes as any word; Redshift knows only these.
-_VALUES: list[tuple[type[exp.Expression], str, frozenset[str]]] = [
-    (exp.DistStyleProperty, "DISTSTYLE", frozenset({"ALL", "EVEN", "KEY", "AUTO"})),
-    (exp.BackupProperty, "BACKUP", frozenset({"YES", "NO"})),
-    (exp.AutoRefreshProperty, "AUTO REFRESH", frozenset({"YES", "NO"})),
-    (exp.EncodeColumnConstraint, "ENCODE", frozenset({
+_VALUES: dict[type[exp.Expression], tuple[str, frozenset[str]]] = {
+    exp.DistStyleProperty: ("DISTSTYLE", frozenset({"ALL", "EVEN", "KEY", "AUTO"})),
+    exp.BackupProperty: ("BACKUP", frozenset({"YES", "NO"})),
+    exp.AutoRefreshProperty: ("AUTO REFRESH", frozenset({"YES", "NO"})),
+    exp.EncodeColumnConstraint: ("ENCODE", frozenset({
         "RAW", "AZ64", "BYTEDICT", "DELTA", "DELTA32K", "LZO", "MOSTLY8", "MOSTLY16", "MOSTLY32", "RUNLENGTH",
         "TEXT255", "TEXT32K", "ZSTD",
     })),
-]
+}
 
 
 def _bad_value(tree: exp.Expression | None) -> Verdict | None:
-    if tree is None:
+    """A DISTSTYLE, BACKUP, AUTO REFRESH or ENCODE value Redshift does not have (only CREATE and ALTER have them)."""
+    if not isinstance(tree, (exp.Create, exp.Alter)):
         return None
-    for kind, keyword, allowed in _VALUES:
-        for node in tree.find_all(kind):
-            value = node.this.name.upper() if isinstance(node.this, exp.Expression) else str(node.this).upper()
-            if value not in allowed:
-                line = int(node.this.meta.get("line", 1)) if isinstance(node.this, exp.Expression) else 1
-                return Verdict(None, f"{keyword} {value} is not one of {', '.join(sorted(allowed))}", line - 1)
+    for node in tree.find_all(*_VALUES):
+        keyword, allowed = _VALUES[type(node)]
+        value = node.this.name.upper() if isinstance(node.this, exp.Expression) else str(node.this).upper()
+        if value not in allowed:
+            line = int(node.this.meta.get("line", 1)) if isinstance(node.this, exp.Expression) else 1
+            return Verdict(None, f"{keyword} {value} is not one of {', '.join(sorted(allowed))}", line - 1)
     return None
 
 
