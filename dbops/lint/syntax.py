@@ -7,6 +7,7 @@ of the Redshift statement forms in `redshift_forms` that sqlglot does not parse.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from sqlglot import exp
@@ -109,7 +110,7 @@ _AFTER_LIST = frozenset({
 
 
 def _unbalanced(tokens: list[Token]) -> Verdict | None:
-    """An unclosed or unopened parenthesis, or an empty list item (`,,`, `(,`, `,)`)."""
+    """An unclosed or unopened parenthesis, or an empty list item (`,,`, `(,`, `,)`, `, FROM` …)."""
     opened: list[Token] = []
     previous: Token | None = None
     for token in tokens:
@@ -135,12 +136,13 @@ def _near(first: Token, last: Token) -> str:
     return f"{first.text} {last.text}"
 
 
+_TOKEN = re.compile(r"<Token token_type: [\w.]+, text: (.*?), line: .*?>")
+
+
 def _parse_error(exc: ParseError) -> Verdict:
     error = exc.errors[0] if exc.errors else {}
     near = f" near {error['highlight']!r}" if error.get("highlight") else ""
-    detail = error.get("description") or str(exc).splitlines()[0]
-    if "<Token" in detail:
-        detail = detail.split("<Token")[0].rstrip(" :.") or "unexpected token"
+    detail = _TOKEN.sub(lambda t: repr(t.group(1)), error.get("description") or str(exc).splitlines()[0])
     return Verdict(None, f"{detail}{near}", max(int(error.get("line") or 1) - 1, 0))
 
 
