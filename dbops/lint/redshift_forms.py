@@ -20,7 +20,7 @@ _MACROS["ids"] = r"{id}(?: , {id})*".format(**_MACROS)
 _MACROS["names"] = r"{name}(?: , {name})*".format(**_MACROS)
 _MACROS["value"] = r"(?:{s}|{n}|{id})".format(**_MACROS)
 _MACROS["role"] = r"(?:DEFAULT|{s})".format(**_MACROS)
-_MACROS["grantee"] = r"(?:GROUP {id}|ROLE {id}|PUBLIC|{id})".format(**_MACROS)
+_MACROS["grantee"] = r"(?:GROUP {id}|ROLE {id}|PUBLIC|(?!(?:GROUP|ROLE)(?: |$)){id})".format(**_MACROS)
 _MACROS["grantees"] = r"{grantee}(?: , {grantee})*".format(**_MACROS)
 _MACROS["priv"] = (r"(?:ALL(?: PRIVILEGES)?|(?:SELECT|INSERT|UPDATE|DELETE|DROP|REFERENCES|ALTER|TRUNCATE|CREATE|"
                    r"TEMPORARY|TEMP|USAGE|EXECUTE|ASSUMEROLE|SHARE)(?: \( {ids} \))?)").format(**_MACROS)
@@ -121,6 +121,9 @@ _FORMS = [
      r"CREATE(?: OR REPLACE)? EXTERNAL FUNCTION {routine} RETURNS {type} (?:VOLATILE|STABLE|IMMUTABLE) "
      r"(?:LAMBDA|SAGEMAKER) {s} IAM_ROLE {role}(?: RETRY_TIMEOUT {n})?(?: MAX_BATCH_ROWS {n})?"
      r"(?: MAX_BATCH_SIZE {n} (?:KB|MB))?"),
+    ("CREATE PROCEDURE", "r_CREATE_PROCEDURE",
+     r"CREATE(?: OR REPLACE)? PROCEDURE {routine}(?: NONATOMIC)? AS \$\$ LANGUAGE PLPGSQL"
+     r"(?: SECURITY (?:INVOKER|DEFINER))?(?: SET {id} (?:TO|=) (?:DEFAULT|{value}(?: , {value})*))?"),
     ("CREATE LIBRARY", "r_CREATE_LIBRARY",
      r"CREATE(?: OR REPLACE)? LIBRARY {id} LANGUAGE PLPYTHONU FROM {s}(?: {library_opt})*"),
     ("DROP LIBRARY", "r_DROP_LIBRARY", r"DROP LIBRARY {id}"),

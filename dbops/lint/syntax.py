@@ -74,7 +74,9 @@ def judge(sql: str) -> Verdict:
         return Verdict(None, f"{tokens[0].text!r} does not start a statement", tokens[0].line - 1)
     if isinstance(tree, exp.Copy) and not redshift_forms.recognised(canonical(expanded)):
         return _not_understood(expanded, None)
-    return _bad_value(tree) or Verdict(tree)
+    if isinstance(tree, (exp.Create, exp.Alter)):
+        return _inside(tree, expanded, parser.gave_up) or Verdict(tree)
+    return Verdict(tree)
 
 
 # Keyword values sqlglot takes as any word; Redshift knows only these.
@@ -89,11 +91,14 @@ _VALUES: dict[type[exp.Expression], tuple[str, frozenset[str]]] = {
 }
 
 
-def _bad_value(tree: exp.Expression | None) -> Verdict | None:
-    """A DISTSTYLE, BACKUP, AUTO REFRESH or ENCODE value Redshift does not have (only CREATE and ALTER have them)."""
-    if not isinstance(tree, (exp.Create, exp.Alter)):
-        return None
-    for node in tree.find_all(*_VALUES):
+def _inside(tree: exp.Expression, tokens: list[Token], gave_up: Token | None) -> Verdict | None:
+    """In a CREATE or ALTER: a part sqlglot fell back on (`drop colum c`), or a DISTSTYLE, BACKUP, AUTO REFRESH
+    or ENCODE value Redshift does not have."""
+    for node in tree.find_all(exp.Command, *_VALUES):
+        if isinstance(node, exp.Command):
+            if redshift_forms.recognised(canonical(tokens)):
+                continue
+            return _not_understood(tokens, gave_up)
         keyword, allowed = _VALUES[type(node)]
         value = node.this.name.upper() if isinstance(node.this, exp.Expression) else str(node.this).upper()
         if value not in allowed:
