@@ -66,6 +66,62 @@ def test_findings_carry_severity_message_and_fix() -> None:
     assert "line 1" in by_code["DB002"].message
 
 
+def typo_lines(folder: Path) -> set[tuple[str, int]]:
+    """(script, line) of every line marked `-- typo` in a folder's scripts."""
+    return {(p.name, n) for p in folder.glob("*.sql") for n, line in enumerate(p.read_text().splitlines(), 1)
+            if "-- typo" in line}
+
+
+def test_the_issues_three_typos_are_db001_findings_naming_file_and_line(capsys: pytest.CaptureFixture[str]) -> None:
+    folder = DATA / "typos"
+    assert main(["--locations", str(folder), "lint"]) == 1
+    out = capsys.readouterr().out
+    assert f"{folder}/V1__add_colum.sql:3: DB001 error: cannot parse as Redshift SQL: '(' is never closed" in out
+    assert f"{folder}/V2__double_comma.sql:1: DB001 error: cannot parse as Redshift SQL: empty item in a list near ', ,'" in out
+    assert f"{folder}/V3__unclosed_parenthesis.sql:5: DB001 error: cannot parse as Redshift SQL: Expecting )" in out
+
+
+def test_every_typo_in_the_typo_corpus_is_one_db001_on_its_line() -> None:
+    findings = [f for f in lint_folder(DATA / "typos") if f.code == "DB001"]
+    reported = [(Path(f.path).name, f.line) for f in findings]
+    assert sorted(reported) == sorted(typo_lines(DATA / "typos"))
+
+
+def test_the_valid_redshift_corpus_has_no_db001() -> None:
+    folder = DATA / "redshift_valid"
+    assert len(list(folder.glob("*.sql"))) >= 10
+    assert [str(f) for f in lint_folder(folder) if f.code == "DB001"] == []
+
+
+def test_the_example_warehouse_has_no_db001() -> None:
+    findings = lint_folder(Path(__file__).parent.parent / "sql")
+    assert [str(f) for f in findings if f.code == "DB001"] == []
+
+
+@pytest.mark.parametrize(
+    "sql, message",
+    [
+        ("alter table t add colum x varchar(10);", "sqlglot stops at 'colum'"),
+        ("grant usage on datashare s to acount '1';", "not GRANT USAGE ON DATASHARE as Redshift writes it"),
+        ("alter datashare s add tabel t;", "not ALTER DATASHARE as Redshift writes it (syntax: "
+                                           "https://docs.aws.amazon.com/redshift/latest/dg/r_ALTER_DATASHARE.html)"),
+        ("vacum t;", "'vacum' does not start a statement"),
+        ("create tabel t (id int);", "sqlglot stops at 'tabel'"),
+        ("set search_path to a,, b;", "empty item in a list"),
+    ],
+)
+def test_a_typo_sqlglot_would_keep_as_a_command_is_db001(sql: str, message: str) -> None:
+    findings = lint_texts({"V1__x.sql": sql + "\n"})
+    assert [f.code for f in findings if f.code == "DB001"] == ["DB001"]
+    assert message in next(f.message for f in findings if f.code == "DB001")
+
+
+def test_a_typo_inside_a_statement_sqlglot_gives_up_on_names_its_line() -> None:
+    findings = lint_texts({"V1__x.sql": "-- widen\nalter table s.t\n    add column c int,\n    add colum d int;\n"})
+    assert codes(findings) == [("DB001", 4)]
+    assert "sqlglot stops at 'colum'" in findings[0].message
+
+
 def test_valid_redshift_and_ignored_findings_produce_nothing() -> None:
     assert lint_folder(DATA / "clean") == []
 

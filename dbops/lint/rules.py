@@ -5,10 +5,9 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-import sqlglot
 from sqlglot import exp
-from sqlglot.errors import ParseError, TokenError
 
+from dbops.lint.syntax import judge
 from dbops.scripts.migrations import REPEATABLE, UNDO
 from dbops.scripts.statements import Statement
 
@@ -92,13 +91,8 @@ def _column_defs(tree: exp.Expression | None) -> list[exp.ColumnDef]:
 _SQLGLOT_GAPS = [
     (re.compile(r"^\s*CREATE\b", re.IGNORECASE), re.compile(r"\bSORTKEY\s+AUTO\b", re.IGNORECASE)),
     (re.compile(r"^\s*CREATE\b", re.IGNORECASE), re.compile(r"\b(DISTKEY|SORTKEY)\b(?!\s*\()", re.IGNORECASE)),
-    (re.compile(r"^\s*ANALYZE\s+COMPRESSION\b", re.IGNORECASE), re.compile(r"\bCOMPRESSION\b", re.IGNORECASE)),
+    (re.compile(r"^\s*CREATE\b", re.IGNORECASE), re.compile(r"\bINTERLEAVED(?=\s+SORTKEY\b)|\bENCODE\s+AUTO\b", re.IGNORECASE)),
 ]
-
-
-# Valid Redshift statements sqlglot 30 cannot parse at all; lint leaves them unparsed.
-_OPAQUE = re.compile(r"\s*(ATTACH|DETACH)\s+(RLS|MASKING)\s+POLICY\b", re.IGNORECASE)
-_TOKEN = re.compile(r"<Token token_type: [\w.]+, text: (.*?), line: .*?>")
 
 
 def _parseable(sql: str) -> str:
@@ -109,19 +103,11 @@ def _parseable(sql: str) -> str:
 
 
 def parse(statement: Statement) -> tuple[exp.Expression | None, Hit | None]:
-    """The statement's syntax tree (None when sqlglot falls back or fails) and a DB001 hit on failure."""
-    if _OPAQUE.match(statement.sql):
-        return None, None
-    try:
-        tree = sqlglot.parse_one(_parseable(statement.sql), read="redshift")
-    except ParseError as exc:
-        error = exc.errors[0] if exc.errors else {}
-        near = f" near {error['highlight']!r}" if error.get("highlight") else ""
-        detail = _TOKEN.sub(lambda t: repr(t.group(1)), error.get("description") or str(exc).splitlines()[0])
-        return None, Hit("DB001", f"cannot parse as Redshift SQL: {detail}{near}", max(int(error.get("line") or 1) - 1, 0))
-    except TokenError as exc:
-        return None, Hit("DB001", f"cannot parse as Redshift SQL: {exc}")
-    return (None if isinstance(tree, exp.Command) else tree), None
+    """The statement's syntax tree (None when sqlglot has none for it) and a DB001 hit when it is not valid SQL."""
+    verdict = judge(_parseable(statement.sql))
+    if verdict.error:
+        return None, Hit("DB001", f"cannot parse as Redshift SQL: {verdict.error}", verdict.offset)
+    return verdict.tree, None
 
 
 # --- checks on one statement ---------------------------------------------------------------------

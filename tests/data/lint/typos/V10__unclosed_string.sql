@@ -1,0 +1,1 @@
+comment on table sales.orders is 'one row per order; -- typo
