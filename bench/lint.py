@@ -12,16 +12,15 @@ statement and its ratio to sqlglot alone (which is what DB001 was before it trea
 from __future__ import annotations
 
 import argparse
+import logging
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
-
-import logging
-import re
 from collections.abc import Callable
+from pathlib import Path
 
 import sqlglot
 from sqlglot.errors import ParseError, TokenError

@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from itertools import islice
 
-
 # Statements that cannot run inside a transaction block, with the dialects that refuse them. Each
 # pattern is matched against the statement with comments removed, upper-cased, whitespace collapsed.
 _BOTH = frozenset({"redshift", "postgresql"})
