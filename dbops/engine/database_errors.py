@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from dbops.engine.history import AUDIT_TABLE
+from dbops.engine.history import AUDIT_TABLE, quote_ident
 from dbops.errors import DatabaseRefused, DatabaseTimeout, DbopsError, PermissionDenied
 from dbops.targets.base import SqlError
 
@@ -28,11 +28,6 @@ class OwnTables:
     @property
     def history(self) -> str:
         return f"{self.schema}.{self.table}"
-
-
-def shown(name: str) -> str:
-    """A name as SQL for the user to run (quoted, `%` as it is)."""
-    return '"' + name.replace('"', '""') + '"'
 
 
 def explain(exc: SqlError, tables: OwnTables) -> DbopsError:
@@ -71,7 +66,7 @@ def _as(tables: OwnTables) -> str:
 
 
 def _permission(message: str, tables: OwnTables) -> str:
-    user = shown(tables.user) if tables.user else "<dbops's database user>"
+    user = quote_ident(tables.user) if tables.user else "<dbops's database user>"
     who = f"database user {tables.user}" if tables.user else "dbops's database user"
     found = _DENIED.search(message)
     kind, name = (found[1].lower(), found[2].strip().strip('"')) if found else ("", "")
@@ -79,12 +74,12 @@ def _permission(message: str, tables: OwnTables) -> str:
         return (
             f"{message}: {who} may not use or create tables in schema {name}, where dbops keeps its history table "
             f"{tables.history} and {tables.schema}.{AUDIT_TABLE}. Have an administrator run "
-            f"GRANT USAGE, CREATE ON SCHEMA {shown(name)} TO {user}; or connect as another user (--url), "
+            f"GRANT USAGE, CREATE ON SCHEMA {quote_ident(name)} TO {user}; or connect as another user (--url), "
             "or choose a schema it may create in (--schema)"
         )
     if kind in ("table", "relation", "view", "sequence"):
         schema, _, table = name.rpartition(".")
-        qualified = f"{shown(schema or tables.schema)}.{shown(table)}"
+        qualified = f"{quote_ident(schema or tables.schema)}.{quote_ident(table)}"
         return (
             f"{message}: {who} may not read or write {schema or tables.schema}.{table}, one of dbops's tables (history "
             f"table {tables.history}). Have an administrator run GRANT SELECT, INSERT, UPDATE, DELETE ON {qualified} "
@@ -94,7 +89,7 @@ def _permission(message: str, tables: OwnTables) -> str:
         return (
             f"{message}: {who} may not create schemas in database {name}, and dbops creates the schemas it manages "
             f"when they are missing ({tables.schema}). Have an administrator create them, or run "
-            f"GRANT CREATE ON DATABASE {shown(name)} TO {user}"
+            f"GRANT CREATE ON DATABASE {quote_ident(name)} TO {user}"
         )
     return (
         f"{message}: {who} lacks a privilege dbops needs on its tables in schema {tables.schema} (history table "

@@ -38,7 +38,7 @@ from dbops.orchestration.project import MigrationProject
 from dbops.orchestration.reconcile import RECORDED_LATE, fail_abandoned_runs, process_tags, unrecorded
 from dbops.orchestration.resource import DbopsResource, resource_values
 from dbops.orchestration.tags import TAG_AUTHOR, TAG_COMMIT, TAG_MESSAGE, TAG_SOURCE, TAG_TARGET
-from dbops.orchestration.translator import SCRIPT_METADATA
+from dbops.orchestration.translator import script_keys
 from dbops.output import Console, print_results, result_json
 from dbops.scripts.migrations import Migration
 from dbops.scripts.sources import CommitInfo
@@ -95,16 +95,6 @@ def run_tags(source: str, commit: CommitInfo | None, target: str) -> dict[str, s
     return {k: v for k, v in tags.items() if v}
 
 
-def scripts_to_keys(defs: Definitions) -> dict[str, AssetKey]:
-    """Script path (relative to its location) → asset key, from the loaded migration specs."""
-    mapping: dict[str, AssetKey] = {}
-    for node in defs.resolve_asset_graph().asset_nodes:
-        script = node.metadata.get(SCRIPT_METADATA)
-        if script is not None:
-            mapping[str(getattr(script, "value", script))] = node.key
-    return mapping
-
-
 def pending_selection(engine: Engine, plan: Plan, keys: dict[str, AssetKey]) -> list[AssetKey]:
     """The assets of the pending scripts; none pending: the last script's, so the run still validates."""
     pending = [keys[e.migration.script] for e in plan.pending() if e.migration and e.migration.script in keys]
@@ -134,7 +124,7 @@ def launch_migrate(
         project = MigrationProject.load(resource.settings(), resource.dialect, snapshot=engine.snapshot)
         defs = migrate_definitions(resource, project)
         _loaded["defs"] = defs
-        keys = scripts_to_keys(defs)
+        keys = script_keys(defs.resolve_asset_graph())
         with open_instance(home) as instance:
             for run_id in fail_abandoned_runs(instance, MIGRATE_JOB):
                 console.log(f"Dagster run {run_id} was left STARTED by a dbops migrate that is gone: marked failed")

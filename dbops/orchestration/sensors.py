@@ -19,7 +19,7 @@ from dagster import (
 from dbops.config import locations_from, read_flyway_conf
 from dbops.errors import DbopsError
 from dbops.orchestration.tags import TAG_AUTHOR, TAG_COMMIT, TAG_INCLUDED, TAG_MESSAGE, TAG_REPOSITORY, TAG_SOURCE
-from dbops.orchestration.translator import SCRIPT_METADATA
+from dbops.orchestration.translator import script_keys
 from dbops.scripts.migrations import parse_name
 from dbops.scripts.sources import CommitChange, CommitInfo
 from dbops.urls import redact
@@ -143,7 +143,7 @@ def compare_with_definitions(context: SensorEvaluationContext, names: list[str],
     repository = context.repository_def
     if repository is None:
         return [], "the loaded definitions are not available to this evaluation; no comparison made"
-    known = loaded_scripts(repository.asset_graph)
+    known = set(script_keys(repository.asset_graph))
     brought = None if changed is None else {PurePosixPath(path).name for path in changed}
     scripts = [n for n in names if _is_migration(n) and (brought is None or PurePosixPath(n).name in brought)]
     new = [n for n in scripts if n not in known]
@@ -154,17 +154,6 @@ def compare_with_definitions(context: SensorEvaluationContext, names: list[str],
         f"{len(new)} script(s) it brings have no asset in the loaded code location ({shown}): the run records "
         "their materializations under their asset keys as it applies them; reload the code location to see them as assets"
     )
-
-
-def loaded_scripts(asset_graph: Any) -> set[str]:
-    """The scripts (paths relative to their location) that have an asset in the loaded definitions, whatever
-    keys the translator gave them: each migration asset carries its script in `dbops/script` metadata."""
-    scripts = set()
-    for key in asset_graph.get_all_asset_keys():
-        script = asset_graph.get(key).metadata.get(SCRIPT_METADATA)
-        if script is not None:
-            scripts.add(str(getattr(script, "value", script)))
-    return scripts
 
 
 def _is_migration(name: str) -> bool:

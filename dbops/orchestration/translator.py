@@ -20,6 +20,17 @@ KINDS = {Dialect.POSTGRESQL: "postgres", Dialect.REDSHIFT: "redshift"}  # Dagste
 SCRIPT_METADATA = "dbops/script"
 
 
+def script_keys(asset_graph: Any) -> dict[str, AssetKey]:
+    """Script (path relative to its location) → asset key, for every migration asset of a loaded asset graph,
+    whatever keys the translator gave them: each carries its script in `dbops/script` metadata."""
+    mapping: dict[str, AssetKey] = {}
+    for node in asset_graph.asset_nodes:
+        script = node.metadata.get(SCRIPT_METADATA)
+        if script is not None:
+            mapping[str(getattr(script, "value", script))] = node.key
+    return mapping
+
+
 def asset_name(script: str) -> str:
     """The file's stem lower-cased, every character outside [a-z0-9_] replaced by `_`."""
     stem = PurePosixPath(script).name
