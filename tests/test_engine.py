@@ -4,7 +4,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import psycopg
@@ -17,6 +16,7 @@ from dbops.errors import ConfigError, MigrationFailed, ValidationFailed
 from dbops.scripts.migrations import checksum
 from dbops.scripts.sources import CommitInfo
 from dbops.targets import open_target
+from tests.reliability.harness import backends, wait_until
 from tests.rig import RigDatabase
 
 CHECKSUMS = Path(__file__).parent / "data" / "checksums"
@@ -336,14 +336,9 @@ def _dbops(db: RigDatabase, folder: Path, *args: str) -> subprocess.Popen:
     )
 
 
-def _wait_for_sleep(db, timeout: float = 60) -> None:
-    """Until a session of `db` sleeps in pg_sleep: the migrator that started it holds the run lock."""
-    deadline = time.monotonic() + timeout
-    with psycopg.connect(db.pg_url, autocommit=True) as conn:
-        query = "select 1 from pg_stat_activity where wait_event = 'PgSleep' and datname = current_database()"
-        while not conn.execute(query).fetchall():
-            assert time.monotonic() < deadline, "no migrator reached pg_sleep"
-            time.sleep(0.05)
+def _wait_for_sleep(db, process) -> None:
+    """Until dbops `process` sleeps in pg_sleep, holding the run lock (a loaded machine may take seconds to start it)."""
+    wait_until(lambda: any(w == "PgSleep" for _, _, w, _ in backends(db.pg_url, process.pid)), 60, "the migrator to reach pg_sleep")
 
 
 def test_two_migrators_at_once_apply_each_script_once(db, scripts) -> None:
@@ -352,7 +347,7 @@ def test_two_migrators_at_once_apply_each_script_once(db, scripts) -> None:
         "V2__b.sql": "create table b (id int);",
     })
     first = _dbops(db, folder)
-    _wait_for_sleep(db)  # the first holds the lock (on a loaded machine a process may take seconds to start)
+    _wait_for_sleep(db, first)
     second = _dbops(db, folder)
     outputs = [p.communicate(timeout=60) for p in (first, second)]
     assert [p.returncode for p in (first, second)] == [0, 0], outputs
@@ -364,7 +359,7 @@ def test_two_migrators_at_once_apply_each_script_once(db, scripts) -> None:
 def test_lock_timeout_names_the_holder(db, scripts) -> None:
     folder = scripts({"V1__slow.sql": "select pg_sleep(8);"})
     holder = _dbops(db, folder)
-    _wait_for_sleep(db)
+    _wait_for_sleep(db, holder)
     waiter = _dbops(db, folder, "--lock-timeout", "1")
     out, err = waiter.communicate(timeout=30)
     holder.communicate(timeout=30)

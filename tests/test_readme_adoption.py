@@ -11,7 +11,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
@@ -19,7 +18,7 @@ import psycopg
 import pytest
 
 from tests.reliability.test_hostile_input import flyway_checksum
-from tests.services import free_port, graphql
+from tests.services import Service, free_port, graphql, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 DBOPS = str(Path(sys.executable).parent / "dbops")
@@ -135,27 +134,22 @@ def test_without_create_on_the_schema_the_error_says_so(adopted) -> None:
 def test_dbops_ui_serves_the_project_against_the_database(adopted) -> None:
     project, url, env, _, _ = adopted
     port = free_port()
-    log = project / "ui.log"
-    ui = subprocess.Popen([DBOPS, "ui"], cwd=project, env={**env, "DBOPS_URL": url, "DBOPS_UI_PORT": str(port)},
-                          stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+    ui = Service.start("ui", [DBOPS, "ui"], project, {**env, "DBOPS_URL": url, "DBOPS_UI_PORT": str(port)}, project)
+
+    def serving() -> bool:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=5) as reply:
+            return reply.status == 200
+
     try:
-        deadline = time.monotonic() + 240
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=5) as reply:
-                    assert reply.status == 200
-                    break
-            except OSError:
-                assert ui.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
-                time.sleep(1)
+        wait_for("dbops ui serving", serving, [ui], 240)
         nodes = graphql(port, "{ assetNodes { assetKey { path } } }")["assetNodes"]
         assert {"v1__customers", "v2__orders"} <= {n["assetKey"]["path"][-1] for n in nodes}
     finally:
-        os.killpg(ui.pid, signal.SIGINT)
+        os.killpg(ui.process.pid, signal.SIGINT)  # Ctrl+C, as the README says; stop() then ends what is left
         try:
-            ui.wait(60)
+            ui.process.wait(60)
         except subprocess.TimeoutExpired:
-            os.killpg(ui.pid, signal.SIGKILL)
-    text = log.read_text()
+            ui.stop()
+    text = ui.log.read_text()
     assert f"http://127.0.0.1:{port}" in text
     assert "will be removed" not in text and "will not be used" not in text and "Traceback" not in text
