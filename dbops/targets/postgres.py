@@ -351,7 +351,14 @@ class PostgresTarget(Target):
         try:
             conn = psycopg.connect(make_conninfo(**self._params), autocommit=False)
         except psycopg.Error as exc:
-            raise ConnectError(f"cannot connect to {self.redacted_url}: {_scrub(str(exc), self._params)}") from None
+            message = _scrub(str(exc), self._params)
+            rejected = _REJECTED_SETTING.search(message)
+            if rejected and "options" in self._params:
+                raise ConfigError(
+                    f"the server refused a session setting of {self.redacted_url}: {rejected.group(1).strip()}; "
+                    f"fix the URL's options= (libpq's `-c name=value`)"
+                ) from None
+            raise ConnectError(f"cannot connect to {self.redacted_url}: {message}") from None
         return PostgresSession(conn)
 
     @property
@@ -409,6 +416,12 @@ def _take_dbops_params(url: str) -> tuple[str, dict[str, str]]:
         return url, {}
     query = urlencode([(k, v) for k, v in pairs if k not in DBOPS_PARAMS], safe="/")
     return urlunsplit(parts._replace(query=query)), own
+
+
+# The server's FATAL for a bad `options=-c name=value` at startup (no SQLSTATE reaches libpq's client then).
+_REJECTED_SETTING = re.compile(
+    r"FATAL:\s+([^\n]*(?:invalid value for parameter|unrecognized configuration parameter|outside the valid range for parameter)[^\n]*)"
+)
 
 
 def _scrub(message: str, params: dict[str, Any]) -> str:

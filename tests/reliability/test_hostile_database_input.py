@@ -253,3 +253,11 @@ def test_a_bad_url_parameter_is_bad_input_naming_it(project, any_db, path, param
         assert_error_line(outcome, 2, param, "postgres:***@")
         assert "s3cret-pw" not in outcome.err + outcome.out
     assert relations(any_db) == set()
+
+
+@pytest.mark.parametrize("option", ["statement_timeout=abc", "work_mem=-5", "no_such_setting=1"])
+def test_a_session_setting_the_server_rejects_is_bad_input_naming_it(project, pg_url, option) -> None:
+    url = with_param(pg_url.replace("postgres@", "postgres:s3cret-pw@", 1), "options=" + quote(f"-c {option}"))
+    for outcome in (migrate(url, "direct"), dbops("--url", url, "info")):
+        assert_error_line(outcome, 2, option.split("=")[0], "options=", "postgres:***@")
+        assert "s3cret-pw" not in outcome.err + outcome.out
