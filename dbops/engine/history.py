@@ -33,6 +33,10 @@ HISTORY_COLUMNS = (
 # The longest name the server keeps, in bytes: NAMEDATALEN - 1 on PostgreSQL (63 unless built otherwise; the
 # server says), 127 on Redshift. A longer name is cut short, so it would not be the name dbops looks up.
 POSTGRESQL_NAME_BYTES, REDSHIFT_NAME_BYTES = 63, 127
+AUDIT_COLUMNS = (
+    "run_id", "source", "commit_id", "commit_author", "commit_message", "script", "version", "checksum",
+    "status", "error", "started_at", "finished_at", "installed_by", "target",
+)  # what every audit table dbops wrote has; OWNER_COLUMN came later
 TABLE_SETTING = "--table, DBOPS_TABLE or flyway.table"
 SCHEMA_SETTING = "--schema, DBOPS_SCHEMA, flyway.defaultSchema or flyway.schemas"
 
@@ -301,6 +305,14 @@ class History:
                 raise ConfigError(
                     f"{self.schema}.{self.table} exists but is not a Flyway schema history table: missing columns "
                     f"{', '.join(missing)}. Name another history table ({TABLE_SETTING}), or move that table away"
+                )
+        if audit:
+            missing = [name for name in AUDIT_COLUMNS if name not in columns[AUDIT_TABLE]]
+            if missing:
+                raise ConfigError(
+                    f"{self.schema}.{AUDIT_TABLE} exists but is not dbops's audit table: missing columns "
+                    f"{', '.join(missing)}. dbops keeps its audit table next to the history table: rename that table, "
+                    f"or choose another schema (--schema, DBOPS_SCHEMA or flyway.defaultSchema)"
                 )
         owner = audit and OWNER_COLUMN in columns[AUDIT_TABLE]
         self.owned = owner

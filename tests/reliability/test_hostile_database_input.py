@@ -218,6 +218,18 @@ def test_a_table_of_another_shape_is_not_taken_for_the_history_table(project, an
     assert as_admin(any_db, "select * from public.customers") == [(1, "v1", "ann")]
 
 
+@pytest.mark.parametrize("path", PATHS)
+def test_a_table_of_another_shape_is_not_taken_for_the_audit_table(project, any_db, path) -> None:
+    as_admin(any_db, "create table public.dbops_audit (id int, note text)")
+    as_admin(any_db, "insert into public.dbops_audit values (1, 'theirs')")
+    before = relations(any_db)
+    for outcome in (migrate(any_db.url, path), dbops("--url", any_db.url, "info")):
+        assert_error_line(outcome, 2, "public.dbops_audit exists but is not dbops's audit table: missing columns run_id, ",
+                          "--schema")
+    assert relations(any_db) == before
+    assert as_admin(any_db, "select * from public.dbops_audit") == [(1, "theirs")]
+
+
 # --- 6. a statement timeout on dbops's own statements ---------------------------------------------------------
 
 def timeout_url(db: RigDatabase) -> str:
