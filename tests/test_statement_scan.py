@@ -81,6 +81,12 @@ def test_the_normalized_text_is_the_same_when_computed_later() -> None:
         assert statement.normalized == normalize(statement.sql)
 
 
+def test_statements_read_without_normalizing_are_the_same_statements() -> None:
+    for sql in CASES:
+        lazy = list(iter_statements(sql, normalize=False))
+        assert [(s.sql, s.line, s.normalized) for s in lazy] == ours(sql), sql
+
+
 def test_a_long_script_is_read_statement_by_statement() -> None:
     """Taking the first statements of a script of a million reads only those (a generator, not a list)."""
     sql = "insert into t values (1, 'x');\n" * 1_000_000

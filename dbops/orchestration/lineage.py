@@ -95,7 +95,7 @@ def script_facts(sql: str, dialect: SqlglotDialect, default_schema: str = "publi
 
 def _big_script_facts(sql: str, dialect: SqlglotDialect, default_schema: str) -> ScriptFacts:
     count, touches = 0, []
-    for statement in iter_statements(sql):
+    for statement in iter_statements(sql, normalize=False):
         count += 1
         if _DDL_HEAD.match(statement.sql):
             try:

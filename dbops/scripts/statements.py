@@ -105,8 +105,10 @@ def split(sql: str) -> list[Statement]:
     return list(iter_statements(sql))
 
 
-def iter_statements(sql: str, line: int = 1) -> Iterator[Statement]:
+def iter_statements(sql: str, line: int = 1, normalize: bool = True) -> Iterator[Statement]:
     """The statements of `sql` one by one, as sqlparse splits them (`line`: the line `sql` starts on).
+    `normalize=False` leaves each statement's normalized text to be computed if it is ever asked for (a caller
+    that reads only `sql` saves the scan's second pass over every literal).
 
     Plain statements (no $ bodies, block comments, backslashes, brackets, BEGIN/END/DECLARE/GO, balanced
     parentheses) are found by a regular-expression scan; any other statement is handed to sqlparse, which
@@ -120,7 +122,13 @@ def iter_statements(sql: str, line: int = 1) -> Iterator[Statement]:
             yield from found
         else:
             code, end = plain
-            statement = None if sql.startswith(";", code) else _plain_body(sql[code:end], line + sql.count("\n", pos, code))
+            first = line + sql.count("\n", pos, code)
+            if sql.startswith(";", code):
+                statement = None
+            elif normalize:
+                statement = _plain_body(sql[code:end], first)
+            else:
+                statement = _body(sql[code:end], first, "")
             if statement is not None:
                 yield statement
         line += sql.count("\n", pos, end)
