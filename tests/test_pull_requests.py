@@ -47,6 +47,7 @@ def test_first_push_posts_the_report_and_approves(pr: StubbedPullRequest, tmp_pa
     assert code == 0, err
     assert out["comment"] == "posted" and out["comment_id"] == "c-new" and out["approval"] == "APPROVE"
     assert out["revision_id"] == pr.revision_id and out["skipped"] is None
+    assert (out["source_commit"], out["destination_commit"], out["merge_base"]) == (pr.source_commit, pr.destination_commit, pr.merge_base)
     (posted,) = pr.params("PostCommentForPullRequest")
     content = posted["content"]
     assert content.startswith(MARKER + "\n") and "may merge" in content

@@ -119,7 +119,7 @@ class Published:
     def as_dict(self) -> dict[str, Any]:
         pr = self.pull_request
         return {"pull_request": pr.id, "repository": pr.repository, "revision_id": pr.revision_id,
-                "source_commit": pr.source_commit, "destination_commit": pr.destination_commit,
+                "source_commit": pr.source_commit, "destination_commit": pr.destination_commit, "merge_base": pr.merge_base,
                 "comment_id": self.comment_id or None, "comment": self.comment_action or None,
                 "approval": self.approval or None, "skipped": self.skipped or None}
 
