@@ -1,5 +1,5 @@
-"""README's "Review on AWS", step 1, run as written: the statement it prints creates a user that can create and drop
-its scratch databases and write nothing in the warehouse.
+"""README's "Review on AWS", step 1, run as written: the statements create a user that reads the history table,
+creates and drops its scratch databases, and writes nothing in the warehouse.
 
 The database is the test PostgreSQL (Redshift's CREATE USER … PASSWORD 'md5…' CREATEDB has PostgreSQL's syntax
 and its MD5 formula; the test server trusts local connections, so the stored hash is compared with the one
@@ -46,6 +46,8 @@ def warehouse(pg_server):
     with psycopg.connect(pg_server.url(database), autocommit=True) as admin:
         admin.execute("create table customers (id int)")
         admin.execute("insert into customers values (1)")
+        admin.execute("create table flyway_schema_history (installed_rank int primary key, version varchar(50), script varchar(1000))")
+        admin.execute("insert into flyway_schema_history values (1, '1', 'V1__customers.sql')")
     yield pg_server, database, user
     with psycopg.connect(pg_server.url("postgres"), autocommit=True) as admin:
         for (name,) in admin.execute("select datname from pg_database where datname like %s", (f"{user}%",)).fetchall():
@@ -59,7 +61,7 @@ def test_the_printed_statement_is_the_readme_one_with_the_hash_postgresql_comput
     statement = printed_statement(SECRET)
     _, sql = step_one()
     assert re.fullmatch(r"CREATE USER dbops_review PASSWORD 'md5[0-9a-f]{32}' CREATEDB;", statement), statement
-    assert re.sub(r"md5[0-9a-f]{32}", "md5<hash>", statement) == sql.strip()
+    assert re.sub(r"md5[0-9a-f]{32}", "md5<hash>", statement) == sql.strip().splitlines()[0]
     assert SECRET["password"] not in statement
     with psycopg.connect(server.url("postgres"), autocommit=True) as admin:
         admin.execute("set password_encryption = 'md5'")
@@ -69,11 +71,14 @@ def test_the_printed_statement_is_the_readme_one_with_the_hash_postgresql_comput
     assert printed_statement({**SECRET, "username": user}) == f"CREATE USER {user} PASSWORD '{stored}' CREATEDB;"
 
 
-def test_the_review_user_creates_and_drops_scratch_databases_and_writes_nothing_in_the_warehouse(warehouse) -> None:
+def test_the_review_user_reads_the_history_creates_and_drops_scratch_databases_and_writes_nothing(warehouse) -> None:
     server, database, user = warehouse
     _, sql = step_one()
-    with psycopg.connect(server.url("postgres"), autocommit=True) as admin:
-        admin.execute(sql.strip().replace("dbops_review", f'"{user}"').replace("md5<hash>", "md5" + "0" * 32))
+    statements = [line for line in sql.strip().splitlines() if line.strip()]
+    assert statements[0].startswith("CREATE USER dbops_review") and len(statements) == 3
+    with psycopg.connect(server.url(database), autocommit=True) as admin:
+        for statement in statements:
+            admin.execute(statement.replace("dbops_review", f'"{user}"').replace("md5<hash>", "md5" + "0" * 32))
 
     def connect(db: str) -> psycopg.Connection:
         return psycopg.connect(server.url(db).replace("postgres@", f"{user}@", 1), autocommit=True)
@@ -87,7 +92,10 @@ def test_the_review_user_creates_and_drops_scratch_databases_and_writes_nothing_
     with connect("postgres") as review:
         review.execute(f'drop database "{scratch}"')
     with connect(database) as review:
+        assert review.execute("select script from public.flyway_schema_history").fetchall() == [("V1__customers.sql",)]
         for statement in ("create table public.orders (id int)", "insert into customers values (2)", "delete from customers",
-                          "drop table customers", "create schema analytics", "select * from customers"):
+                          "drop table customers", "create schema analytics", "select * from customers",
+                          "insert into flyway_schema_history values (2, '2', 'V2__x.sql')", "delete from flyway_schema_history",
+                          f'drop database "{database}"'):
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 review.execute(statement)
