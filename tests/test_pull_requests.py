@@ -12,7 +12,7 @@ from dbops.scripts import pull_requests
 from dbops.scripts.pull_requests import COMMENT_LIMIT, MARKER, PullRequests, Review
 from tests.pull_request_stub import HUMAN, StubbedPullRequest
 
-REPORT = "## Integrity\nNo finding.\n\n## Scratch build\n| script | ms |\n|---|---|\n| V15__orders_by_region.sql | 41 |\n"
+REPORT = "## ✅ dbops review: may merge\n\n### Integrity\nNo finding.\n\n## Scratch build\n| script | ms |\n|---|---|\n| V15__orders_by_region.sql | 41 |\n"
 
 
 def write_report(tmp_path: Path, may_merge: bool, markdown: str = REPORT) -> Path:
@@ -50,14 +50,14 @@ def test_first_push_posts_the_report_and_approves(pr: StubbedPullRequest, tmp_pa
     assert (out["source_commit"], out["destination_commit"], out["merge_base"]) == (pr.source_commit, pr.destination_commit, pr.merge_base)
     (posted,) = pr.params("PostCommentForPullRequest")
     content = posted["content"]
-    assert content.startswith(MARKER + "\n") and "may merge" in content
+    assert content.startswith(MARKER + "\n## ✅ dbops review: may merge\n")  # the report as dbops review wrote it
     assert "| V15__orders_by_region.sql | 41 |" in content
     assert f"`{pr.source_commit[:12]}` (orders-by-region) against `{pr.destination_commit[:12]}` (main)" in content
-    assert "Build log: https://console.aws.amazon.com/codesuite/codebuild/projects/acme-review/build/1" in content
+    assert content.endswith(" · [build log](https://console.aws.amazon.com/codesuite/codebuild/projects/acme-review/build/1)\n")
 
 
 def test_second_push_updates_the_same_comment(pr: StubbedPullRequest, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    earlier = pr.comment("c-dbops", f"{MARKER}\n### dbops review: ❌ blocked\n\nold report", minutes=1)
+    earlier = pr.comment("c-dbops", f"{MARKER}\n## ❌ dbops review: blocked\n\nold report", minutes=1)
     pr.source_commit = "e" * 40  # the new push
     pr.expect_get()
     pr.expect_comments([pr.comment("c-human", "please fix V15", author=HUMAN), earlier])
@@ -77,7 +77,7 @@ def test_a_blocked_review_revokes_the_approval(pr: StubbedPullRequest, tmp_path:
     pr.expect_comments()
     pr.expect_post()
     pr.expect_approval("REVOKE")
-    blocked = "## Integrity\n- sql/V15__orders.sql: version 15 is already in main as sql/V15__customers.sql; renumber yours\n"
+    blocked = "## ❌ dbops review: blocked\n\n### Integrity\n- sql/V15__orders.sql: version 15 is already in main as sql/V15__customers.sql; renumber yours\n"
     code, out, err = run(capsys, "--pull-request", "7", "--report", str(write_report(tmp_path, False, blocked)))
     pr.stubber.assert_no_pending_responses()
     assert code == 0, err

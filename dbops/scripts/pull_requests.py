@@ -232,12 +232,12 @@ class PullRequests:
 
 
 def comment_text(review: Review, pr: PullRequest, commit: str, build_url: str = "") -> str:
-    """The comment: marker, verdict, the commits reviewed, the report; cut to CodeCommit's limit, saying so."""
-    verdict = "✅ may merge" if review.may_merge else "❌ blocked"
-    head = (f"{MARKER}\n### dbops review: {verdict}\n\n"
-            f"Reviewed `{commit[:12]}` ({pr.source_reference.removeprefix('refs/heads/')}) against "
-            f"`{pr.destination_commit[:12]}` ({pr.destination_reference.removeprefix('refs/heads/')}).\n\n")
-    foot = f"\n\n---\nBuild log: {build_url}\n" if build_url else "\n"
+    """The comment: the marker, the report as `dbops review` wrote it (its verdict first), then which commits were
+    reviewed and the build log; cut to CodeCommit's limit, saying so."""
+    head = f"{MARKER}\n"
+    reviewed = (f"Reviewed `{commit[:12]}` ({pr.source_reference.removeprefix('refs/heads/')}) against "
+                f"`{pr.destination_commit[:12]}` ({pr.destination_reference.removeprefix('refs/heads/')})")
+    foot = f"\n\n---\n{reviewed}" + (f" · [build log]({build_url})" if build_url else "") + "\n"
     body = review.markdown.rstrip()
     text = head + body + foot
     if len(text.encode("utf-8")) <= COMMENT_LIMIT:
