@@ -71,6 +71,11 @@ def build_parser() -> argparse.ArgumentParser:
     local = commands.add_parser("local", parents=[common], help="manage the embedded database")
     local.add_argument("action", choices=["start", "stop", "status", "url"])
     commands.add_parser("ui", parents=[common], help="open the Dagster UI on this project")
+    publish = commands.add_parser("publish-review", parents=[common], help="post a `dbops review --json` report on a CodeCommit pull request, with its verdict as an approval")
+    publish.add_argument("--pull-request", default=os.environ.get("DBOPS_PULL_REQUEST_ID", ""), help="pull request id (DBOPS_PULL_REQUEST_ID)")
+    publish.add_argument("--report", required=True, help="the file `dbops review --json` wrote")
+    publish.add_argument("--repository", default=os.environ.get("DBOPS_CODECOMMIT_REPOSITORY") or None, help="repository of the pull request (DBOPS_CODECOMMIT_REPOSITORY)")
+    publish.add_argument("--commit", default="", help="source commit reviewed; nothing is published when the pull request has moved on")
     return parser
 
 
@@ -242,6 +247,23 @@ def cmd_ui(args: argparse.Namespace, console: Console) -> int:
     return open_ui(console, settings_of(args), url_from(vars(args)))
 
 
+def cmd_publish_review(args: argparse.Namespace, console: Console) -> int:
+    from pathlib import Path
+
+    from dbops.scripts.pull_requests import PullRequests, Review, publish_review
+
+    if not args.pull_request:
+        raise ConfigError("publish-review needs --pull-request ID (or DBOPS_PULL_REQUEST_ID)")
+    review = Review.load(Path(args.report))
+    published = publish_review(PullRequests.connect(), args.pull_request, review, commit=args.commit,
+                               repository=args.repository, build_url=os.environ.get("CODEBUILD_BUILD_URL", ""))
+    if console.as_json:
+        console.json(published.as_dict())
+    else:
+        console.result(published.describe())
+    return 0
+
+
 COMMANDS = {
     "migrate": cmd_migrate,
     "info": cmd_info,
@@ -252,6 +274,7 @@ COMMANDS = {
     "undo": cmd_undo,
     "local": cmd_local,
     "ui": cmd_ui,
+    "publish-review": cmd_publish_review,
 }
 
 

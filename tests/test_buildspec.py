@@ -31,7 +31,8 @@ def index_of(pattern: str) -> int:
 def project_variables() -> dict[str, dict]:
     """Environment variables the CodeBuild project of infra/pipeline.yaml gives the build."""
     template = cfn_yaml.load(str(ROOT / "infra" / "pipeline.yaml"))
-    (project,) = [r for r in template["Resources"].values() if r["Type"] == "AWS::CodeBuild::Project"]
+    (project,) = [r for r in template["Resources"].values()
+                  if r["Type"] == "AWS::CodeBuild::Project" and r["Properties"]["Source"].get("BuildSpec") == "buildspec.yml"]
     return {v["Name"]: v for v in project["Properties"]["Environment"]["EnvironmentVariables"]}
 
 
@@ -54,7 +55,7 @@ def test_test_results_go_to_the_report_group_of_the_pipeline_stack() -> None:
     assert group["file-format"] == "JUNITXML"
     assert [f"{group['base-directory']}/{f}" for f in group["files"]] == [junit]
     template = cfn_yaml.load(str(ROOT / "infra" / "pipeline.yaml"))["Resources"]
-    project_name = next(r for r in template.values() if r["Type"] == "AWS::CodeBuild::Project")["Properties"]["Name"]["Fn::Sub"]
+    project_name = template["BuildProject"]["Properties"]["Name"]["Fn::Sub"]
     report_group = next(r for r in template.values() if r["Type"] == "AWS::CodeBuild::ReportGroup")["Properties"]["Name"]["Fn::Sub"]
     assert f"{project_name}-{name}" == report_group
 

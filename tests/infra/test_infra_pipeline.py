@@ -159,15 +159,19 @@ def test_build_reads_exactly_the_two_database_secrets(resources: dict[str, Any])
         {"Fn::ImportValue": {"Fn::Sub": "${RedshiftStackName}-SecretArn"}},
         {"Ref": "DagsterStorageSecretArn"},
     ]
+    (review,) = [s for n, s in allow_statements({"Resources": resources})
+                 if n == "ReviewRole" and any(a.startswith("secretsmanager:") for a in as_list(s["Action"]))]
+    assert as_list(review["Action"]) == ["secretsmanager:GetSecretValue"]
+    assert review["Resource"] == {"Ref": "ReviewDatabaseSecret"}  # not the migration user's secret
     assert not [s for n, s in allow_statements({"Resources": resources})
-                if n != "BuildRole" and any(a.startswith("secretsmanager:") for a in as_list(s["Action"]))]
+                if n not in ("BuildRole", "ReviewRole") and any(a.startswith("secretsmanager:") for a in as_list(s["Action"]))]
 
 
 # ------------------------------------------------------------------ CodeBuild
 
 
 def test_codebuild_runs_in_the_private_subnets(resources: dict[str, Any]) -> None:
-    vpc = single(resources, "AWS::CodeBuild::Project")["VpcConfig"]
+    vpc = resources["BuildProject"]["Properties"]["VpcConfig"]
     assert vpc["VpcId"] == {"Fn::ImportValue": {"Fn::Sub": "${NetworkStackName}-VpcId"}}
     assert vpc["Subnets"] == [
         {"Fn::ImportValue": {"Fn::Sub": "${NetworkStackName}-PrivateSubnet1Id"}},
@@ -179,7 +183,7 @@ def test_codebuild_runs_in_the_private_subnets(resources: dict[str, Any]) -> Non
 
 
 def test_codebuild_uses_a_current_image_and_the_repo_buildspec(resources: dict[str, Any]) -> None:
-    project = single(resources, "AWS::CodeBuild::Project")
+    project = resources["BuildProject"]["Properties"]
     env = project["Environment"]
     assert env["Image"] == "aws/codebuild/standard:7.0"
     assert env["Type"] == "LINUX_CONTAINER"
@@ -190,7 +194,7 @@ def test_codebuild_uses_a_current_image_and_the_repo_buildspec(resources: dict[s
 
 
 def env_vars(resources: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    project = single(resources, "AWS::CodeBuild::Project")
+    project = resources["BuildProject"]["Properties"]
     return {v["Name"]: v for v in project["Environment"]["EnvironmentVariables"]}
 
 
@@ -222,7 +226,7 @@ def test_dbops_url_is_the_password_free_redshift_url(resources: dict[str, Any]) 
 
 
 def test_build_logs_go_to_an_encrypted_retained_log_group(resources: dict[str, Any]) -> None:
-    logs = single(resources, "AWS::CodeBuild::Project")["LogsConfig"]
+    logs = resources["BuildProject"]["Properties"]["LogsConfig"]
     assert logs["CloudWatchLogs"] == {"Status": "ENABLED", "GroupName": {"Ref": "BuildLogGroup"}}
     group = resources["BuildLogGroup"]["Properties"]
     assert group["KmsKeyId"] == {"Fn::GetAtt": ["PipelineKey", "Arn"]}
@@ -304,7 +308,7 @@ def test_pipeline_builds_each_commit_of_main(pipeline: dict[str, Any], resources
     assert migrate["Configuration"]["ProjectName"] == {"Ref": "BuildProject"}
     assert migrate["InputArtifacts"] == checkout["OutputArtifacts"]
 
-    rule = single(resources, "AWS::Events::Rule")
+    rule = resources["SourceChangeRule"]["Properties"]
     assert rule["EventPattern"]["resources"] == [{"Fn::GetAtt": ["Repository", "Arn"]}]
     assert rule["EventPattern"]["detail"]["referenceName"] == [{"Ref": "BranchName"}]
     (target,) = rule["Targets"]
@@ -335,7 +339,7 @@ def test_buildspec_and_project_agree(resources: dict[str, Any]) -> None:
     kept_from_tests = set(re.findall(r"-u (\w+)", text))
     assert {"DBOPS_URL", "DBOPS_PASSWORD", "DAGSTER_PG_PASSWORD"} <= kept_from_tests <= provided
     assert "infra/dagster_home/dagster.yaml" in text and '"$DAGSTER_HOME' in text
-    project = single(resources, "AWS::CodeBuild::Project")["Name"]["Fn::Sub"]
+    project = resources["BuildProject"]["Properties"]["Name"]["Fn::Sub"]
     groups = {g["Properties"]["Name"]["Fn::Sub"]
               for g in of_type(resources, "AWS::CodeBuild::ReportGroup").values()}
     assert {f"{project}-{name}" for name in buildspec["reports"]} <= groups
