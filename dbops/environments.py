@@ -164,7 +164,8 @@ def load_file(path: str | os.PathLike[str] | None = None, environ: Mapping[str, 
     try:
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{where}: not valid TOML: {exc}") from None
+        at = re.search(r"\(at line (\d+), column \d+\)", str(exc))
+        raise ConfigError(f"{where}{':' + at[1] if at else ''}: not valid TOML: {exc}; fix the syntax") from None
     return _parse(document, _Lines(str(where), text))
 
 
