@@ -57,8 +57,10 @@ def status_of(exit_code: int, error: str) -> str:
 
 
 def first_line(message: str) -> str:
-    """The first non-empty line of an error message, passwords hidden."""
+    """The first non-empty line of an error message (with the next one when it ends in `:`), passwords hidden."""
     lines = [line.strip() for line in redact(message).splitlines() if line.strip()]
+    if len(lines) > 1 and lines[0].endswith(":"):
+        return f"{lines[0]} {lines[1]}"
     return lines[0] if lines else ""
 
 

@@ -110,12 +110,13 @@ def fleet_migrate(
             "seconds": round(time.perf_counter() - started, 3),
         })
         return code
+    runs = any(r.run_id for r in records.values())
     console.table(
         "Environments" + (" (dry run: nothing was changed)" if args.dry_run else ""),
-        ["Environment", "Wave", "Result", "Would apply" if args.dry_run else "Applied", "Run", "Seconds", "Error"],
+        ["Environment", "Wave", "Result", "Would apply" if args.dry_run else "Applied", *(["Dagster run"] if runs else []), "Seconds", "Error"],
         (
-            [o.environment.name, o.environment.wave, o.status, len(r.applied) if r else 0, (r.run_id or "") if r else "",
-             f"{o.seconds:.2f}", o.error]
+            [o.environment.name, o.environment.wave, o.status, len(r.applied) if r else 0,
+             *([(r.run_id or "") if r else ""] if runs else []), f"{o.seconds:.2f}", o.error]
             for o in outcomes
             for r in [records.get(o.environment.name)]
         ),
@@ -140,7 +141,7 @@ def fleet_info(console: Console, environments: Sequence[Environment], settings: 
         })
         return code
     console.table(
-        "Environments (times in UTC)",
+        "Environments",
         ["Environment", "Wave", "Latest version", "Pending", "Failed", "Last applied at", "Commit", "Error"],
         (
             [o.environment.name, o.environment.wave] + (
