@@ -32,7 +32,7 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
@@ -492,12 +492,34 @@ def selected(
 
 def settings_for(
     environment: Environment,
-    flags: Mapping[str, Any] | None = None,
+    flags: Mapping[str, Any] | Settings | None = None,
     environ: Mapping[str, str] | None = None,
     conf: dict[str, str] | None = None,
 ) -> Settings:
     """The Settings of one environment: flags, then DBOPS_* variables, then the environment's own settings
     (schemas, [environments.<id>.flyway] and its placeholders), then flyway.toml's [flyway], then flyway.conf
-    (`conf`, default read_flyway_conf()), then the defaults."""
+    (`conf`, default read_flyway_conf()), then the defaults.
+
+    Given Settings already resolved instead of flags (a Dagster resource's, say), the environment's own settings
+    replace theirs where it sets them (see `on_top_of`)."""
+    if isinstance(flags, Settings):
+        return on_top_of(environment, flags)
     base = read_flyway_conf() if conf is None else conf
     return settings_from(flags, environ, {**base, **environment.conf})
+
+
+def on_top_of(environment: Environment, base: Settings) -> Settings:
+    """`base` with what the environment (and flyway.toml's [flyway]) sets: locations, default schema and schemas, table,
+    outOfOrder, mixed; its placeholders are added to the base's (the environment's value wins for the same name)."""
+    conf = environment.conf
+    mine = settings_from({}, {}, conf)
+    return replace(
+        base,
+        locations=mine.locations if "locations" in conf else base.locations,
+        schema=mine.schema if conf.get("defaultSchema") or conf.get("schemas") else base.schema,
+        schemas=mine.schemas if conf.get("schemas") else base.schemas,
+        table=mine.table if "table" in conf else base.table,
+        placeholders={**base.placeholders, **mine.placeholders},
+        out_of_order=mine.out_of_order if "outOfOrder" in conf else base.out_of_order,
+        mixed=mine.mixed if "mixed" in conf else base.mixed,
+    )

@@ -41,7 +41,6 @@ class EnvironmentFailed(DbopsError):
 class Migrated:
     """What one environment's migrate applied (also when it then failed), and its Dagster run."""
 
-    target: str
     applied: list[dict[str, Any]] = field(default_factory=list)
     run_id: str | None = None
 
@@ -60,7 +59,7 @@ def fleet_migrate(
 
     def direct(environment: Environment) -> Migrated:
         engine = engine_for(environment, settings(environment), snapshots=snapshots)
-        record = records[environment.name] = Migrated(engine.target.redacted_url)
+        record = records[environment.name] = Migrated()
         log = prefixed(console, environment)
         for warning in engine.catalog.warnings:
             log(f"warning: {warning}")
@@ -74,7 +73,7 @@ def fleet_migrate(
         return record
 
     def through_dagster(environment: Environment) -> Migrated:
-        record = records[environment.name] = Migrated(environment.redacted_url)
+        record = records[environment.name] = Migrated()
         completed = subprocess.run(
             [sys.executable, "-m", "dbops.cli", "-e", environment.name, "--json", *child_arguments(argv)],
             env=child_environment(environment, declared), capture_output=True, text=True, check=False,
@@ -86,7 +85,6 @@ def fleet_migrate(
         document = _last_document(completed.stdout)
         record.applied = list(document.get("applied") or [])
         record.run_id = document.get("run_id")
-        record.target = document.get("target") or record.target
         if not console.as_json:
             for applied in record.applied:
                 log(f"applied {applied.get('script')} ({applied.get('statements')} statements, {applied.get('execution_time_ms')} ms)")

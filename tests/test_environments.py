@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -262,3 +263,35 @@ def test_json_error_document_for_a_bad_selection(project: Path, capsys) -> None:
     assert main(["--json", "-e", "nope", "info"]) == 2
     document = json.loads(capsys.readouterr().out)
     assert document["exit_code"] == 2 and "matches no environment" in document["error"]
+
+
+def readme_section() -> str:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    return re.search(r"\n## Environments\n(.*?)\n## ", readme, re.S).group(1)
+
+
+def test_the_readme_flyway_toml_reads_as_the_readme_says(project: Path) -> None:
+    block = re.search(r"```toml\n(.*?)```", readme_section(), re.S).group(1)
+    write(project, block)
+    declared = load_file(project / "flyway.toml")
+    envs = declared.environments
+    assert declared.default == "dev" and list(envs) == ["dev", "staging", "tenant-acme", "tenant-globex"]
+    assert envs["staging"].password_variable == "STAGING_PASSWORD"
+    assert envs["tenant-acme"].password_variable == "DBOPS_PASSWORD_TENANT_ACME"
+    assert "iam=true&cluster_identifier=acme&region=eu-west-1" in envs["tenant-acme"].target_url(environ={})
+    assert envs["tenant-globex"].secret_arn and envs["tenant-globex"].tags == {"region": "us-east-1", "tenant": "globex"}
+    assert settings_for(envs["staging"], environ={}, conf={}).placeholders == {"owner": "staging_owner"}
+    assert settings_for(envs["dev"], environ={}, conf={}).schema == "analytics"
+    assert [e.name for e in select(envs, "tenant-*&region=eu-*")] == ["tenant-acme"]
+    assert [e.name for e in select(envs, "*")] == ["dev", "staging", "tenant-acme", "tenant-globex"]
+
+
+def test_settings_already_resolved_get_the_environment_on_top(sample: Path) -> None:
+    from dbops.config import Settings
+
+    base = Settings(locations=["sql"], schema="public", placeholders={"days": "1", "extra": "x"}, lock_timeout=5.0)
+    dev = settings_for(load_environments(sample)["dev"], base)
+    assert (dev.locations, dev.schema, dev.schemas, dev.table) == (["migrations"], "analytics", ["analytics", "staging"], "schema_history")
+    assert dev.placeholders == {"days": "30", "extra": "x", "owner": "platform"} and dev.lock_timeout == 5.0
+    bare = write(sample.parent, '[environments.x]\nurl = "postgresql://h/x"\n', "bare.toml")
+    assert settings_for(load_environments(bare)["x"], base) == base

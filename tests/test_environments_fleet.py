@@ -175,3 +175,22 @@ def test_dry_run_over_several_changes_nothing(fleet: Fleet, capsys) -> None:
     pending = {e["environment"]: [a["script"] for a in e["applied"]] for e in json.loads(out)["environments"]}
     assert pending == {"tenant-1": list(SCRIPTS), "tenant-2": list(SCRIPTS)}
     assert fleet.applied("tenant-1") == [] and fleet.applied("tenant-2") == []
+
+
+def test_the_readme_lists_the_keys_of_the_json_documents(fleet: Fleet, capsys) -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = re.search(r"\n## Environments\n(.*?)\n## ", readme, re.S).group(1)
+    common = re.findall(r'"(\w+)"', re.search(r'`\{"environments": \[\{(.*?)…\}\], "exit_code"\}`', section, re.S).group(1))
+    added = {
+        command: re.findall(r'"(\w+)"', re.search(rf"`{command}` adds `(.*?)`", section, re.S).group(1))
+        for command in ("info", "validate")
+    }
+    _, out, _ = dbops(capsys, "-e", "tenant-1,gone", "--json", "migrate", "--direct")
+    document = json.loads(out)
+    assert list(document) == ["environments", "failed", "exit_code", "seconds"]
+    assert list(document["environments"][0]) == [*common, "applied", "run_id"]
+    for command in ("info", "validate"):
+        _, out, _ = dbops(capsys, "-e", "tenant-1,tenant-2", "--json", command)
+        document = json.loads(out)
+        assert list(document) == ["environments", "exit_code"]
+        assert list(document["environments"][0]) == [*common, *added[command]], command
