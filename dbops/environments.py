@@ -300,6 +300,11 @@ def _password_variable(name: str, table: dict[str, Any], extra: dict[str, Any], 
     if "password" in table:
         value = table["password"]
         match = ENV_RESOLVER.match(value) if isinstance(value, str) else None
+        if not match and isinstance(value, str) and value.startswith("${"):
+            raise ConfigError(
+                f"{lines.at(section, 'password')}: dbops resolves only ${{env.NAME}} in password; write password = \"${{env.NAME}}\", "
+                f"or set {chosen or default_password_variable(name)}, or use secret_arn / iam in [dbops.{section}]"
+            )
         if not match:
             raise ConfigError(
                 f"{lines.at(section, 'password')}: a password is written in the file; remove it and set "

@@ -189,6 +189,7 @@ def test_a_password_inside_the_url_is_refused_too(project: Path, capsys) -> None
         ('[environments.a]\nurl = "postgresql://h/a"\n[dbops.environments.a]\nsecret_arn = "arn:aws:secretsmanager:eu-west-1:1:secret:x"\n',
          "flyway.toml:4: secret_arn and iam are for Redshift environments"),
         ('[flyway]\nenvironment = "prod"\n[environments.a]\nurl = "postgresql://h/a"\n', "flyway.toml:2: flyway.environment = 'prod' is not one of"),
+        ('[environments.a]\nurl = "postgresql://h/a"\npassword = "${vault.a}"\n', "flyway.toml:3: dbops resolves only ${env.NAME} in password"),
         ('[environments.a]\nurl = "postgresql://h/a\n', "flyway.toml:2: not valid TOML: Illegal character"),
     ],
 )
