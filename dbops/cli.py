@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import logging
 import os
 import sys
@@ -68,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     migrate.add_argument("--author", default=os.environ.get("DBOPS_AUTHOR", ""), help="commit author to record")
     migrate.add_argument("--message", default=os.environ.get("DBOPS_MESSAGE", ""), help="commit message to record")
     migrate.add_argument("--source", default=os.environ.get("DBOPS_SOURCE", "cli"), help=argparse.SUPPRESS)
+    migrate.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)  # dbops.fleet_workers's processes
     info = commands.add_parser("info", parents=[common], help="show every migration and its state")
     validate = commands.add_parser("validate", parents=[common], help="check applied migrations against the scripts")
     for fleet in (migrate, info, validate):
@@ -280,8 +283,23 @@ def run_fleet(args: argparse.Namespace, console: Console, environments: list[Env
     def settings(environment: Environment) -> Settings:
         return settings_of(args, environment)
 
+    def migrate_one(environment: Environment) -> tuple[int, str, str]:
+        """One environment's `--json migrate` in this process (a fleet worker's step): exit code, stdout, stderr."""
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            one = Console(as_json=True, verbose=console.verbose)
+            try:
+                code = cmd_migrate(argparse.Namespace(**{**vars(args), "env": environment}), one)
+            except DbopsError as exc:
+                one.error(redact(str(exc)), exc.exit_code)
+                code = exc.exit_code
+            except Exception as exc:  # one environment's unexpected error must not stop the worker's others
+                one.error(redact(f"{type(exc).__name__}: {exc}"), 1)
+                code = 1
+        return code, out.getvalue(), err.getvalue()
+
     if args.command == "migrate":
-        return fleet_migrate(args, console, environments, settings, argv)
+        return fleet_migrate(args, console, environments, settings, argv, migrate_one)
     run = fleet_info if args.command == "info" else fleet_validate
     return run(console, environments, settings, args.parallel)
 
@@ -327,7 +345,7 @@ def main(argv: list[str] | None = None) -> int:
         logging.basicConfig(level=logging.INFO if console.verbose else logging.WARNING, stream=sys.stderr)
         if args.command != "local":
             environments = selected(vars(args))
-            if environments is not None and len(environments) > 1:
+            if environments is not None and (len(environments) > 1 or getattr(args, "worker", False)):
                 return run_fleet(args, console, environments, argv)
             args.env = environments[0] if environments else None
         return COMMANDS[args.command](args, console)

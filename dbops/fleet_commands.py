@@ -1,15 +1,10 @@
 """`dbops migrate | info | validate` over several environments: one line per environment as it finishes, then a summary.
 
-`migrate --direct` runs the engines in threads; `migrate` through Dagster runs one `dbops -e NAME migrate` process
-per environment (one Dagster run each, tagged dbops/environment), whose environment holds only that environment's
-password variable.
+`migrate --direct` runs the engines in threads; `migrate` through Dagster runs one Dagster run per environment
+(tagged dbops/environment) in `--parallel` worker processes (dbops.fleet_workers).
 """
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -17,24 +12,16 @@ from typing import Any
 
 from dbops.config import Settings
 from dbops.engine.applier import RunInfo, ScriptResult
-from dbops.environments import SELECT_VARIABLE, Environment, load_environments
-from dbops.errors import DbopsError
-from dbops.fleet import Outcome, Snapshots, engine_for, first_line, run_each, status_of_engine, worst_exit_code
+from dbops.environments import Environment, load_environments
+from dbops.fleet import Outcome, Snapshots, engine_for, run_each, status_of_engine, worst_exit_code
+from dbops.fleet_workers import RunOne, serve, through_workers
 from dbops.output import Console, result_json
 from dbops.scripts.sources import CommitInfo
 
 SettingsOf = Callable[[Environment], Settings]
-# Options of the parent's command line that a child `dbops -e NAME migrate` must not get again.
+# Options of the parent's command line that a worker `dbops -e NAMES migrate --worker` must not get again.
 PARENT_OPTIONS = ("-e", "--environment", "--parallel")
 PARENT_FLAGS = ("--json",)
-
-
-class EnvironmentFailed(DbopsError):
-    """An environment's child `dbops` ended with an error: its own message and exit code."""
-
-    def __init__(self, message: str, exit_code: int) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
 
 
 @dataclass
@@ -50,9 +37,12 @@ def prefixed(console: Console, environment: Environment) -> Callable[[str], None
 
 
 def fleet_migrate(
-    args: Any, console: Console, environments: Sequence[Environment], settings: SettingsOf, argv: Sequence[str]
+    args: Any, console: Console, environments: Sequence[Environment], settings: SettingsOf, argv: Sequence[str],
+    run_one: RunOne | None = None,
 ) -> int:
-    """Migrate each environment, `--parallel` at a time; the summary names the failed ones; the worst exit code."""
+    """Migrate each environment, `--parallel` at a time (--direct: threads in this process; else Dagster runs in
+    worker processes, see dbops.fleet_workers); the summary names the failed ones; the worst exit code.
+    `run_one`: one environment's migrate in this process, for a worker (`--worker`)."""
     commit = CommitInfo(id=args.commit, author=args.author, message=args.message) if args.commit or args.author or args.message else None
     snapshots = Snapshots()
     records: dict[str, Migrated] = {}
@@ -72,31 +62,23 @@ def fleet_migrate(
                 log(_applied_line(result))
         return record
 
-    def through_dagster(environment: Environment) -> Migrated:
-        record = records[environment.name] = Migrated()
-        completed = subprocess.run(
-            [sys.executable, "-m", "dbops.cli", "-e", environment.name, "--json", *child_arguments(argv)],
-            env=child_environment(environment, declared), capture_output=True, text=True, check=False,
-        )
-        log = prefixed(console, environment)
-        for line in completed.stderr.splitlines():
-            if line.strip() and not line.startswith("error: "):
-                log(line)
-        document = _last_document(completed.stdout)
-        record.applied = list(document.get("applied") or [])
-        record.run_id = document.get("run_id")
+    def from_worker(outcome: Outcome[Any], document: dict[str, Any]) -> None:
+        record = records[outcome.environment.name] = Migrated(list(document.get("applied") or []), document.get("run_id"))
         if not console.as_json:
             for applied in record.applied:
-                log(f"applied {applied.get('script')} ({applied.get('statements')} statements, {applied.get('execution_time_ms')} ms)")
-        if completed.returncode:
-            message = document.get("error") or first_line(completed.stderr) or f"dbops ended with exit code {completed.returncode}"
-            raise EnvironmentFailed(message, completed.returncode)
-        return record
+                console.log(f"[{outcome.environment.name}] applied {applied.get('script')} ({applied.get('statements')} statements, "
+                            f"{applied.get('execution_time_ms')} ms)")
+        _report_done(console, outcome, records)
 
-    declared = load_environments() if not args.direct and not args.dry_run else {}
-    work = direct if args.direct or args.dry_run else through_dagster
+    if getattr(args, "worker", False):
+        assert run_one is not None, "a worker runs each environment with run_one"
+        return serve(environments, run_one)
     started = time.perf_counter()
-    outcomes = run_each(environments, work, args.parallel, on_done=lambda o: _report_done(console, o, records))
+    if args.direct or args.dry_run:
+        outcomes = run_each(environments, direct, args.parallel, on_done=lambda o: _report_done(console, o, records))
+    else:
+        outcomes = through_workers(environments, args.parallel, child_arguments(argv), load_environments(),
+                                   lambda env, line: console.log(f"[{env.name}] {line}"), from_worker)
     code = worst_exit_code(outcomes)
     if console.as_json:
         console.json({
@@ -188,7 +170,7 @@ def fleet_validate(console: Console, environments: Sequence[Environment], settin
 
 
 def child_arguments(argv: Sequence[str]) -> list[str]:
-    """The command line without the parent's environment selection, --parallel and --json."""
+    """The command line without the parent's environment selection, --parallel and --json (a worker's arguments)."""
     kept: list[str] = []
     skip = False
     for arg in argv:
@@ -204,21 +186,6 @@ def child_arguments(argv: Sequence[str]) -> list[str]:
             continue
         kept.append(arg)
     return kept
-
-
-def child_environment(environment: Environment, declared: dict[str, Environment]) -> dict[str, str]:
-    """os.environ without the selection and without every other environment's password variable."""
-    others = {e.password_variable for e in declared.values() if e.name != environment.name}
-    others.discard(environment.password_variable)
-    return {k: v for k, v in os.environ.items() if k != SELECT_VARIABLE and k not in others}
-
-
-def _last_document(stdout: str) -> dict[str, Any]:
-    try:
-        document = json.loads(stdout) if stdout.strip() else {}
-    except ValueError:
-        return {}
-    return document if isinstance(document, dict) else {}
 
 
 def _applied_line(result: ScriptResult) -> str:

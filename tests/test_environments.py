@@ -10,7 +10,8 @@ import pytest
 from dbops.cli import main
 from dbops.environments import load_environments, load_file, select, selected, settings_for
 from dbops.errors import ConfigError
-from dbops.fleet_commands import child_arguments, child_environment
+from dbops.fleet_commands import child_arguments
+from dbops.fleet_workers import shares, worker_environment
 
 FLYWAY_SAMPLE = """\
 [flyway]
@@ -248,13 +249,18 @@ def test_a_bad_parallel_is_exit_2(project: Path, capsys) -> None:
     assert "is not a whole number of environments" in refused(project, capsys, "migrate", "--parallel", "0")
 
 
-def test_a_child_run_gets_one_environment_and_only_its_own_password(sample: Path, monkeypatch) -> None:
+def test_a_worker_gets_its_share_of_environments_and_only_their_passwords(sample: Path, monkeypatch) -> None:
     envs = load_environments(sample)
     for variable, value in {"DBOPS_PASSWORD_DEV": "dev-pw", "PROD_EU_PASSWORD": "eu-pw", "TENANT_B_PW": "b-pw", "DBOPS_ENVIRONMENT": "*"}.items():
         monkeypatch.setenv(variable, value)
-    child = child_environment(envs["prod-eu"], envs)
+    child = worker_environment([envs["prod-eu"]], envs)
     assert child["PROD_EU_PASSWORD"] == "eu-pw"
     assert not {"DBOPS_PASSWORD_DEV", "TENANT_B_PW", "DBOPS_ENVIRONMENT"} & set(child)
+    both = worker_environment([envs["prod-eu"], envs["tenant_b"]], envs)
+    assert (both["PROD_EU_PASSWORD"], both["TENANT_B_PW"]) == ("eu-pw", "b-pw") and "DBOPS_PASSWORD_DEV" not in both
+    ordered = select(envs, "*")
+    assert [[e.name for e in share] for share in shares(ordered, 2)] == [["dev", "tenant_b", "prod-us"], ["tenant-a", "prod-eu"]]
+    assert len(shares(ordered, 8)) == 5 and len(shares(ordered[:1], 4)) == 1
     argv = ["-e", "*", "--json", "migrate", "--parallel", "4", "--environment=x", "-ey", "--commit", "abc", "--parallel=2"]
     assert child_arguments(argv) == ["migrate", "--commit", "abc"]
 

@@ -1,5 +1,5 @@
-"""`dbops -e SELECTOR migrate` through Dagster: one Dagster run per environment, tagged dbops/environment, each run
-seeing only its own environment's password."""
+"""`dbops -e SELECTOR migrate` through Dagster: one Dagster run per environment, tagged dbops/environment, made by
+worker processes; no run stores any environment's password."""
 from __future__ import annotations
 
 import json
