@@ -36,7 +36,7 @@ stress: setup system-deps ## reliability suites at full scale
 ui: setup ## the Dagster UI on this project (http://127.0.0.1:3000)
 	$(UV) run dbops ui
 
-bench: setup system-deps ## benchmarks (not tests): dbops vs psql, Dagster overhead, lint, run lock, git sensor, info's failed attempts
+bench: setup system-deps ## benchmarks (not tests): dbops vs psql, Dagster overhead, lint, run lock, git sensor, info's failed attempts, fleets
 	$(UV) run python -m bench.engine
 	$(UV) run python -m bench.big_scripts
 	$(UV) run python -m bench.dagster_overhead
@@ -45,6 +45,7 @@ bench: setup system-deps ## benchmarks (not tests): dbops vs psql, Dagster overh
 	$(UV) run python -m bench.redshift_statements
 	$(UV) run python -m bench.git_sensor
 	$(UV) run python -m bench.info
+	$(UV) run python -m bench.fleet
 
 clean: ## stop the embedded database and remove local state
 	-$(UV) run dbops local stop

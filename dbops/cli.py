@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import logging
 import os
 import sys
@@ -10,6 +12,7 @@ import time
 from dbops.config import Settings, settings_from, url_from
 from dbops.engine.applier import RunInfo, ScriptResult
 from dbops.engine.engine import Engine
+from dbops.environments import Environment, selected, settings_for
 from dbops.errors import ConfigError, DbopsError
 from dbops.output import Console, describe_attempt, entry_json, print_results, result_json
 from dbops.scripts.sources import CommitInfo, FolderSource
@@ -33,9 +36,17 @@ def _positive(value: str) -> float:
     return number
 
 
+def _parallel(value: str) -> int:
+    if not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number of environments, 1 or more")
+    return int(value)
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--url", default=argparse.SUPPRESS, help="database URL (DBOPS_URL); none: the embedded database")
+    common.add_argument("-e", "--environment", default=argparse.SUPPRESS, metavar="SELECTOR",
+                        help="flyway.toml environment(s) (DBOPS_ENVIRONMENT): a name, a glob (tenant-*), a tag (region=eu-west-1)")
     common.add_argument("--locations", default=argparse.SUPPRESS, help="comma-separated script folders (DBOPS_LOCATIONS, default sql)")
     common.add_argument("--schema", default=argparse.SUPPRESS, help="default schema: where the history table and unqualified names in scripts go (default public)")
     common.add_argument("--table", default=argparse.SUPPRESS, help="history table (default flyway_schema_history)")
@@ -59,9 +70,11 @@ def build_parser() -> argparse.ArgumentParser:
     migrate.add_argument("--author", default=os.environ.get("DBOPS_AUTHOR", ""), help="commit author to record")
     migrate.add_argument("--message", default=os.environ.get("DBOPS_MESSAGE", ""), help="commit message to record")
     migrate.add_argument("--source", default=os.environ.get("DBOPS_SOURCE", "cli"), help=argparse.SUPPRESS)
-
-    commands.add_parser("info", parents=[common], help="show every migration and its state")
-    commands.add_parser("validate", parents=[common], help="check applied migrations against the scripts")
+    migrate.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)  # dbops.fleet_workers's processes
+    info = commands.add_parser("info", parents=[common], help="show every migration and its state")
+    validate = commands.add_parser("validate", parents=[common], help="check applied migrations against the scripts")
+    for fleet in (migrate, info, validate):
+        fleet.add_argument("--parallel", type=_parallel, default=1, metavar="K", help="with several environments: K at a time (default 1)")
     commands.add_parser("lint", parents=[common], help="static checks of the scripts (Redshift dialect)")
     commands.add_parser("repair", parents=[common], help="remove failed rows, realign checksums")
     baseline = commands.add_parser("baseline", parents=[common], help="mark an existing database as at a version")
@@ -79,17 +92,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def settings_of(args: argparse.Namespace) -> Settings:
-    """The command's settings; `--target` is a migrate setting (undo reads its own)."""
+def settings_of(args: argparse.Namespace, environment: Environment | None = None) -> Settings:
+    """The command's settings (of `environment`, else of the command's); `--target` is a migrate setting (undo reads its own)."""
     flags = vars(args)
     if args.command != "migrate":
         flags = {k: v for k, v in flags.items() if k != "target"}
-    return settings_from(flags)
+    environment = environment or getattr(args, "env", None)
+    return settings_for(environment, flags) if environment else settings_from(flags)
+
+
+def target_url(args: argparse.Namespace) -> str | None:
+    """The URL the command connects to: its environment's (with that environment's own password), else --url/DBOPS_URL."""
+    environment: Environment | None = getattr(args, "env", None)
+    return environment.target_url() if environment else url_from(vars(args))
 
 
 def _engine(args: argparse.Namespace, console: Console) -> Engine:
     listing = args.command in ("info", "validate")  # Flyway lists and compares scripts without placeholder values
-    engine = Engine(open_target(url_from(vars(args))), settings_of(args), values_needed=not listing)
+    engine = Engine(open_target(target_url(args)), settings_of(args), values_needed=not listing)
     for warning in engine.catalog.warnings:
         console.log(f"warning: {warning}")
     return engine
@@ -115,7 +135,8 @@ def cmd_migrate(args: argparse.Namespace, console: Console) -> int:
         plan = engine.validate()
         from dbops.orchestration.launch import launch_migrate
 
-        return launch_migrate(engine, plan, console, url=url_from(vars(args)), source=args.source, commit=commit)
+        environment = args.env.name if getattr(args, "env", None) else None
+        return launch_migrate(engine, plan, console, url=target_url(args), source=args.source, commit=commit, environment=environment)
     run = RunInfo(source=args.source, commit=commit)
     results: list[ScriptResult] = []
     pending = len(engine.plan().pending()) if console.tty else 0
@@ -244,7 +265,43 @@ def cmd_local(args: argparse.Namespace, console: Console) -> int:
 def cmd_ui(args: argparse.Namespace, console: Console) -> int:
     from dbops.orchestration.launch import open_ui
 
-    return open_ui(console, settings_of(args), url_from(vars(args)))
+    return open_ui(console, settings_of(args), target_url(args))
+
+
+FLEET_COMMANDS = ("migrate", "info", "validate")
+
+
+def run_fleet(args: argparse.Namespace, console: Console, environments: list[Environment], argv: list[str]) -> int:
+    """migrate, info or validate over several environments (dbops.fleet_commands); other commands take one."""
+    from dbops.fleet_commands import fleet_info, fleet_migrate, fleet_validate
+
+    if args.command not in FLEET_COMMANDS:
+        names = ", ".join(e.name for e in environments[:5]) + (", …" if len(environments) > 5 else "")
+        raise ConfigError(f"{args.command} works on one environment at a time, and the selection picks {len(environments)} "
+                          f"({names}); name one with -e NAME")
+
+    def settings(environment: Environment) -> Settings:
+        return settings_of(args, environment)
+
+    def migrate_one(environment: Environment) -> tuple[int, str, str]:
+        """One environment's `--json migrate` in this process (a fleet worker's step): exit code, stdout, stderr."""
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            one = Console(as_json=True, verbose=console.verbose)
+            try:
+                code = cmd_migrate(argparse.Namespace(**{**vars(args), "env": environment}), one)
+            except DbopsError as exc:
+                one.error(redact(str(exc)), exc.exit_code)
+                code = exc.exit_code
+            except Exception as exc:  # one environment's unexpected error must not stop the worker's others
+                one.error(redact(f"{type(exc).__name__}: {exc}"), 1)
+                code = 1
+        return code, out.getvalue(), err.getvalue()
+
+    if args.command == "migrate":
+        return fleet_migrate(args, console, environments, settings, argv, migrate_one)
+    run = fleet_info if args.command == "info" else fleet_validate
+    return run(console, environments, settings, args.parallel)
 
 
 def cmd_publish_review(args: argparse.Namespace, console: Console) -> int:
@@ -286,6 +343,11 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         console = Console(as_json=getattr(args, "json", False), verbose=getattr(args, "verbose", False))
         logging.basicConfig(level=logging.INFO if console.verbose else logging.WARNING, stream=sys.stderr)
+        if args.command != "local":
+            environments = selected(vars(args))
+            if environments is not None and (len(environments) > 1 or getattr(args, "worker", False)):
+                return run_fleet(args, console, environments, argv)
+            args.env = environments[0] if environments else None
         return COMMANDS[args.command](args, console)
     except DbopsError as exc:
         console.error(redact(str(exc)), exc.exit_code)

@@ -37,7 +37,7 @@ from dbops.orchestration.home import dagster_home
 from dbops.orchestration.project import MigrationProject
 from dbops.orchestration.reconcile import RECORDED_LATE, fail_abandoned_runs, process_tags, unrecorded
 from dbops.orchestration.resource import DbopsResource, resource_values
-from dbops.orchestration.tags import TAG_AUTHOR, TAG_COMMIT, TAG_MESSAGE, TAG_SOURCE, TAG_TARGET
+from dbops.orchestration.tags import TAG_AUTHOR, TAG_COMMIT, TAG_ENVIRONMENT, TAG_MESSAGE, TAG_SOURCE, TAG_TARGET
 from dbops.orchestration.translator import script_keys
 from dbops.output import Console, print_results, result_json
 from dbops.scripts.migrations import Migration
@@ -87,9 +87,10 @@ def run_config(settings: Settings, verbose: bool) -> dict[str, Any]:
     }
 
 
-def run_tags(source: str, commit: CommitInfo | None, target: str) -> dict[str, str]:
-    """dbops/source, dbops/commit, dbops/author, dbops/message and dbops/target (password hidden)."""
-    tags = {TAG_SOURCE: source, TAG_TARGET: redact(target)}
+def run_tags(source: str, commit: CommitInfo | None, target: str, environment: str | None = None) -> dict[str, str]:
+    """dbops/source, dbops/commit, dbops/author, dbops/message, dbops/target (password hidden) and, for a
+    flyway.toml environment, dbops/environment."""
+    tags = {TAG_SOURCE: source, TAG_TARGET: redact(target), TAG_ENVIRONMENT: environment or ""}
     if commit is not None:
         tags.update({TAG_COMMIT: commit.id, TAG_AUTHOR: commit.author, TAG_MESSAGE: commit.message[:TAG_LIMIT]})
     return {k: v for k, v in tags.items() if v}
@@ -105,10 +106,12 @@ def pending_selection(engine: Engine, plan: Plan, keys: dict[str, AssetKey]) -> 
 
 
 def launch_migrate(
-    engine: Engine, plan: Plan, console: Console, *, url: str | None, source: str = "cli", commit: CommitInfo | None = None
+    engine: Engine, plan: Plan, console: Console, *, url: str | None, source: str = "cli", commit: CommitInfo | None = None,
+    environment: str | None = None,
 ) -> int:
     """Execute the migrate job on the instance at DAGSTER_HOME; print what --direct prints, plus the run id.
-    `plan`: the validated plan the command line read; `url`: the database URL as given (None: embedded).
+    `plan`: the validated plan the command line read; `url`: the database URL as given (None: embedded);
+    `environment`: the flyway.toml environment it is (its dbops/environment tag).
 
     Before anything is applied: the storage is checked, runs a killed `dbops migrate` left STARTED are marked
     failed, and with nothing pending and nothing to record late, no run is started.
@@ -145,7 +148,7 @@ def launch_migrate(
                     job,
                     instance=instance,
                     run_config=run_config(settings, verbose),
-                    tags={**run_tags(source, commit, target), **process_tags()},
+                    tags={**run_tags(source, commit, target, environment), **process_tags()},
                 )
                 events = list(result.all_events)
             except Exception as exc:  # the storage failed mid-run; its drivers raise errors of many kinds

@@ -14,6 +14,7 @@ TAG_AUTHOR = "dbops/author"
 TAG_MESSAGE = "dbops/message"
 TAG_REPOSITORY = "dbops/repository"
 TAG_TARGET = "dbops/target"
+TAG_ENVIRONMENT = "dbops/environment"  # the flyway.toml environment a run migrates
 TAG_INCLUDED = "dbops/included_commits"  # earlier commits a run applies too (comma-separated ids)
 TAG_INCLUDED_BEFORE = "dbops/skipped_commits"  # its name until 2026-12: runs started then still read
 

@@ -264,6 +264,53 @@ def test_sensor_errors_never_show_a_repository_password(tmp_path, monkeypatch, l
     Capture(AWS_SECRET_KEY, capture.texts).assert_clean()
 
 
+# --- environments -----------------------------------------------------------------------------------------------
+
+ENVIRONMENT_PASSWORDS = {"pg-a": "Aa9!env-a/pw#1 ;", "rs-b": "Bb8:env-b%pw&2", "gone": "Cc7@env-c pw=3"}
+
+
+def test_no_environment_password_shows_in_any_output_log_or_row(pg_server, bouncer, scripts, capsys, monkeypatch, tmp_path, logs) -> None:
+    """Several environments, each with its own password variable, through every fleet command and failure path."""
+    for variable in [v for v in os.environ if v.startswith("DBOPS_")]:
+        monkeypatch.delenv(variable)
+    monkeypatch.chdir(tmp_path)
+    folder = scripts(SCRIPTS)
+    monkeypatch.setenv("DBOPS_LOCATIONS", str(folder))
+    a, b = pg_server.create_database("env_a"), pg_server.create_database("env_b")
+    (tmp_path / "flyway.toml").write_text(
+        f'[environments.pg-a]\nurl = "{pg_server.url(a)}"\n'
+        f'[environments.rs-b]\nurl = "{bouncer.url(b)}"\npassword = "${{env.RS_B_SECRET}}"\n'
+        '[environments.gone]\nurl = "postgresql://postgres@127.0.0.1:1/gone"\n'
+    )
+    monkeypatch.setenv("DBOPS_PASSWORD_PG_A", ENVIRONMENT_PASSWORDS["pg-a"])
+    monkeypatch.setenv("RS_B_SECRET", ENVIRONMENT_PASSWORDS["rs-b"])
+    monkeypatch.setenv("DBOPS_PASSWORD_GONE", ENVIRONMENT_PASSWORDS["gone"])
+    capture = Capture("")
+    handler = RecordEverything(capture)
+    logging.getLogger().addHandler(handler)
+    logs.append(handler)
+
+    def fleet(*args: str) -> int:
+        code = main(list(args))
+        out, err = capsys.readouterr()
+        capture.add(f"output of {args}", out + err)
+        return code
+
+    assert fleet("-v", "-e", "*", "migrate", "--direct", "--parallel", "3") == 3
+    assert fleet("--json", "-e", "*", "info", "--parallel", "2") == 3
+    assert fleet("-v", "-e", "*", "validate") == 3
+    assert fleet("-v", "-e", "rs-b", "--json", "info") == 0
+    (folder / "V3__broken.sql").write_text("insert into no_such_table values (1);\n")
+    assert fleet("-v", "--json", "-e", "pg-a,rs-b", "migrate", "--direct") == 1
+    for name in (a, b):
+        with psycopg.connect(pg_server.url(name)) as conn:
+            for table in ("dbops_audit", "flyway_schema_history"):
+                capture.add(f"table {table} of {name}", repr(conn.execute(f"select * from {table}").fetchall()))
+    assert any("no_such_table" in text for _, text in capture.texts)
+    for password in ENVIRONMENT_PASSWORDS.values():
+        Capture(password, capture.texts).assert_clean()
+
+
 # --- SSL --------------------------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
