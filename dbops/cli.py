@@ -11,7 +11,7 @@ from dbops.config import Settings, settings_from, url_from
 from dbops.engine.applier import RunInfo, ScriptResult
 from dbops.engine.engine import Engine
 from dbops.errors import ConfigError, DbopsError
-from dbops.output import Console, describe_attempt, entry_json, print_results, result_json
+from dbops.output import Console, describe_attempt, entry_json, print_checks, print_results, result_json
 from dbops.scripts.sources import CommitInfo, FolderSource
 from dbops.targets import open_target
 from dbops.urls import redact
@@ -63,6 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("info", parents=[common], help="show every migration and its state")
     commands.add_parser("validate", parents=[common], help="check applied migrations against the scripts")
     commands.add_parser("lint", parents=[common], help="static checks of the scripts (Redshift dialect)")
+    check = commands.add_parser("check", parents=[common], help="run again the checks of applied migrations marked -- dbops:always")
+    check.add_argument("--all", action="store_true", help="every check of the applied migrations, not only the -- dbops:always ones")
     commands.add_parser("repair", parents=[common], help="remove failed rows, realign checksums")
     baseline = commands.add_parser("baseline", parents=[common], help="mark an existing database as at a version")
     baseline.add_argument("--version", default="1", help="baseline version (default 1)")
@@ -182,6 +184,16 @@ def cmd_lint(args: argparse.Namespace, console: Console) -> int:
     return 1 if total["error"] else 0
 
 
+def cmd_check(args: argparse.Namespace, console: Console) -> int:
+    """Exit 1 when a check of an applied migration returns rows (or cannot run)."""
+    from dbops.engine.recheck import applied_checks, recheck
+
+    engine = _engine(args, console)
+    results = recheck(engine, applied_checks(engine, every=args.all))
+    print_checks(console, [(r.migration.script, r.outcome) for r in results], engine.target.redacted_url)
+    return 1 if any(not r.outcome.passed for r in results) else 0
+
+
 def cmd_repair(args: argparse.Namespace, console: Console) -> int:
     engine = _engine(args, console)
     actions = engine.repair()
@@ -269,6 +281,7 @@ COMMANDS = {
     "info": cmd_info,
     "validate": cmd_validate,
     "lint": cmd_lint,
+    "check": cmd_check,
     "repair": cmd_repair,
     "baseline": cmd_baseline,
     "undo": cmd_undo,
