@@ -58,11 +58,10 @@ def read_checks(text: str, path: str) -> list[Check]:
                 "move other statements into the migration",
                 line=statement.line,
             )
-        above = lines[after : statement.line - 1]
-        comments = [c for c in (_comment(line) for line in above) if c is not None]
-        title = next((c for c in comments if c and not c.lower().startswith("dbops:")), "")
+        block = _comments_above(lines[after : statement.line - 1])
+        title = next((c for c in block if c and not c.lower().startswith("dbops:")), "")
         name = _unique(_name(title) or f"check_{number}", names, statement.line)
-        always = bool(_ALWAYS.search("\n".join(above)) or _ALWAYS.search(statement.sql))
+        always = any(c.lower().startswith(ALWAYS_MARK) for c in block) or bool(_ALWAYS.search(statement.sql))
         checks.append(Check(path, statement.line, statement.sql, name, title or statement.first_line, always))
         after = statement.line - 1 + len(_LINE_BREAK.findall(statement.sql)) + 1
     if not checks:
@@ -70,14 +69,24 @@ def read_checks(text: str, path: str) -> list[Check]:
     return checks
 
 
-def _comment(line: str) -> str | None:
-    stripped = line.strip()
-    return stripped[2:].strip() if stripped.startswith("--") else None
+def _comments_above(lines: list[str]) -> list[str]:
+    """The texts of the `--` comment lines right above a check (a blank or other line ends the block)."""
+    block: list[str] = []
+    for line in reversed(lines):
+        stripped = line.strip()
+        if not stripped.startswith("--"):
+            break
+        block.append(stripped[2:].strip())
+    return block[::-1]
 
 
 def _name(title: str) -> str:
     """A Dagster check name from a check's title: lower case, `_` for anything outside [a-z0-9_]."""
-    return re.sub(r"_+", "_", re.sub(r"[^a-z0-9_]", "_", title.lower())).strip("_")[:MAX_NAME].rstrip("_")
+    name = re.sub(r"_+", "_", re.sub(r"[^a-z0-9_]", "_", title.lower())).strip("_")
+    if len(name) > MAX_NAME:
+        cut = name[:MAX_NAME]
+        name = cut[: cut.rfind("_")] if "_" in cut else cut  # whole words only
+    return name
 
 
 def _unique(name: str, taken: set[str], line: int) -> str:
