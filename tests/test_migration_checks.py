@@ -13,7 +13,7 @@ from dbops.engine.applier import BATCH_BYTES
 from dbops.engine.engine import Engine
 from dbops.engine.recheck import applied_checks, recheck
 from dbops.engine.verify import SHOWN_ROWS, ChecksRejected
-from dbops.errors import ConfigError, MigrationFailed, ScriptError, ValidationFailed
+from dbops.errors import ConfigError, MigrationFailed, ValidationFailed
 from dbops.scripts.codecommit import CodeCommitSource
 from dbops.scripts.git import GitSource
 from dbops.scripts.migrations import PlaceholderContext, checksum, discover
@@ -183,6 +183,13 @@ def test_passing_checks_let_the_migration_commit_and_are_reported(db, scripts) -
     assert history(db) == [("V1__users.sql", True), ("V2__later.sql", True)]
 
 
+def test_editing_a_check_after_its_migration_ran_does_not_fail_validation(db, scripts) -> None:
+    folder = scripts({"V1__users.sql": USERS.replace("null", "'x'"), "V1__users.sql.check": NAMED})
+    list(engine_for(db, folder).migrate())
+    scripts({"V1__users.sql.check": NAMED + "select id from users where id > 100;\n"})
+    assert engine_for(db, folder).validate().problems() == []
+
+
 def test_every_failing_check_is_named_and_at_most_ten_rows_are_shown(db, scripts) -> None:
     folder = scripts({
         "V1__many.sql": "create table many (n int);\ninsert into many select generate_series(1, 25);\n",
@@ -269,6 +276,12 @@ def test_a_non_transactional_script_is_checked_after_it_ran_and_stays_failed(db,
     assert "V2__vacuum.sql.check:2" in failed.last_failure.error
     with pytest.raises(ValidationFailed):
         list(engine_for(db, folder).migrate())
+
+    with psycopg.connect(db.pg_url) as conn:  # fix what the check found, repair, and the script runs again
+        conn.execute("update users set name = 'someone' where name is null")
+    engine_for(db, folder).repair()
+    assert [r.script for r in engine_for(db, folder).migrate()] == ["V2__vacuum.sql", "V3__later.sql"]
+    assert history(db) == [("V1__users.sql", True), ("V2__vacuum.sql", True), ("V3__later.sql", True)]
 
 
 # dbops check: the checks that always hold, on applied migrations
