@@ -228,6 +228,6 @@ def print_checks(console: Console, outcomes: list[tuple[str, CheckOutcome]], tar
     for _, outcome in outcomes:
         console.result(("ok    " if outcome.passed else "FAILED ") + outcome.report())
     if not outcomes:
-        console.result(f"No checks to run on {target}: no applied migration has a check marked -- dbops:always.")
+        console.result(f"No checks to run on {target}: no applied migration has one (marked -- dbops:always, or any with --all).")
         return
     console.result(f"{len(outcomes)} check(s) on {target}: {len(outcomes) - len(failed)} passed, {len(failed)} failed.")

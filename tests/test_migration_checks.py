@@ -294,11 +294,13 @@ def test_dbops_check_reruns_the_always_checks_of_applied_migrations(db, scripts,
         "V2__pending.sql": "create table pending (id int);",
         "V2__pending.sql.check": "-- dbops:always\nselect 1 from pending",
     })
+    args = ["--url", db.url, "--locations", str(folder), "check"]
+    assert main(args) == 0
+    assert "No checks to run" in capsys.readouterr().out
     list(engine_for(db, folder, target_version="1").migrate())
     engine = engine_for(db, folder)
     assert [(m.script, c.line) for m, c in applied_checks(engine)] == [("V1__users.sql", 5)]
     assert [(m.script, c.line) for m, c in applied_checks(engine, every=True)] == [("V1__users.sql", 2), ("V1__users.sql", 5)]
-    args = ["--url", db.url, "--locations", str(folder), "check"]
     assert main(args) == 0
     assert "ok    " in capsys.readouterr().out
 
