@@ -14,7 +14,7 @@ from dbops.engine.applier import RunInfo, ScriptResult
 from dbops.engine.engine import Engine
 from dbops.environments import Environment, selected, settings_for
 from dbops.errors import ConfigError, DbopsError
-from dbops.output import Console, describe_attempt, entry_json, print_results, result_json
+from dbops.output import Console, describe_attempt, entry_json, print_checks, print_results, result_json
 from dbops.scripts.sources import CommitInfo, FolderSource
 from dbops.targets import open_target
 from dbops.urls import redact
@@ -76,6 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     for fleet in (migrate, info, validate):
         fleet.add_argument("--parallel", type=_parallel, default=1, metavar="K", help="with several environments: K at a time (default 1)")
     commands.add_parser("lint", parents=[common], help="static checks of the scripts (Redshift dialect)")
+    check = commands.add_parser("check", parents=[common], help="run again the checks of applied migrations marked -- dbops:always")
+    check.add_argument("--all", action="store_true", help="every check of the applied migrations, not only the -- dbops:always ones")
     commands.add_parser("repair", parents=[common], help="remove failed rows, realign checksums")
     baseline = commands.add_parser("baseline", parents=[common], help="mark an existing database as at a version")
     baseline.add_argument("--version", default="1", help="baseline version (default 1)")
@@ -203,6 +205,16 @@ def cmd_lint(args: argparse.Namespace, console: Console) -> int:
     return 1 if total["error"] else 0
 
 
+def cmd_check(args: argparse.Namespace, console: Console) -> int:
+    """Exit 1 when a check of an applied migration returns rows (or cannot run)."""
+    from dbops.engine.recheck import applied_checks, recheck
+
+    engine = _engine(args, console)
+    results = recheck(engine, applied_checks(engine, every=args.all))
+    print_checks(console, [(r.migration.script, r.outcome) for r in results], engine.target.redacted_url)
+    return 1 if any(not r.outcome.passed for r in results) else 0
+
+
 def cmd_repair(args: argparse.Namespace, console: Console) -> int:
     engine = _engine(args, console)
     actions = engine.repair()
@@ -326,6 +338,7 @@ COMMANDS = {
     "info": cmd_info,
     "validate": cmd_validate,
     "lint": cmd_lint,
+    "check": cmd_check,
     "repair": cmd_repair,
     "baseline": cmd_baseline,
     "undo": cmd_undo,

@@ -10,6 +10,7 @@ from typing import Any
 from dbops.engine.applier import ScriptResult
 from dbops.engine.history import FAILED, INTERRUPTED, Attempt
 from dbops.engine.plan import Plan, PlanEntry
+from dbops.engine.verify import CheckOutcome
 from dbops.scripts.migrations import RowType
 from dbops.targets.base import Dialect
 
@@ -198,3 +199,35 @@ def print_results(console: Console, results: list[ScriptResult], target: str, el
         console.result(f"Applied {len(results)} migration(s) to {target} in {elapsed:.2f}s.")
     if run_id:
         console.result(f"Dagster run: {run_id}")
+
+
+def check_json(migration_script: str, outcome: CheckOutcome) -> dict[str, Any]:
+    """One check's outcome in --json output: where it is, whether it passed, and the offending rows."""
+    check = outcome.check
+    return {
+        "script": migration_script,
+        "check": check.path,
+        "line": check.line,
+        "name": check.name,
+        "title": check.title,
+        "always": check.always,
+        "passed": outcome.passed,
+        "columns": outcome.columns,
+        "rows": [list(row) for row in outcome.rows],
+        "more_rows": outcome.more,
+        "error": outcome.error,
+    }
+
+
+def print_checks(console: Console, outcomes: list[tuple[str, CheckOutcome]], target: str) -> None:
+    """`dbops check`: one line per check, the offending rows under each failure, then a summary."""
+    failed = [o for _, o in outcomes if not o.passed]
+    if console.as_json:
+        console.json({"checks": [check_json(s, o) for s, o in outcomes], "passed": not failed, "target": target})
+        return
+    for _, outcome in outcomes:
+        console.result(("ok    " if outcome.passed else "FAILED ") + outcome.report())
+    if not outcomes:
+        console.result(f"No checks to run on {target}: no applied migration has one (marked -- dbops:always, or any with --all).")
+        return
+    console.result(f"{len(outcomes)} check(s) on {target}: {len(outcomes) - len(failed)} passed, {len(failed)} failed.")

@@ -13,6 +13,7 @@ from dbops.engine.history import FAILED, STARTED, SUCCESS, AuditRecord, History
 from dbops.engine.locks import RunLock
 from dbops.engine.plan import PlanEntry
 from dbops.engine.search_path import changes_search_path
+from dbops.engine.verify import CheckOutcome, ChecksFailed, ChecksRejected, Verifier, run_checks
 from dbops.errors import MigrationFailed
 from dbops.scripts.migrations import Catalog, Migration, line_of
 from dbops.scripts.sources import CommitInfo
@@ -45,6 +46,7 @@ class ScriptResult:
     rows_affected: int
     in_transaction: bool
     error: str = ""
+    checks: list[CheckOutcome] = field(default_factory=list)  # the script's checks, all passed
 
     @property
     def script(self) -> str:
@@ -66,6 +68,10 @@ def _lost_outcome(migration: Migration, transactional: bool) -> str:
         "It runs outside a transaction, so some of its statements may have been applied; `dbops info` shows it as "
         "Failed if its row was written. Undo what it did by hand if needed, run `dbops repair`, and migrate again."
     )
+
+
+def _outcomes(verifier: Verifier | None) -> list[CheckOutcome]:
+    return verifier.outcomes if verifier is not None else []
 
 
 def _statements_of(migration: Migration) -> Callable[[], list[str]]:
@@ -150,6 +156,8 @@ class Applier:
                 results, outcome = self._apply_batch(batch)
                 yield from results
                 index += len(results)
+                if outcome.rejected is not None:
+                    self._checks_failed(migrations[index], outcome.rejected, True, _now())
                 if outcome.error is not None and outcome.error.sqlstate not in BATCH_ONLY_ERRORS:
                     migration = migrations[index]
                     index = outcome.failed_statement
@@ -177,7 +185,8 @@ class Applier:
                 self._audit_statement(migration, SUCCESS, "", started, finished=elapsed is not None),
             ]
 
-        items = [BatchItem(m.sql, _statements_of(m), bookkeeping_for(k, m)) for k, m in enumerate(batch)]
+        verifiers = [self._verifier(m) for m in batch]
+        items = [BatchItem(m.sql, _statements_of(m), bookkeeping_for(k, m), v) for k, (m, v) in enumerate(zip(batch, verifiers))]
         try:
             outcome = self.session.run_batch(items)
         except ConnectionLost as exc:
@@ -195,7 +204,8 @@ class Applier:
             rows = outcome.rows or [0] * len(applied)
             counts = outcome.statement_counts or [len(m.statements) for m in applied]
             results = [
-                ScriptResult(m, "success", times.get(first + k, 0), counts[k], rows[k], True) for k, m in enumerate(applied)
+                ScriptResult(m, "success", times.get(first + k, 0), counts[k], rows[k], True, checks=_outcomes(verifiers[k]))
+                for k, m in enumerate(applied)
             ]
             self.rank += len(applied)
         return results, outcome
@@ -228,12 +238,16 @@ class Applier:
                 self._audit_statement(migration, SUCCESS, "", started, finished=elapsed is not None),
             ]
 
-        if len(migration.sql) > BATCH_BYTES:  # streamed where the driver can: split only to locate a failure
-            outcome = self.session.run_script(migration.sql, _statements_of(migration), bookkeeping)
-            count = len(outcome.rows)
-        else:
-            outcome = self.session.run_transaction([s.sql for s in migration.statements], bookkeeping)
-            count = len(migration.statements)
+        verify = self._verifier(migration)
+        try:
+            if len(migration.sql) > BATCH_BYTES:  # streamed where the driver can: split only to locate a failure
+                outcome = self.session.run_script(migration.sql, _statements_of(migration), bookkeeping, verify)
+                count = len(outcome.rows)
+            else:
+                outcome = self.session.run_transaction([s.sql for s in migration.statements], bookkeeping, verify)
+                count = len(migration.statements)
+        except ChecksFailed as exc:
+            self._checks_failed(migration, exc, True, started)
         if outcome.error is not None:
             failed = None
             if outcome.failed_offset is not None:
@@ -243,7 +257,8 @@ class Applier:
             elif outcome.failed_index is not None and migration.statements:
                 failed = migration.statements[outcome.failed_index]
             self._fail(migration, outcome.error, failed, outcome.failed_index or 0, True, started)
-        return ScriptResult(migration, "success", outcome.elapsed_ms, count, sum(max(r, 0) for r in outcome.rows), True)
+        rows = sum(max(r, 0) for r in outcome.rows)
+        return ScriptResult(migration, "success", outcome.elapsed_ms, count, rows, True, checks=_outcomes(verify))
 
     def _apply_in_autocommit(self, migration: Migration) -> ScriptResult:
         """Statement by statement, after a failed history row and a STARTED audit row that commit together.
@@ -270,8 +285,60 @@ class Applier:
             if not lost:
                 self.session.set_autocommit(False)
         elapsed = int((time.perf_counter() - clock) * 1000)
+        outcomes = self._check_after(migration, started)
         self._mark_done(migration, elapsed, started)
-        return ScriptResult(migration, "success", elapsed, len(statements), rows, False)
+        return ScriptResult(migration, "success", elapsed, len(statements), rows, False, checks=outcomes)
+
+    def _verifier(self, migration: Migration) -> Verifier | None:
+        return Verifier(self.session, migration.checks) if migration.checks else None
+
+    def _check_after(self, migration: Migration, started: datetime) -> list[CheckOutcome]:
+        """The checks of a script that ran in autocommit, in a transaction of their own that is rolled back."""
+        if not migration.checks:
+            return []
+        outcomes = run_checks(self.session, migration.checks)
+        self.session.rollback()
+        failures = [o for o in outcomes if not o.passed]
+        if failures:
+            self._checks_failed(migration, ChecksFailed(failures), False, started)
+        return outcomes
+
+    def _checks_failed(self, migration: Migration, exc: Exception, transactional: bool, started: datetime) -> NoReturn:
+        """A check did not pass: audit the attempt as failed, naming the check, and raise ChecksRejected.
+
+        In a transaction the script was rolled back with its checks; in autocommit it stays applied, and its
+        history row stays failed (success=false), so later runs stop until the data is fixed and `dbops repair` ran.
+        """
+        if not isinstance(exc, ChecksFailed):
+            raise exc
+        report = str(exc)
+        try:
+            if transactional:
+                self.session.rollback()
+                self.session.execute(*self._audit_statement(migration, FAILED, report, started))
+            else:
+                self.session.execute(*self.history.outcome_statement(self.run.run_id, migration.script, FAILED, report, _now()))
+            self.session.commit()
+        except SqlError:
+            pass
+        self.callbacks_quietly("afterMigrateError")
+        if transactional:
+            outcome = (
+                "Nothing of this script was applied (its transaction was rolled back with the checks); fix the script "
+                "or the data it relies on, and migrate again."
+            )
+        else:
+            outcome = (
+                f"The script runs outside a transaction: all {len(migration.statements)} statement(s) were applied and "
+                "it is recorded as failed. Fix what the check found (or undo the change) by hand, then run `dbops repair` "
+                "and migrate again (the script runs again)."
+            )
+        indented = "\n".join("  " + line for line in report.splitlines())
+        raise ChecksRejected(
+            f"{exc.first.check.where}: migration {migration.label} failed its check:\n{indented}\n{outcome}",
+            path=migration.path,
+            failures=exc.failures,
+        )
 
     def _mark_started(self, migration: Migration, started: datetime) -> None:
         """The failed history row and the STARTED audit row, in one transaction: neither exists without the other."""

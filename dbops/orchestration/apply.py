@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from dagster import (
+    AssetCheckKey,
+    AssetCheckResult,
     AssetExecutionContext,
     AssetKey,
     AssetMaterialization,
@@ -28,8 +30,10 @@ from dbops.engine.applier import RunInfo, ScriptResult
 from dbops.engine.engine import Engine
 from dbops.engine.history import History
 from dbops.engine.plan import Plan
+from dbops.engine.verify import ChecksRejected
 from dbops.errors import DbopsError
 from dbops.orchestration.drift import ObjectShape, SnapshotStore, diff, live_catalog
+from dbops.orchestration.migration_checks import keys_of, rechecked_results, results_for
 from dbops.orchestration.reconcile import late_materializations, unrecorded
 from dbops.orchestration.tags import TAG_SOURCE, commit_from_tags
 from dbops.orchestration.translator import MigrationTranslator
@@ -82,13 +86,21 @@ def apply_pending(
     translator: MigrationTranslator,
     known: set[AssetKey],
     lineage: ScriptLineage | None = None,
-) -> Iterator[AssetMaterialization | AssetObservation]:
+) -> Iterator[AssetMaterialization | AssetObservation | AssetCheckResult]:
     """Apply the selected pending scripts (plus scripts the code location has not loaded) in order, then
-    observe the tables and views the applied ones touched (also when a later script failed)."""
+    observe the tables and views the applied ones touched (also when a later script failed).
+
+    Each applied script's checks are reported after its materialization; selected checks of scripts this run
+    did not apply are run again on the database (a run that selects only checks applies nothing)."""
     lineage = lineage or ScriptLineage(None, translator.dialect, translator.default_schema)
     applied: list[Migration] = []
     tags = dict(context.run.tags)
+    checked: set[AssetCheckKey] = set()
+    wanted = set(context.selected_asset_check_keys)
     try:
+        if not context.selected_asset_keys:
+            yield from rechecked_results(engine, translator, wanted)
+            return
         plan = engine.plan()
         late = unrecorded(engine, plan, translator.get_asset_key, context.instance)
         if late:
@@ -111,13 +123,27 @@ def apply_pending(
                     f"recorded under {key.to_user_string()} (reload the code location to see it in the graph)"
                 )
             yield AssetMaterialization(asset_key=key, metadata=metadata, description=result.migration.label)
+            yield from results_for(wanted, key, result.checks)
+            checked |= keys_of(result.migration, translator)
+        yield from rechecked_results(engine, translator, wanted - checked)
         if applied or not has_snapshot:
             shapes = _record_schema(context, engine)
             yield from table_observations(translator, lineage, applied, shapes)
     except DbopsError as exc:
+        if isinstance(exc, ChecksRejected):
+            yield from _rejected_results(exc, engine, translator, wanted)
         if applied:
             yield from _observe_after_failure(context, engine, translator, lineage, applied)
         raise failure(exc) from None
+
+
+def _rejected_results(
+    exc: ChecksRejected, engine: Engine, translator: MigrationTranslator, wanted: set[AssetCheckKey]
+) -> Iterator[AssetCheckResult]:
+    """The failed checks of the script a run stopped at, with their rows."""
+    failed = next((m for m in engine.catalog.migrations + engine.catalog.undo if m.path == exc.path), None)
+    if failed is not None:
+        yield from results_for(wanted, translator.get_asset_key(failed), exc.failures)
 
 
 def _selection(

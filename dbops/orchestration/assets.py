@@ -7,6 +7,7 @@ from dagster import AssetKey, AssetsDefinition, AssetSpec, multi_asset
 
 from dbops.errors import ConfigError
 from dbops.orchestration.lineage import TableRef, Touch
+from dbops.orchestration.migration_checks import migration_check_specs
 from dbops.orchestration.project import MigrationProject
 from dbops.orchestration.resource import DbopsResource
 from dbops.orchestration.translator import MigrationTranslator
@@ -48,6 +49,7 @@ def migration_assets(
     @multi_asset(
         name=name,
         specs=specs,
+        check_specs=migration_check_specs(project, translator),
         can_subset=True,
         description="Applies the selected pending migrations in order and records each in the history table.",
     )

@@ -20,6 +20,7 @@ from dagster import (
 from dbops.errors import ConfigError
 from dbops.orchestration.assets import RESOURCE_KEY, migration_assets, warehouse_assets
 from dbops.orchestration.checks import checksum_checks, drift_check
+from dbops.orchestration.migration_checks import always_check_keys
 from dbops.orchestration.project import MigrationProject
 from dbops.orchestration.resource import DbopsResource
 from dbops.orchestration.tags import TAG_SOURCE
@@ -33,21 +34,24 @@ AssetJob = Any  # what define_asset_job returns; Dagster does not export its cla
 
 
 def migrate_job(migrations) -> AssetJob:
-    """Applies what is pending among the selected migration assets (all of them by default), in one process."""
+    """Applies what is pending among the selected migration assets (all of them by default), in one process,
+    with the migrations' own checks (not the checksum and drift checks of the validate job)."""
     return define_asset_job(
         MIGRATE_JOB,
-        selection=AssetSelection.assets(migrations).without_checks(),
+        selection=AssetSelection.assets(migrations).without_checks() | AssetSelection.checks(*migrations.check_keys),
         executor_def=in_process_executor,
         description="Apply the pending migrations in order; one materialization per applied script.",
     )
 
 
-def validate_job() -> AssetJob:
+def validate_job(one_time_checks=()) -> AssetJob:
+    """Every asset check but the migration checks that hold only right after their migration (`one_time_checks`)."""
     return define_asset_job(
         VALIDATE_JOB,
-        selection=AssetSelection.all_asset_checks(),
+        selection=AssetSelection.all_asset_checks() - AssetSelection.checks(*one_time_checks),
         executor_def=in_process_executor,
-        description="Check applied scripts against their files, and the schema against the last migrate's snapshot.",
+        description="Check applied scripts against their files, the schema against the last migrate's snapshot, and "
+        "run again the migration checks marked -- dbops:always.",
     )
 
 
@@ -61,7 +65,7 @@ def validate_schedule(validate: AssetJob) -> ScheduleDefinition:
             cron_schedule=cron,
             default_status=DefaultScheduleStatus.RUNNING,
             tags={TAG_SOURCE: "schedule"},
-            description=f"Applied scripts against their files, and schema drift; cron {cron!r} in UTC (DBOPS_VALIDATE_CRON).",
+            description=f"Applied scripts against their files, schema drift, -- dbops:always checks; cron {cron!r} in UTC (DBOPS_VALIDATE_CRON).",
         )
     except DagsterInvalidDefinitionError:
         raise ConfigError(f"DBOPS_VALIDATE_CRON={cron!r} is not a cron expression (five fields, e.g. '0 3 * * *')") from None
@@ -89,7 +93,7 @@ def build_definitions(
     migrations = migration_assets(project, translator)
     last = translator.get_asset_key(project.migrations[-1])
     migrate = migrate_job(migrations)
-    validate = validate_job()
+    validate = validate_job(always_check_keys(project, translator, always=False))
     schedule = validate_schedule(validate)
     return Definitions(
         assets=[migrations, *warehouse_assets(project, translator)],

@@ -7,6 +7,7 @@ from typing import Any
 
 from dagster import (
     AssetCheckExecutionContext,
+    AssetCheckResult,
     AssetExecutionContext,
     AssetKey,
     AssetMaterialization,
@@ -101,7 +102,7 @@ class DbopsResource(ConfigurableResource):
         translator: MigrationTranslator,
         known: set[AssetKey],
         lineage: ScriptLineage | None = None,
-    ) -> Iterator[AssetMaterialization | AssetObservation]:
+    ) -> Iterator[AssetMaterialization | AssetObservation | AssetCheckResult]:
         """Apply the run's selection and stream its events: a materialization per applied script (late ones
         first), then observations of the tables they touched — as dagster-dbt's `DbtCliResource.cli(...).stream()`.
         A failure is a step failure carrying the message and the exit code `--direct` would give."""

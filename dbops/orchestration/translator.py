@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import PurePosixPath
 from typing import Any
 
-from dagster import AssetKey, AssetSpec, MetadataValue
+from dagster import AssetCheckSpec, AssetKey, AssetSpec, MetadataValue
 
 from dbops.orchestration.lineage import ScriptFacts, TableRef, Touch
 from dbops.scripts.migrations import REPEATABLE, Migration
@@ -111,6 +111,21 @@ class MigrationTranslator:
             tags=self.get_tags(migration),
             skippable=True,
         )
+
+    def get_check_specs(self, migration: Migration) -> list[AssetCheckSpec]:
+        """One blocking check per query of the script's `.sql.check` file, on the script's asset."""
+        key = self.get_asset_key(migration)
+        return [
+            AssetCheckSpec(
+                check.name,
+                asset=key,
+                blocking=True,
+                description=f"{check.title} ({check.where}): returns no rows right after the migration"
+                + (", and always after (-- dbops:always)" if check.always else ""),
+                metadata={"check": check.where, "always": check.always},
+            )
+            for check in migration.checks
+        ]
 
     def get_table_key(self, table: TableRef) -> AssetKey:
         return AssetKey([*self.table_key_prefix, *table.key_parts])

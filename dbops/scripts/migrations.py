@@ -12,6 +12,7 @@ from pathlib import PurePosixPath
 
 from dbops.config import placeholder_variable
 from dbops.errors import ConfigError, ScriptError
+from dbops.scripts.checks import CHECK_SUFFIX, Check, read_checks
 from dbops.scripts.sources import ScriptFile
 from dbops.scripts.statements import Statement, may_hold_non_transactional, split
 
@@ -111,6 +112,7 @@ class Migration:
     sql: str
     checksum: int
     config: ScriptConfig = field(default_factory=ScriptConfig)
+    checks: list[Check] = field(default_factory=list)  # from `<script>.sql.check`; not part of the checksum
 
     @property
     def history_type(self) -> str:
@@ -359,6 +361,7 @@ def discover(
     context = placeholders or PlaceholderContext()
     # `V1__x.sql.conf` configures `V1__x.sql`: the suffix in any case, the name exactly (R__a and R__A are two scripts).
     confs = {f.display_path[: -len(".sql.conf")]: f for f in files if f.relpath.lower().endswith(".sql.conf")}
+    check_files = {f.display_path[: -len(CHECK_SUFFIX)]: f for f in files if f.relpath.lower().endswith(CHECK_SUFFIX)}
     catalog = Catalog([], [], [], [], [])
     invalid: list[str] = []
     for file in files:
@@ -373,6 +376,9 @@ def discover(
         config = parse_conf(conf_file) if conf_file else ScriptConfig()
         text = _decode(file.data, config.encoding, file.display_path).removeprefix("\ufeff")  # a BOM is not SQL
         sql = replace_placeholders(text, context, file.display_path) if config.placeholder_replacement else text
+        check_file = check_files.pop(file.display_path[: -len(".sql")], None)
+        if isinstance(parsed, str) and check_file is not None:
+            raise ScriptError(check_file.display_path, "a callback has no checks; move them to the migration they test")
         if isinstance(parsed, str):
             event, _, desc = name[: -len(".sql")].partition("__")
             catalog.callbacks.append(Callback(event, desc.replace("_", " "), file.relpath, file.display_path, sql))
@@ -387,10 +393,17 @@ def discover(
             sql=sql,
             checksum=lines_checksum(sql if parsed.kind == REPEATABLE else text),
             config=config,
+            checks=_checks(check_file, config, context) if check_file else [],
         )
         {VERSIONED: catalog.versioned, REPEATABLE: catalog.repeatable, UNDO: catalog.undo, BASELINE: catalog.baseline}[
             parsed.kind
         ].append(migration)
+    orphans = [f.display_path for f in check_files.values() if f.display_path[: -len(".check")] not in invalid]
+    if orphans:
+        raise ConfigError(
+            f"{', '.join(sorted(orphans))}: no script of that name beside it; a check file is named after its "
+            "script plus .check (V3__add_orders.sql.check checks V3__add_orders.sql): rename or remove it"
+        )
     if invalid:
         message = (
             "file names that fit no migration pattern (V<version>__<description>.sql, R__<description>.sql, "
@@ -406,6 +419,13 @@ def discover(
     _refuse_duplicates(catalog.repeatable, key=lambda m: m.description, what="description")
     catalog.callbacks.sort(key=lambda c: (c.event, c.description.encode("utf-16-be")))
     return catalog
+
+
+def _checks(file: ScriptFile, config: ScriptConfig, context: PlaceholderContext) -> list[Check]:
+    """A script's checks, read as the script is: its encoding, and placeholders unless it turns them off."""
+    text = _decode(file.data, config.encoding, file.display_path).removeprefix("\ufeff")
+    sql = replace_placeholders(text, context, file.display_path) if config.placeholder_replacement else text
+    return read_checks(sql, file.display_path)
 
 
 def _refuse_duplicates(group: list[Migration], key, what: str) -> None:

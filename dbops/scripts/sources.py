@@ -10,7 +10,7 @@ from typing import Protocol
 
 from dbops.errors import ConfigError, DbopsError, ScriptError
 
-SCRIPT_SUFFIXES = (".sql", ".sql.conf")
+SCRIPT_SUFFIXES = (".sql", ".sql.conf", ".sql.check")  # a script, its settings, its checks
 
 
 @dataclass(frozen=True)
@@ -85,7 +85,7 @@ def is_hidden(folder: str) -> bool:
 
 
 def is_script_name(name: str) -> bool:
-    """True for the files a location holds for dbops: *.sql and *.sql.conf (any case)."""
+    """True for the files a location holds for dbops: *.sql, *.sql.conf and *.sql.check (any case)."""
     return name.lower().endswith(SCRIPT_SUFFIXES)
 
 

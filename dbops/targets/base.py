@@ -21,6 +21,9 @@ class Dialect(StrEnum):
 
 
 Bookkeeping = Callable[[int | None], list[tuple[str, Sequence[Any] | None]]]
+# Called inside a migration's transaction after its statements and before its bookkeeping (the migration's checks);
+# when it raises, the migration's transaction (or savepoint) is rolled back and the exception is the outcome.
+Verify = Callable[[], None]
 
 
 # A batch of migrations marks each one's start in the `dbops.started` setting; alone, a migration starts at BEGIN.
@@ -66,15 +69,20 @@ class Session(ABC):
         """Run one statement and return its rows."""
 
     @abstractmethod
+    def query_columns(self, sql: str) -> tuple[list[str], list[tuple]]:
+        """Run one query (no params) and return its column names and rows."""
+
+    @abstractmethod
     def commit(self) -> None: ...
 
-    def run_transaction(self, statements: list[str], bookkeeping: Bookkeeping) -> TransactionResult:
+    def run_transaction(self, statements: list[str], bookkeeping: Bookkeeping, verify: Verify | None = None) -> TransactionResult:
         """Run `statements` and then the bookkeeping rows in one transaction, and commit.
 
         `bookkeeping(elapsed_ms)` gives the (sql, params) to record; a driver that sends everything in one
         round trip calls it with None, and the rows then take the time from the server's clock. On a failure
         the transaction is rolled back and the result carries the error, with the failing statement's index
-        when a statement failed (None when the bookkeeping or COMMIT did).
+        when a statement failed (None when the bookkeeping or COMMIT did). `verify` runs between the statements
+        and the bookkeeping; what it raises is rolled back and re-raised.
         """
         clock = time.perf_counter()
         rows: list[int] = []
@@ -84,6 +92,12 @@ class Session(ABC):
             except SqlError as exc:
                 self.rollback()
                 return TransactionResult(rows, 0, failed_index=index, error=exc)
+        if verify is not None:
+            try:
+                verify()
+            except Exception:
+                self.rollback()
+                raise
         elapsed = int((time.perf_counter() - clock) * 1000)
         try:
             for sql, params in bookkeeping(elapsed):
@@ -94,13 +108,15 @@ class Session(ABC):
             return TransactionResult(rows, elapsed, failed_index=None, error=exc)
         return TransactionResult(rows, elapsed)
 
-    def run_script(self, sql: str, statements: Callable[[], list[str]], bookkeeping: Bookkeeping) -> TransactionResult:
+    def run_script(
+        self, sql: str, statements: Callable[[], list[str]], bookkeeping: Bookkeeping, verify: Verify | None = None
+    ) -> TransactionResult:
         """Run a whole script (too big for a batch) and its bookkeeping in one transaction, and commit.
 
         This default runs its statements; a driver may stream the text instead and locate a failure by
         `failed_offset` (a character of `sql`) or `failed_line`.
         """
-        return self.run_transaction(statements(), bookkeeping)
+        return self.run_transaction(statements(), bookkeeping, verify)
 
     supports_batches = False
 
@@ -108,11 +124,18 @@ class Session(ABC):
         """Apply several migrations, each atomic with its bookkeeping, stopping at the first that fails.
 
         Drivers with `supports_batches` send them in one round trip and one commit; this default runs
-        them one transaction at a time.
+        them one transaction at a time. An item whose `verify` raises is rolled back; the exception is `rejected`.
         """
         rows: list[int] = []
         for item in items:
-            outcome = self.run_transaction(item.statements(), item.bookkeeping)
+            try:
+                outcome = self.run_transaction(item.statements(), item.bookkeeping, item.verify)
+            except ConnectError:
+                raise
+            except Exception as exc:
+                if item.verify is None:
+                    raise
+                return BatchResult(len(rows), rows, rejected=exc)
             if outcome.error is not None:
                 return BatchResult(len(rows), rows, outcome.error, outcome.failed_index)
             rows.append(sum(max(r, 0) for r in outcome.rows))
@@ -151,13 +174,15 @@ class BatchItem:
     script: str
     statements: Callable[[], list[str]]
     bookkeeping: Bookkeeping
+    verify: Verify | None = None
 
 
 @dataclass
 class BatchResult:
     """How many items of a batch committed (a prefix), their rows and statement counts, and why the next failed.
 
-    The failure is located by statement index, or by character offset in the script's text.
+    The failure is located by statement index, or by character offset in the script's text; or the next item
+    ran but its `verify` rejected it.
     """
 
     committed: int
@@ -166,6 +191,7 @@ class BatchResult:
     failed_statement: int | None = None
     failed_offset: int | None = None
     statement_counts: list[int] | None = None
+    rejected: Exception | None = None  # what the next item's `verify` raised (its checks failed)
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from dbops.targets.base import (
     Target,
     TargetInfo,
     TransactionResult,
+    Verify,
     application_name,
 )
 from dbops.urls import redact
@@ -134,31 +135,44 @@ class PostgresSession(Session):
         except psycopg.Error as exc:
             raise _sql_error(exc) from None
 
-    def run_transaction(self, statements: list[str], bookkeeping: Bookkeeping) -> TransactionResult:
-        """BEGIN, the statements, the bookkeeping rows and COMMIT as one simple query: one round trip."""
+    def query_columns(self, sql: str) -> tuple[list[str], list[tuple]]:
+        try:
+            with self.conn.cursor() as cur:
+                cur.execute(sql, prepare=False)
+                return [c.name for c in cur.description or []], cur.fetchall()
+        except psycopg.Error as exc:
+            raise _sql_error(exc) from None
+
+    def run_transaction(self, statements: list[str], bookkeeping: Bookkeeping, verify: Verify | None = None) -> TransactionResult:
+        """BEGIN, the statements, the bookkeeping rows and COMMIT as one simple query: one round trip (two, with
+        `verify` called between them)."""
         if self.conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
             self.rollback()
         clock = time.perf_counter()
         mogrify = psycopg.ClientCursor(self.conn).mogrify
         parts = ["BEGIN", *statements, *(_bound(mogrify, sql, params) for sql, params in bookkeeping(None)), "COMMIT"]
-        query = _SEPARATOR.join(parts)
+        sent = parts if verify is None else parts[: len(statements) + 1]
+        rows: list[int] = []
         saved, self.conn.autocommit = self.conn.autocommit, True
         try:
             with self.conn.cursor() as cur:
-                cur.execute(query)
-                rows = [cur.rowcount]
+                cur.execute(_SEPARATOR.join(sent))
+                rows.append(cur.rowcount)
                 while cur.nextset():
                     rows.append(cur.rowcount)
+                if verify is not None:
+                    self._verify(verify)
+                    cur.execute(_SEPARATOR.join(parts[len(sent) :]))
         except psycopg.Error as exc:
             error = _sql_error(exc)
             if not isinstance(error, SqlError):
                 raise error from None
             if self.conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
                 self.conn.execute("ROLLBACK")
-            failed = _part_at(parts, exc.diag.statement_position)[0] if exc.diag.statement_position else None
+            failed = _part_at(sent, exc.diag.statement_position)[0] if exc.diag.statement_position else None
             if failed is None:
-                failed = None if exc.sqlstate in _NOT_REPLAYED else self._replay(statements)
-            elif not 1 <= failed <= len(statements):
+                failed = None if exc.sqlstate in _NOT_REPLAYED or len(rows) > len(statements) else self._replay(statements)
+            elif not 1 <= failed <= len(statements) or len(rows) > len(statements):
                 failed = None
             else:
                 failed -= 1
@@ -168,9 +182,19 @@ class PostgresSession(Session):
                 self.conn.autocommit = saved
         return TransactionResult(rows[1 : len(statements) + 1], int((time.perf_counter() - clock) * 1000))
 
-    def run_script(self, sql: str, statements, bookkeeping: Bookkeeping) -> TransactionResult:
+    def _verify(self, verify: Verify) -> None:
+        """Call `verify` inside the open transaction; what it raises rolls the transaction back first."""
+        try:
+            verify()
+        except Exception:
+            if not self.conn.broken and self.conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                self.conn.execute("ROLLBACK")
+            raise
+
+    def run_script(self, sql: str, statements, bookkeeping: Bookkeeping, verify: Verify | None = None) -> TransactionResult:
         """The script as written, in pieces that end at statement boundaries, in one transaction; each piece
-        behind a savepoint, so a failure without a position is found by replaying that piece only."""
+        behind a savepoint, so a failure without a position is found by replaying that piece only. `verify`
+        runs after the last piece, in the same transaction."""
         if self.conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
             self.rollback()
         clock = time.perf_counter()
@@ -188,6 +212,8 @@ class PostgresSession(Session):
                     rows.append(cur.rowcount)
                     while cur.nextset():
                         rows.append(cur.rowcount)
+                if verify is not None:
+                    self._verify(verify)
                 elapsed = int((time.perf_counter() - clock) * 1000)
                 try:
                     for part, params in bookkeeping(elapsed):
@@ -250,31 +276,55 @@ class PostgresSession(Session):
         parts.append("COMMIT")
         owners.append(-1)
         is_script.append(False)
+        # An item with `verify` ends a query after its script: verify runs there, in the batch's transaction.
+        cuts = [k + 1 for k, (owner, script) in enumerate(zip(owners, is_script)) if script and items[owner].verify]
+        bounds = list(zip([0, *cuts], [*cuts, len(parts)]))
+        results: list[tuple[str | None, int]] = []
         saved, self.conn.autocommit = self.conn.autocommit, True
         try:
             with self.conn.cursor() as cur:
-                cur.execute(_SEPARATOR.join(parts))
-                results = [(cur.statusmessage, cur.rowcount)]
-                while cur.nextset():
+                for first, end in bounds:
+                    try:
+                        cur.execute(_SEPARATOR.join(parts[first:end]))
+                    except psycopg.Error as exc:
+                        return self._batch_failed(exc, items, parts, first, end, owners, is_script)
                     results.append((cur.statusmessage, cur.rowcount))
+                    while cur.nextset():
+                        results.append((cur.statusmessage, cur.rowcount))
+                    if end < len(parts):
+                        index = owners[end - 1]
+                        try:
+                            items[index].verify()  # type: ignore[misc]
+                        except ConnectError:
+                            raise
+                        except Exception as exc:
+                            self.conn.execute(f"ROLLBACK TO SAVEPOINT dbops_{index};\nCOMMIT")
+                            return BatchResult(committed=index, rejected=exc)
         except psycopg.Error as exc:
-            error = _sql_error(exc)
-            if not isinstance(error, SqlError):
-                raise error from None
-            if self.conn.info.transaction_status != psycopg.pq.TransactionStatus.INERROR:
-                return BatchResult(committed=0)  # COMMIT itself failed: nothing committed, nothing to blame yet
-            position = exc.diag.statement_position
-            part, offset = _part_at(parts, position) if position else (None, None)
-            failed = owners[part] if part is not None and owners[part] >= 0 else self._last_savepoint(len(items))
-            self.conn.execute(f"ROLLBACK TO SAVEPOINT dbops_{failed};\nCOMMIT")
-            if part is not None and is_script[part]:
-                return BatchResult(committed=failed, error=error, failed_offset=offset)
-            statement = None if exc.sqlstate in _NOT_REPLAYED else self._replay(items[failed].statements())
-            return BatchResult(committed=failed, error=error, failed_statement=statement)
+            raise _sql_error(exc) from None
         finally:
             if not self.conn.broken:
                 self.conn.autocommit = saved
         return _batch_counts(results, len(items))
+
+    def _batch_failed(
+        self, exc: psycopg.Error, items: list[BatchItem], parts: list[str], first: int, end: int, owners: list[int], is_script: list[bool]
+    ) -> BatchResult:
+        """After parts[first:end] failed: roll back to the failing script's savepoint, commit the ones before it."""
+        error = _sql_error(exc)
+        if not isinstance(error, SqlError):
+            raise error from None
+        if self.conn.info.transaction_status != psycopg.pq.TransactionStatus.INERROR:
+            return BatchResult(committed=0)  # COMMIT itself failed: nothing committed, nothing to blame yet
+        position = exc.diag.statement_position
+        part, offset = _part_at(parts[first:end], position) if position else (None, None)
+        part = first + part if part is not None else None
+        failed = owners[part] if part is not None and owners[part] >= 0 else self._last_savepoint(len(items))
+        self.conn.execute(f"ROLLBACK TO SAVEPOINT dbops_{failed};\nCOMMIT")
+        if part is not None and is_script[part]:
+            return BatchResult(committed=failed, error=error, failed_offset=offset)
+        statement = None if exc.sqlstate in _NOT_REPLAYED else self._replay(items[failed].statements())
+        return BatchResult(committed=failed, error=error, failed_statement=statement)
 
     def _last_savepoint(self, count: int) -> int:
         """In an aborted batch, the highest savepoint that exists: the migration that was running."""

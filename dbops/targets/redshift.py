@@ -82,6 +82,15 @@ class RedshiftSession(Session):
         except _ERRORS as exc:
             raise _sql_error(exc) from None
 
+    def query_columns(self, sql: str) -> tuple[list[str], list[tuple]]:
+        try:
+            cursor = self._run(sql, None)
+            if not cursor.description:
+                return [], []
+            return [str(c[0]) for c in cursor.description], [tuple(row) for row in cursor.fetchall()]
+        except _ERRORS as exc:
+            raise _sql_error(exc) from None
+
     def commit(self) -> None:
         if self.conn.in_transaction:
             try:
