@@ -184,11 +184,12 @@ def cmd_validate(args: argparse.Namespace, console: Console) -> int:
 
 def cmd_lint(args: argparse.Namespace, console: Console) -> int:
     """Static checks; needs no database, and placeholders without a value stand in as their names."""
+    from dbops.lint.cache import LintCache
     from dbops.lint.checks import counts, lint_files
 
     settings = settings_of(args)
     snapshot = FolderSource(settings.locations).snapshot()
-    catalog, findings = lint_files(snapshot.files, settings.placeholders, settings.ignore_invalid_names)
+    catalog, findings = lint_files(snapshot.files, settings.placeholders, settings.ignore_invalid_names, LintCache.default())
     for warning in catalog.warnings:
         console.log(f"warning: {warning}")
     total = counts(findings)
