@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from dbops.lint.cache import LintCache
 from dbops.lint.rules import (
     CALLBACK,
     CHECKS,
@@ -23,7 +24,6 @@ from dbops.lint.rules import (
     parse,
     script_hits,
 )
-from dbops.lint.cache import LintCache
 from dbops.scripts.migrations import REPEATABLE, Callback, Catalog, Migration, PlaceholderContext, discover
 from dbops.scripts.sources import ScriptFile
 from dbops.scripts.statements import Statement
