@@ -121,7 +121,8 @@ def against_target(plan: Plan, target: str, out_of_order: bool) -> list[Finding]
             kind = EDITED if any("checksum" in p for p in entry.problems) else RENAMED
             fix = ("revert it and put the change in a new migration" if kind == EDITED
                    else f"give it back its applied name {entry.applied.script if entry.applied else ''}")
-            findings += [Finding(kind, target, f"{entry.path}: {problem}", (entry.path,), fix) for problem in entry.problems]
+            files = (entry.path,) if entry.applied is None or entry.applied.script == entry.script else (entry.path, entry.applied.script)
+            findings += [Finding(kind, target, f"{entry.path}: {problem}", files, fix) for problem in entry.problems]
         elif (out_of_order and entry.state == PENDING and entry.migration is not None and entry.migration.version
               and entry.migration.kind == "V" and latest is not None and entry.migration.version < latest):
             findings.append(Finding(
