@@ -216,3 +216,25 @@ def test_markdown_and_terminal_output(repo: GitRepo, capsys: pytest.CaptureFixtu
     assert main(["review", "--base", "main", "--no-scratch"]) == 0
     text = capsys.readouterr().out
     assert "Integrity: no problems." in text and "Review: may merge." in text and "sql/V15__orders.sql" in text
+
+
+def test_without_a_common_ancestor_every_difference_counts_and_a_warning_says_why(
+        repo: GitRepo, capsys: pytest.CaptureFixture[str]) -> None:
+    repo.git("checkout", "-q", "--orphan", "unrelated")
+    repo.git("rm", "-q", "-r", "--cached", "sql")
+    repo.commit("unrelated history", {"sql/V1__t1.sql": PORTABLE.format("t1")})
+    for n in range(2, 15):
+        repo.write({f"sql/V{n}__t{n}.sql": None})
+    code = main(["review", "--json", "--base", "main", "--no-scratch"])
+    out, err = capsys.readouterr()
+    document = json.loads(out)
+    assert "no common ancestor" in err and "git fetch --unshallow" in err
+    assert code == 1 and {f["kind"] for f in document["integrity"]} == {"deleted"} and len(document["integrity"]) == 13
+
+
+def test_the_comment_stays_under_codecommit_s_limit(repo: GitRepo, pg_server: PgServer, capsys: pytest.CaptureFixture[str]) -> None:
+    repo.write({f"sql/V{n}__t{n}.sql": f"create table t{n} (id int, name varchar);\n" for n in range(1, 301)})
+    code, document = review(capsys, "--base", "main", "--scratch-url", pg_server.url())
+    assert code == 1 and len(document["lint"]) == 600 and len(document["scratch"]["migrations"]) == 300
+    assert len(document["markdown"]) <= 10_000
+    assert "… and" in document["markdown"] and "Slowest first" in document["markdown"]

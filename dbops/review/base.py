@@ -22,6 +22,7 @@ class Base:
     fork: str
     files: list[ScriptFile]
     fork_files: list[ScriptFile]
+    has_ancestor: bool = True  # False: HEAD and the base have no common ancestor here (unrelated, or a shallow clone)
 
     @property
     def label(self) -> str:
@@ -44,12 +45,12 @@ def read_base(ref: str, locations: list[str], repo: str = ".") -> Base:
         raise ConfigError(f"--base {ref}: no branch, tag or commit of that name in {source.git_dir}; give a branch "
                           "(e.g. main, origin/main), a tag or a commit id") from None
     try:
-        fork = source.run("merge-base", "HEAD", commit).strip() or commit
+        fork, has_ancestor = source.run("merge-base", "HEAD", commit).strip(), True
     except SourceError:  # no HEAD yet, or histories without a common ancestor
-        fork = commit
+        fork, has_ancestor = commit, False
     files = _files_at(source, commit, locations)
     fork_files = files if fork == commit else _files_at(source, fork, locations)
-    return Base(ref=ref, commit=commit, fork=fork, files=files, fork_files=fork_files)
+    return Base(ref=ref, commit=commit, fork=fork, files=files, fork_files=fork_files, has_ancestor=has_ancestor)
 
 
 def _files_at(source: GitSource, commit: str, locations: list[str]) -> list[ScriptFile]:

@@ -63,6 +63,9 @@ def run_review(settings: Settings, base_ref: str | None, url: str | None, scratc
     base_catalog = None
     if base_ref:
         review.base = read_base(base_ref, settings.locations)
+        if not review.base.has_ancestor:
+            log(f"warning: HEAD and {base_ref} have no common ancestor in this clone (a shallow clone?): every difference "
+                f"from {base_ref} counts as this branch's; fetch the history (git fetch --unshallow)")
         base_catalog = _catalog(review.base.files, settings, review.base.label)
         fork_catalog = base_catalog if review.base.fork == review.base.commit else _catalog(
             review.base.fork_files, settings, f"{review.base.fork[:12]} (where this branch left {base_ref})")

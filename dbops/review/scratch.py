@@ -112,28 +112,33 @@ class ScratchServer:
     def database(self, log: Log) -> Iterator[tuple[str, str]]:
         """A new scratch database (name, URL), dropped when the block ends, fails or is interrupted."""
         name = scratch_name()
-        session = self.connect()
-        try:
-            session.execute(f'create database "{name}"')
-        finally:
-            session.close()
-        try:
-            with _signals_interrupt():
-                yield name, with_database(self.admin_url, name)
-        finally:
-            with _signals_held():
+        with _signals_interrupt():
+            try:
+                session = self.connect()
                 try:
-                    session = self.connect()
-                    try:
-                        _drop(session, name)
-                    finally:
-                        session.close()
-                except (DbopsError, SqlError) as exc:
-                    log(f"warning: could not drop the scratch database {name}: {redact(str(exc))}; the next review drops it")
+                    session.execute(f'create database "{name}"')
+                finally:
+                    session.close()
+                yield name, with_database(self.admin_url, name)
+            finally:
+                with _signals_held():
+                    self._drop_own(name, log)
+
+    def _drop_own(self, name: str, log: Log) -> None:
+        try:
+            session = self.connect()
+            try:
+                _drop(session, name)
+            finally:
+                session.close()
+        except (DbopsError, SqlError) as exc:
+            log(f"warning: could not drop the scratch database {name}: {redact(str(exc))}; the next review drops it")
 
 
 def _drop(session: Session, name: str) -> None:
     """Drop a scratch database, ending the sessions still in it (an interrupted build's, a pooler's idle ones)."""
+    if not session.query("select 1 from pg_database where datname = %s", [name]):
+        return  # interrupted before it was created
     if session.dialect == Dialect.POSTGRESQL:
         session.execute(f'drop database if exists "{name}" with (force)')
         return
