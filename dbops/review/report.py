@@ -121,17 +121,21 @@ def show(console: Console, review: Review) -> None:
             console.result(f"lint: {finding}")
     counts = {s: sum(1 for f in review.lint if f.severity == s) for s in ("error", "warning", "info")}
     console.result(f"Lint: {counts['error']} error(s), {counts['warning']} warning(s), {counts['info']} info.")
-    console.table(f"Plan: {len(review.plan)} script(s) would run on {review.plan_against}",
-                  ["Script", "Mode", "Non-transactional", "Destructive"],
-                  [[p.path, p.mode, "; ".join(f"line {n}: {s}" for n, s in p.non_transactional),
-                    "; ".join(f"line {n}: {s}" for n, s in p.destructive)] for p in review.plan])
+    title = f"Plan: {len(review.plan)} script(s) would run on {review.plan_against}"
+    if review.plan:
+        console.table(title, ["Script", "Mode", "Non-transactional", "Destructive"],
+                      [[p.path, p.mode, "; ".join(f"line {n}: {s}" for n, s in p.non_transactional),
+                        "; ".join(f"line {n}: {s}" for n, s in p.destructive)] for p in review.plan])
+    else:
+        console.result(f"{title}.")
     s = review.scratch
     if s is None:
         console.result("Scratch build: skipped (--no-scratch).")
-    else:
+    elif s.built:
         console.table(f"Scratch build on {s.server} (database {s.database}, dropped)",
                       ["Script", "Time (ms)", "Statements", "Mode"],
                       [[b.path, b.milliseconds, b.statements, b.mode] for b in s.built])
+    if s is not None:
         console.result(f"Scratch build: {'built' if s.ok else 'FAILED'}, {len(s.built)} migration(s) in {s.seconds:.2f}s.")
         if s.failure:
             console.result(s.failure)
