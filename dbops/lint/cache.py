@@ -14,6 +14,7 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 from functools import cache
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +31,7 @@ Learned = list[tuple[str, str, str]]
 @cache
 def rules_digest() -> str:
     """A digest of the code that decides findings: a change to any rule, to the splitter or to sqlglot changes it."""
-    import sqlglot
-
-    digest = hashlib.sha256(f"{FORMAT}\0{sqlglot.__version__}\0{DIALECT}".encode())
+    digest = hashlib.sha256(f"{FORMAT}\0{version('sqlglot')}\0{DIALECT}".encode())  # not imported: it takes a while
     for source in _SOURCES:
         for path in sorted(source.glob("*.py")) if source.is_dir() else [source]:
             digest.update(path.name.encode() + b"\0" + path.read_bytes())

@@ -11,22 +11,15 @@ import re
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from dbops.lint.cache import LintCache
-from dbops.lint.rules import (
-    CALLBACK,
-    CHECKS,
-    ColumnTypes,
-    Hit,
-    Script,
-    StatementContext,
-    parse,
-    script_hits,
-)
+from dbops.lint.cache import Learned, LintCache
 from dbops.scripts.migrations import REPEATABLE, Callback, Catalog, Migration, PlaceholderContext, discover
 from dbops.scripts.sources import ScriptFile
 from dbops.scripts.statements import Statement
+
+if TYPE_CHECKING:
+    from dbops.lint.rules import ColumnTypes, Hit, Script
 
 ERROR, WARNING, INFO = "error", "warning", "info"
 
@@ -149,6 +142,8 @@ def _finding(code: str, path: str, line: int, message: str, fix: str = "") -> Fi
 
 def lint_script(script: Script, known: ColumnTypes | None = None) -> list[Finding]:
     """Every finding in one script, ignores applied."""
+    from dbops.lint.rules import CHECKS, ColumnTypes, StatementContext, parse, script_hits  # sqlglot: loaded when a script is linted
+
     known = known or ColumnTypes()
     ignores = _Ignores.read(script.path, script.sql)
     findings: list[Finding] = list(ignores.problems)
@@ -193,6 +188,8 @@ def _insert_shape(sql: str) -> str | None:
 
 def script_of(item: Migration | Callback) -> Script:
     """A migration or callback as lint sees it."""
+    from dbops.lint.rules import CALLBACK, Script
+
     if isinstance(item, Callback):
         return Script(item.path, CALLBACK, item.sql, item.statements, rerunnable=True,
                       non_transactional=[s for s in item.statements if s.non_transactional])
@@ -222,9 +219,11 @@ def scripts_of(catalog: Catalog) -> list[Script]:
 def lint_catalog(catalog: Catalog, cache: LintCache | None = None) -> list[Finding]:
     """Lint every script of a catalog, in the order they run; each script's findings by line. Needs no database.
 
-    With a cache, a script whose key is known is not parsed again (see dbops.lint.cache for what the key covers).
+    With a cache, a script whose key is known is not parsed again (see dbops.lint.cache for what the key covers);
+    when every script is known, the rules (and sqlglot) are not even loaded.
     """
-    known = ColumnTypes()
+    known = _column_types([]) if cache is None else None
+    learned_so_far: Learned = []  # the cached scripts' columns, until a script must be linted
     findings: list[Finding] = []
     state = ""
     with _quiet_sqlglot():
@@ -232,22 +231,35 @@ def lint_catalog(catalog: Catalog, cache: LintCache | None = None) -> list[Findi
             if cache is None:
                 findings.extend(_lint_one(item, known))
                 continue
-            settings = (None, False) if isinstance(item, Callback) else (item.config.execute_in_transaction, item.config.mixed)
-            key = cache.key(item.path, CALLBACK if isinstance(item, Callback) else item.kind, item.sql, settings, state)
+            is_callback = isinstance(item, Callback)
+            settings = (None, False) if is_callback else (item.config.execute_in_transaction, item.config.mixed)
+            key = cache.key(item.path, "callback" if is_callback else item.kind, item.sql, settings, state)
             hit = cache.get(key)
             if hit is None:
+                known = known or _column_types(learned_so_far)
                 found = _lint_one(item, known)
                 learned = known.take_learned()
                 cache.put(key, [f.as_dict() for f in found], learned)
             else:
                 found = [Finding(**f) for f in hit[0]]
                 learned = hit[1]
-                known.add(learned)
+                if known is None:
+                    learned_so_far += learned
+                else:
+                    known.add(learned)
             findings.extend(found)
             state = cache.chain(state, learned)
     if cache is not None:
         cache.save()
     return findings
+
+
+def _column_types(learned: Learned) -> ColumnTypes:
+    from dbops.lint.rules import ColumnTypes
+
+    known = ColumnTypes()
+    known.add(learned)
+    return known
 
 
 def _lint_one(item: Migration | Callback, known: ColumnTypes) -> list[Finding]:
