@@ -238,3 +238,15 @@ def test_the_comment_stays_under_codecommit_s_limit(repo: GitRepo, pg_server: Pg
     assert code == 1 and len(document["lint"]) == 600 and len(document["scratch"]["migrations"]) == 300
     assert len(document["markdown"]) <= 10_000
     assert "… and" in document["markdown"] and "Slowest first" in document["markdown"]
+
+
+def test_publish_review_reads_the_json_report(repo: GitRepo, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from dbops.scripts.pull_requests import Review
+
+    repo.write({"sql/V3__t3.sql": "create table t3 (id bigint);\n"})
+    code, document = review(capsys, "--base", "main", "--no-scratch")
+    report = tmp_path / "review.json"
+    report.write_text(json.dumps(document))
+    loaded = Review.load(report)
+    assert code == 1 and loaded.may_merge is False and loaded.markdown == document["markdown"]
+    assert "sql/V3__t3.sql" in loaded.markdown
