@@ -14,6 +14,7 @@ from dbops.review.findings import (
     COLLISION,
     DELETED,
     EDITED,
+    ERROR,
     FAILED_ON_TARGET,
     MOVED,
     OUT_OF_ORDER,
@@ -75,7 +76,7 @@ def against_base(head: Catalog, base: Catalog, fork: Catalog, label: str, out_of
                 (new.path, base_by_version[latest].path),
                 f"give it a version above {latest} (e.g. {_next(latest)})" if not out_of_order
                 else "allowed by --out-of-order / flyway.outOfOrder: it will be applied after newer versions",
-                WARNING if out_of_order else "error"))
+                WARNING if out_of_order else ERROR))
     return findings
 
 

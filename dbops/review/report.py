@@ -3,11 +3,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from dbops.lint.checks import counts
 from dbops.output import Console
 from dbops.review.review import Review
 
 COMMENT_LIMIT = 10_000  # CodeCommit takes comments of up to 10,240 characters
 _ROW_LIMITS = (50, 20, 10, 5, 0)
+
+
+def lint_counts(review: Review) -> dict[str, int]:
+    return counts(review.lint)
 
 
 def verdict(review: Review) -> str:
@@ -67,7 +72,7 @@ def _markdown(review: Review, rows: int) -> str:
     else:
         lines.append("No problems." if review.base or review.target else "Not checked: give `--base REF` or a target.")
     lines += ["", "### Lint", ""]
-    counts = {s: sum(1 for f in review.lint if f.severity == s) for s in ("error", "warning", "info")}
+    counts = lint_counts(review)
     lines.append(f"{counts['error']} error(s), {counts['warning']} warning(s), {counts['info']} info.")
     shown = [f for f in review.lint if f.severity != "info"]
     if shown:
@@ -119,7 +124,7 @@ def show(console: Console, review: Review) -> None:
     for finding in review.lint:
         if finding.severity != "info":
             console.result(f"lint: {finding}")
-    counts = {s: sum(1 for f in review.lint if f.severity == s) for s in ("error", "warning", "info")}
+    counts = lint_counts(review)
     console.result(f"Lint: {counts['error']} error(s), {counts['warning']} warning(s), {counts['info']} info.")
     title = f"Plan: {len(review.plan)} script(s) would run on {review.plan_against}"
     if review.plan:
