@@ -330,7 +330,7 @@ def cmd_review(args: argparse.Namespace, console: Console) -> int:
     from dbops.review import report
     from dbops.review.review import run_review
 
-    review = run_review(settings_of(args), args.base, url_from(vars(args)), args.scratch_url,
+    review = run_review(settings_of(args), args.base, target_url(args), args.scratch_url,
                         build=not args.no_scratch, log=console.log)
     if console.as_json:
         console.json(report.as_json(review))

@@ -250,3 +250,13 @@ def test_publish_review_reads_the_json_report(repo: GitRepo, tmp_path: Path, cap
     loaded = Review.load(report)
     assert code == 1 and loaded.may_merge is False and loaded.markdown == document["markdown"]
     assert "sql/V3__t3.sql" in loaded.markdown
+
+
+def test_a_failing_migration_check_fails_the_scratch_build(repo: GitRepo, pg_server: PgServer,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    repo.write({"sql/V15__orders.sql": "create table orders (id int);\ninsert into orders values (1), (null);\n",
+                "sql/V15__orders.sql.check": "-- every order has an id\nselect * from orders where id is null;\n"})
+    code, document = review(capsys, "--base", "main", "--scratch-url", pg_server.url())
+    assert code == 1 and document["scratch"]["ok"] is False
+    assert "V15__orders.sql.check" in document["scratch"]["failure"]
+    assert [m["script"] for m in document["scratch"]["migrations"]][-1] == "sql/V14__t14.sql"
