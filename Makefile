@@ -36,11 +36,12 @@ stress: setup system-deps ## reliability suites at full scale
 ui: setup ## the Dagster UI on this project (http://127.0.0.1:3000)
 	$(UV) run dbops ui
 
-bench: setup system-deps ## benchmarks (not tests): dbops vs psql, Dagster overhead, lint, run lock, git sensor, info's failed attempts, fleets
+bench: setup system-deps ## benchmarks (not tests): dbops vs psql, Dagster overhead, lint, review, run lock, git sensor, info's failed attempts, fleets
 	$(UV) run python -m bench.engine
 	$(UV) run python -m bench.big_scripts
 	$(UV) run python -m bench.dagster_overhead
 	$(UV) run python -m bench.lint
+	$(UV) run python -m bench.review
 	$(UV) run python -m bench.run_lock
 	$(UV) run python -m bench.redshift_statements
 	$(UV) run python -m bench.git_sensor

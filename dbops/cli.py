@@ -86,6 +86,14 @@ def build_parser() -> argparse.ArgumentParser:
     local = commands.add_parser("local", parents=[common], help="manage the embedded database")
     local.add_argument("action", choices=["start", "stop", "status", "url"])
     commands.add_parser("ui", parents=[common], help="open the Dagster UI on this project")
+    review = commands.add_parser("review", parents=[common], help="everything a pull request needs: integrity, lint, plan, scratch build")
+    review.add_argument("--base", help="git branch, tag or commit to review the work tree against (e.g. main)")
+    review.add_argument("--scratch-url", default=os.environ.get("DBOPS_SCRATCH_URL"),
+                        help="server for the throwaway build database (DBOPS_SCRATCH_URL; default: the embedded PostgreSQL, "
+                             "or a Redshift target's own cluster)")
+    review.add_argument("--out-of-order", action="store_true", help="allow added versions below the latest one")
+    review.add_argument("--markdown", action="store_true", help="print the report as Markdown (a pull-request comment)")
+    review.add_argument("--no-scratch", action="store_true", help="skip the scratch build")
     publish = commands.add_parser("publish-review", parents=[common], help="post a `dbops review --json` report on a CodeCommit pull request, with its verdict as an approval")
     publish.add_argument("--pull-request", default=os.environ.get("DBOPS_PULL_REQUEST_ID", ""), help="pull request id (DBOPS_PULL_REQUEST_ID)")
     publish.add_argument("--report", required=True, help="the file `dbops review --json` wrote")
@@ -184,11 +192,12 @@ def cmd_validate(args: argparse.Namespace, console: Console) -> int:
 
 def cmd_lint(args: argparse.Namespace, console: Console) -> int:
     """Static checks; needs no database, and placeholders without a value stand in as their names."""
+    from dbops.lint.cache import LintCache
     from dbops.lint.checks import counts, lint_files
 
     settings = settings_of(args)
     snapshot = FolderSource(settings.locations).snapshot()
-    catalog, findings = lint_files(snapshot.files, settings.placeholders, settings.ignore_invalid_names)
+    catalog, findings = lint_files(snapshot.files, settings.placeholders, settings.ignore_invalid_names, LintCache.default())
     for warning in catalog.warnings:
         console.log(f"warning: {warning}")
     total = counts(findings)
@@ -316,6 +325,22 @@ def run_fleet(args: argparse.Namespace, console: Console, environments: list[Env
     return run(console, environments, settings, args.parallel)
 
 
+def cmd_review(args: argparse.Namespace, console: Console) -> int:
+    """Exit 0 when the branch may merge, 1 when a finding blocks it."""
+    from dbops.review import report
+    from dbops.review.review import run_review
+
+    review = run_review(settings_of(args), args.base, target_url(args), args.scratch_url,
+                        build=not args.no_scratch, log=console.log)
+    if console.as_json:
+        console.json(report.as_json(review))
+    elif args.markdown:
+        print(report.markdown(review), end="")
+    else:
+        report.show(console, review)
+    return 0 if review.may_merge else 1
+
+
 def cmd_publish_review(args: argparse.Namespace, console: Console) -> int:
     from pathlib import Path
 
@@ -344,6 +369,7 @@ COMMANDS = {
     "undo": cmd_undo,
     "local": cmd_local,
     "ui": cmd_ui,
+    "review": cmd_review,
     "publish-review": cmd_publish_review,
 }
 

@@ -11,21 +11,15 @@ import re
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from dbops.lint.rules import (
-    CALLBACK,
-    CHECKS,
-    ColumnTypes,
-    Hit,
-    Script,
-    StatementContext,
-    parse,
-    script_hits,
-)
-from dbops.scripts.migrations import REPEATABLE, Catalog, PlaceholderContext, discover
+from dbops.lint.cache import Learned, LintCache
+from dbops.scripts.migrations import REPEATABLE, Callback, Catalog, Migration, PlaceholderContext, discover
 from dbops.scripts.sources import ScriptFile
 from dbops.scripts.statements import Statement
+
+if TYPE_CHECKING:
+    from dbops.lint.rules import ColumnTypes, Hit, Script
 
 ERROR, WARNING, INFO = "error", "warning", "info"
 
@@ -148,6 +142,8 @@ def _finding(code: str, path: str, line: int, message: str, fix: str = "") -> Fi
 
 def lint_script(script: Script, known: ColumnTypes | None = None) -> list[Finding]:
     """Every finding in one script, ignores applied."""
+    from dbops.lint.rules import CHECKS, ColumnTypes, StatementContext, parse, script_hits  # sqlglot: loaded when a script is linted
+
     known = known or ColumnTypes()
     ignores = _Ignores.read(script.path, script.sql)
     findings: list[Finding] = list(ignores.problems)
@@ -190,38 +186,84 @@ def _insert_shape(sql: str) -> str | None:
     return _LITERALS.sub(lambda m: _LITERAL_CONTENT.sub("0", m.group(0)), sql)
 
 
+def script_of(item: Migration | Callback) -> Script:
+    """A migration or callback as lint sees it."""
+    from dbops.lint.rules import CALLBACK, Script
+
+    if isinstance(item, Callback):
+        return Script(item.path, CALLBACK, item.sql, item.statements, rerunnable=True,
+                      non_transactional=[s for s in item.statements if s.non_transactional])
+    return Script(
+        path=item.path,
+        kind=item.kind,
+        sql=item.sql,
+        statements=item.statements,
+        rerunnable=item.kind == REPEATABLE,
+        execute_in_transaction=item.config.execute_in_transaction,
+        mixed_allowed=item.config.mixed,
+        non_transactional=item.non_transactional,
+        mixed=item.is_mixed,
+    )
+
+
+def lint_order(catalog: Catalog) -> list[Migration | Callback]:
+    """The catalog's scripts in the order lint reads them: baseline and versioned in order, repeatables, undo, callbacks."""
+    return [*catalog.baseline, *catalog.versioned, *catalog.repeatable, *catalog.undo, *catalog.callbacks]
+
+
 def scripts_of(catalog: Catalog) -> list[Script]:
     """The catalog's migrations (versioned first, in order) and callbacks, as lint sees them."""
-    scripts = [
-        Script(
-            path=m.path,
-            kind=m.kind,
-            sql=m.sql,
-            statements=m.statements,
-            rerunnable=m.kind == REPEATABLE,
-            execute_in_transaction=m.config.execute_in_transaction,
-            mixed_allowed=m.config.mixed,
-            non_transactional=m.non_transactional,
-            mixed=m.is_mixed,
-        )
-        for m in catalog.baseline + catalog.versioned + catalog.repeatable + catalog.undo
-    ]
-    scripts += [
-        Script(c.path, CALLBACK, c.sql, c.statements, rerunnable=True,
-               non_transactional=[s for s in c.statements if s.non_transactional])
-        for c in catalog.callbacks
-    ]
-    return scripts
+    return [script_of(item) for item in lint_order(catalog)]
 
 
-def lint_catalog(catalog: Catalog) -> list[Finding]:
-    """Lint every script of a catalog, in the order they run; each script's findings by line. Needs no database."""
-    known = ColumnTypes()
+def lint_catalog(catalog: Catalog, cache: LintCache | None = None) -> list[Finding]:
+    """Lint every script of a catalog, in the order they run; each script's findings by line. Needs no database.
+
+    With a cache, a script whose key is known is not parsed again (see dbops.lint.cache for what the key covers);
+    when every script is known, the rules (and sqlglot) are not even loaded.
+    """
+    known = _column_types([]) if cache is None else None
+    learned_so_far: Learned = []  # the cached scripts' columns, until a script must be linted
     findings: list[Finding] = []
+    state = ""
     with _quiet_sqlglot():
-        for script in scripts_of(catalog):
-            findings.extend(sorted(lint_script(script, known), key=lambda f: (f.line, f.code)))
+        for item in lint_order(catalog):
+            if cache is None:
+                findings.extend(_lint_one(item, known))
+                continue
+            is_callback = isinstance(item, Callback)
+            settings = (None, False) if is_callback else (item.config.execute_in_transaction, item.config.mixed)
+            key = cache.key(item.path, "callback" if is_callback else item.kind, item.sql, settings, state)
+            hit = cache.get(key)
+            if hit is None:
+                known = known or _column_types(learned_so_far)
+                found = _lint_one(item, known)
+                learned = known.take_learned()
+                cache.put(key, [f.as_dict() for f in found], learned)
+            else:
+                found = [Finding(**f) for f in hit[0]]
+                learned = hit[1]
+                if known is None:
+                    learned_so_far += learned
+                else:
+                    known.add(learned)
+            findings.extend(found)
+            state = cache.chain(state, learned)
+    if cache is not None:
+        cache.save()
     return findings
+
+
+def _column_types(learned: Learned) -> ColumnTypes:
+    from dbops.lint.rules import ColumnTypes
+
+    known = ColumnTypes()
+    known.add(learned)
+    return known
+
+
+def _lint_one(item: Migration | Callback, known: ColumnTypes) -> list[Finding]:
+    return sorted(lint_script(script_of(item), known), key=lambda f: (f.line, f.code))
 
 
 class LintPlaceholders(PlaceholderContext):
@@ -233,10 +275,10 @@ class LintPlaceholders(PlaceholderContext):
 
 
 def lint_files(files: list[ScriptFile], placeholders: dict[str, str] | None = None,
-               ignore_invalid_names: bool = False) -> tuple[Catalog, list[Finding]]:
+               ignore_invalid_names: bool = False, cache: LintCache | None = None) -> tuple[Catalog, list[Finding]]:
     """Discover and lint the scripts of a snapshot; no placeholder needs a value."""
     catalog = discover(files, LintPlaceholders(values=placeholders or {}), ignore_invalid_names)
-    return catalog, lint_catalog(catalog)
+    return catalog, lint_catalog(catalog, cache)
 
 
 @contextmanager

@@ -41,9 +41,14 @@ class Script:
 
 @dataclass
 class ColumnTypes:
-    """Column types defined so far, in the order scripts run, to judge later type changes (DB005)."""
+    """Column types defined so far, in the order scripts run, to judge later type changes (DB005).
 
-    columns: dict[tuple[str, str], exp.DataType] = field(default_factory=dict)
+    A type is a tree, or its Redshift SQL when it came from the lint cache (built into a tree when first looked up);
+    `learned` logs what `learn` recorded since the last `take_learned`, for the cache.
+    """
+
+    columns: dict[tuple[str, str], exp.DataType | str] = field(default_factory=dict)
+    learned: list[tuple[str, str, exp.DataType]] = field(default_factory=list)
 
     def learn(self, tree: exp.Expression | None) -> None:
         """Record the columns a CREATE TABLE or ALTER TABLE defines, adds or retypes."""
@@ -51,9 +56,31 @@ class ColumnTypes:
             return
         table = _table_name(tree.this)
         for column in _column_defs(tree):
-            self.columns[(table, column.name.lower())] = column.args["kind"]
+            self._record(table, column.name.lower(), column.args["kind"])
         for action in _retyped(tree):
-            self.columns[(table, action.name.lower())] = action.args["dtype"]
+            self._record(table, action.name.lower(), action.args["dtype"])
+
+    def _record(self, table: str, column: str, kind: exp.DataType) -> None:
+        self.columns[(table, column)] = kind
+        self.learned.append((table, column, kind))
+
+    def type_of(self, table: str, column: str) -> exp.DataType | None:
+        """The column's type as far as the scripts so far define it, or None."""
+        kind = self.columns.get((table, column))
+        if isinstance(kind, str):
+            kind = self.columns[(table, column)] = exp.DataType.build(kind, dialect="redshift")
+        return kind
+
+    def take_learned(self) -> list[tuple[str, str, str]]:
+        """(table, column, type as Redshift SQL) of each column recorded since the last call, in order."""
+        taken = [(table, column, kind.sql("redshift")) for table, column, kind in self.learned]
+        self.learned.clear()
+        return taken
+
+    def add(self, learned: list[tuple[str, str, str]]) -> None:
+        """Record columns taken from another ColumnTypes (a cached script's), without parsing their types."""
+        for table, column, kind in learned:
+            self.columns[(table, column)] = kind
 
 
 def _table_name(table: exp.Expression | None) -> str:
@@ -207,7 +234,7 @@ def check_type_change(ctx: StatementContext) -> Iterator[Hit]:
     table = _table_name(ctx.tree.this) if ctx.tree is not None else ""
     for action in _retyped(ctx.tree):
         new: exp.DataType = action.args["dtype"]
-        old = ctx.known.columns.get((table, action.name.lower()))
+        old = ctx.known.type_of(table, action.name.lower())
         column = f"{table}.{action.name.lower()}"
         if new.this not in _VARCHAR:
             yield Hit("DB005", f"{column} TYPE {new.sql('redshift')}: {_ONLY_VARCHAR}", _offset(action))

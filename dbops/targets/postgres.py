@@ -304,6 +304,8 @@ class PostgresSession(Session):
             raise _sql_error(exc) from None
         finally:
             if not self.conn.broken:
+                if self.conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                    self.conn.rollback()  # interrupted (Ctrl-C, SIGTERM) mid-batch: nothing of it commits
                 self.conn.autocommit = saved
         return _batch_counts(results, len(items))
 

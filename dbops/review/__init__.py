@@ -1,0 +1,1 @@
+"""`dbops review`: what a pull request needs before it merges — integrity against a base, lint, plan, a scratch build."""
