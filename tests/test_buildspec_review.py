@@ -6,8 +6,8 @@ EventBridge input transformer makes of a pull-request event. `dbops publish-revi
 talking over HTTP to a CodeCommit endpoint on 127.0.0.1 (tests/codecommit_server.py: requests checked against
 botocore's model, comments and approvals kept as CodeCommit keeps them) - a Stubber cannot serve another
 process, and moto has no pull requests. `uv run` is a shim that runs this checkout's dbops (the environment is
-already synced); `dbops review` answers with a report of its `--json` contract ({"may_merge", "markdown"}) until
-that command lands on this branch, and the shim records its arguments, so the base it is given is checked.
+already synced) and records its arguments, so the base it is given is checked. `dbops review` is the real
+command: the warehouse (DBOPS_URL) is the test server, where it also creates its scratch database.
 """
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ from cfnlint.decode import cfn_yaml
 from dbops.scripts.pull_requests import MARKER
 from tests.codecommit_server import CodeCommitServer, PullRequestState
 from tests.gitrepo import GitRepo
+from tests.pg import PgServer
 from tests.pull_request_events import REPOSITORY, pull_request_event, resolve, transform
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -89,8 +90,9 @@ def test_the_variables_it_uses_are_the_ones_the_project_and_the_event_give() -> 
 class Build:
     """A CodeBuild build of the review project: a full clone at the source commit, the project's environment."""
 
-    def __init__(self, tmp_path: Path, origin: GitRepo, endpoint: str) -> None:
+    def __init__(self, tmp_path: Path, origin: GitRepo, endpoint: str, warehouse: PgServer) -> None:
         self.tmp_path = tmp_path
+        self.warehouse = warehouse
         self.origin = origin
         self.calls = tmp_path / "calls"
         self.bin = tmp_path / "bin"
@@ -101,20 +103,16 @@ class Build:
             '[ "$1" = run ] && [ "$2" = dbops ] || { echo "unexpected: uv $*" >&2; exit 97; }\n'
             "shift 2\n"
             'printf "%s\\n" "$*" >> "$DBOPS_TEST_CALLS"\n'
-            'if [ "$1" = review ]; then cat "$DBOPS_TEST_REVIEW"; exit "$(cat "$DBOPS_TEST_REVIEW.exit")"; fi\n'
             f'exec {sys.executable} -m dbops.cli "$@"\n'
         )
         uv.chmod(0o755)
         self.endpoint = endpoint
 
-    def run(self, event: dict[str, Any], review: dict[str, Any], review_exit: int, checkout: str | None = None) -> subprocess.CompletedProcess:
+    def run(self, event: dict[str, Any], checkout: str | None = None) -> subprocess.CompletedProcess:
         request = start_build(event)
         clone = self.tmp_path / f"src-{len(list(self.tmp_path.glob('src-*')))}"
         subprocess.run(["git", "clone", "--quiet", str(self.origin.path), str(clone)], check=True)
         subprocess.run(["git", "-C", str(clone), "checkout", "--quiet", "--detach", checkout or request["sourceVersion"]], check=True)
-        report = self.tmp_path / "canned-review.json"
-        report.write_text(json.dumps(review))
-        Path(f"{report}.exit").write_text(str(review_exit))
         env = {
             "PATH": f"{self.bin}:{os.environ['PATH']}", "HOME": str(self.tmp_path), "GIT_CONFIG_NOSYSTEM": "1",
             **project_environment(),
@@ -124,7 +122,11 @@ class Build:
             "AWS_REGION": "eu-west-1", "AWS_DEFAULT_REGION": "eu-west-1", "AWS_ACCESS_KEY_ID": "testing",
             "AWS_SECRET_ACCESS_KEY": "testing", "AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
             "AWS_ENDPOINT_URL_CODECOMMIT": self.endpoint, "AWS_MAX_ATTEMPTS": "1",
-            "DBOPS_TEST_CALLS": str(self.calls), "DBOPS_TEST_REVIEW": str(report),
+            "DBOPS_TEST_CALLS": str(self.calls), "DBOPS_HOME": str(self.tmp_path / "dbops-home"),
+            # The warehouse is the test server (the project's URL names the cluster): the review reads its history
+            # and builds its scratch database there.
+            "DBOPS_URL": self.warehouse.url(self.warehouse.create_database("warehouse")),
+            "DBOPS_SCRATCH_URL": self.warehouse.url(),
         }
         return subprocess.run(["bash", "-c", build_block()], cwd=clone, env=env, capture_output=True, text=True)
 
@@ -139,7 +141,7 @@ def origin(tmp_path: Path) -> GitRepo:
     return repo
 
 
-def test_each_push_updates_one_comment_and_the_verdict_follows_the_review(tmp_path: Path, origin: GitRepo) -> None:
+def test_each_push_updates_one_comment_and_the_verdict_follows_the_review(tmp_path: Path, origin: GitRepo, pg_server: PgServer) -> None:
     main = origin.head()
     origin.git("checkout", "--quiet", "-b", "feature")
     first = origin.commit("V2", {"sql/V2__orders.sql": "create table orders (id int);\n"})
@@ -149,24 +151,23 @@ def test_each_push_updates_one_comment_and_the_verdict_follows_the_review(tmp_pa
     state.comments.append({"commentId": "human-2", "content": "Finance does.", "authorArn": "arn:aws:iam::123456789012:user/alan",
                            "creationDate": 2.0, "deleted": False})
     with CodeCommitServer(state) as endpoint:
-        build = Build(tmp_path, origin, endpoint)
-        done = build.run(pull_request_event("pullRequestCreated", source_commit=first, destination_commit=main),
-                         {"may_merge": True, "markdown": "## Scratch build\nV2__orders.sql: 12 ms\n"}, 0)
+        build = Build(tmp_path, origin, endpoint, pg_server)
+        done = build.run(pull_request_event("pullRequestCreated", source_commit=first, destination_commit=main))
         assert done.returncode == 0, done.stderr
         assert build.dbops_calls() == [f"review --base {main} --json",
                                        f"publish-review --pull-request 7 --commit {first} --report review.json"]
         ours = [c for c in state.comments if c["authorArn"] == state.caller]
-        assert len(ours) == 1 and ours[0]["content"].startswith(MARKER) and "V2__orders.sql: 12 ms" in ours[0]["content"]
+        assert len(ours) == 1 and ours[0]["content"].startswith(MARKER) and "V2__orders.sql" in ours[0]["content"]
+        assert re.search(r"\| `sql/V2__orders\.sql` \| \d+ \| 1 \| transaction \|", ours[0]["content"]), ours[0]["content"]  # built
         assert state.approvals == [("1" * 64, "APPROVE")]
         assert f"pull request 7 ({REPOSITORY}, revision {'1' * 64}): posted comment comment-3; approved" in done.stdout
 
         second = origin.commit("V2 edited", {"sql/V2__orders.sql": "create table orders (id int, total decimal(10,2);\n"})
         state.push(second, "2" * 64)
-        done = build.run(pull_request_event("pullRequestSourceBranchUpdated", source_commit=second, destination_commit=main),
-                         {"may_merge": False, "markdown": "## Lint\nsql/V2__orders.sql:1: DB001 syntax error\n"}, 1)
+        done = build.run(pull_request_event("pullRequestSourceBranchUpdated", source_commit=second, destination_commit=main))
         assert done.returncode == 1, done.stderr  # a blocked review is a red build
         ours = [c for c in state.comments if c["authorArn"] == state.caller]
-        assert len(ours) == 1 and "DB001 syntax error" in ours[0]["content"] and "12 ms" not in ours[0]["content"]
+        assert len(ours) == 1 and "DB001" in ours[0]["content"], ours[0]["content"]
         assert state.approvals == [("1" * 64, "APPROVE"), ("2" * 64, "REVOKE")]
         assert "updated comment comment-3; approval revoked" in done.stdout
     # Pages of two: the first push finds the two human comments on one page, the second reads both pages of three.
@@ -174,53 +175,49 @@ def test_each_push_updates_one_comment_and_the_verdict_follows_the_review(tmp_pa
     assert PASSWORD not in done.stdout + done.stderr + json.dumps(state.calls)
 
 
-def test_a_review_that_could_not_run_still_revokes_and_fails_the_build(tmp_path: Path, origin: GitRepo) -> None:
+def test_a_review_that_could_not_run_still_revokes_and_fails_the_build(tmp_path: Path, origin: GitRepo, pg_server: PgServer) -> None:
     main = origin.head()
     origin.git("checkout", "--quiet", "-b", "feature")
     head = origin.commit("bad name", {"sql/V2 orders.sql": "select 1;\n"})
     state = PullRequestState("7", REPOSITORY, head, main, "1" * 64)
     with CodeCommitServer(state) as endpoint:
-        done = Build(tmp_path, origin, endpoint).run(
-            pull_request_event(source_commit=head, destination_commit=main),
-            {"error": "sql/V2 orders.sql: not a migration name", "exit_code": 2}, 2)
+        done = Build(tmp_path, origin, endpoint, pg_server).run(pull_request_event(source_commit=head, destination_commit=main))
     assert done.returncode == 2
     assert state.approvals == [("1" * 64, "REVOKE")] and "could not finish" in state.comments[0]["content"]
 
 
-def test_when_publishing_fails_the_build_fails_even_if_the_review_passed(tmp_path: Path, origin: GitRepo) -> None:
+def test_when_publishing_fails_the_build_fails_even_if_the_review_passed(tmp_path: Path, origin: GitRepo, pg_server: PgServer) -> None:
     main = origin.head()
     origin.git("checkout", "--quiet", "-b", "feature")
     head = origin.commit("V2", {"sql/V2__orders.sql": "select 1;\n"})
     state = PullRequestState("7", REPOSITORY, head, main, "1" * 64, refuse={"UpdatePullRequestApprovalState": "AccessDeniedException"})
     with CodeCommitServer(state) as endpoint:
-        done = Build(tmp_path, origin, endpoint).run(pull_request_event(source_commit=head, destination_commit=main),
-                                                     {"may_merge": True, "markdown": "ok"}, 0)
+        done = Build(tmp_path, origin, endpoint, pg_server).run(pull_request_event(source_commit=head, destination_commit=main))
     assert done.returncode == 3
     assert "access denied" in done.stderr and "UpdatePullRequestApprovalState" in done.stderr
     assert "Traceback" not in done.stderr
 
 
-def test_a_checkout_that_is_not_the_source_commit_is_not_reviewed(tmp_path: Path, origin: GitRepo) -> None:
+def test_a_checkout_that_is_not_the_source_commit_is_not_reviewed(tmp_path: Path, origin: GitRepo, pg_server: PgServer) -> None:
     main = origin.head()
     origin.git("checkout", "--quiet", "-b", "feature")
     head = origin.commit("V2", {"sql/V2__orders.sql": "select 1;\n"})
     state = PullRequestState("7", REPOSITORY, head, main, "1" * 64)
     with CodeCommitServer(state) as endpoint:
-        build = Build(tmp_path, origin, endpoint)
-        done = build.run(pull_request_event(source_commit=head, destination_commit=main), {"may_merge": True, "markdown": "ok"}, 0,
-                         checkout=main)
+        build = Build(tmp_path, origin, endpoint, pg_server)
+        done = build.run(pull_request_event(source_commit=head, destination_commit=main), checkout=main)
     assert done.returncode == 1 and f"not the pull request's source commit {head}" in done.stderr
     assert build.dbops_calls() == [] and state.calls == []
 
 
-def test_a_destination_commit_missing_from_the_clone_stops_the_build(tmp_path: Path, origin: GitRepo) -> None:
+def test_a_destination_commit_missing_from_the_clone_stops_the_build(tmp_path: Path, origin: GitRepo, pg_server: PgServer) -> None:
     origin.git("checkout", "--quiet", "-b", "feature")
     head = origin.commit("V2", {"sql/V2__orders.sql": "select 1;\n"})
     missing = "9" * 40
     state = PullRequestState("7", REPOSITORY, head, missing, "1" * 64)
     with CodeCommitServer(state) as endpoint:
-        build = Build(tmp_path, origin, endpoint)
-        done = build.run(pull_request_event(source_commit=head, destination_commit=missing), {"may_merge": True, "markdown": "ok"}, 0)
+        build = Build(tmp_path, origin, endpoint, pg_server)
+        done = build.run(pull_request_event(source_commit=head, destination_commit=missing))
     assert done.returncode == 1 and "needs a full clone (GitCloneDepth 0)" in done.stderr
     assert review_project()["Source"]["GitCloneDepth"] == 0
     assert build.dbops_calls() == []
