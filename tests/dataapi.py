@@ -110,11 +110,11 @@ def _check_bounds(request: dict[str, Any], shape: Any) -> None:
         value, meta = request[name], member.metadata
         size = value if isinstance(value, int) and not isinstance(value, bool) else len(value) if isinstance(value, (str, list)) else None
         if "max" in meta and size is not None and size > meta["max"]:
-            what = "members" if isinstance(value, list) else "characters" if isinstance(value, str) else "as value"
+            measure = "value" if isinstance(value, int) else "length"
             raise ServiceError(
                 "ValidationException",
                 f"1 validation error detected: Value at '{name[0].lower() + name[1:]}' failed to satisfy constraint: "
-                f"Member must have length less than or equal to {meta['max']} ({size} {what})",
+                f"Member must have {measure} less than or equal to {meta['max']}",
             )
         if "pattern" in meta and isinstance(value, str) and not re.search(meta["pattern"], value):
             raise ServiceError(

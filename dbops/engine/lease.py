@@ -15,7 +15,7 @@ from typing import Any
 
 from dbops.engine.history import quote_ident
 from dbops.engine.locks import LOCK_TABLE, RunLock, make_lock
-from dbops.errors import ConnectError
+from dbops.errors import ConnectError, LockTimeout
 from dbops.targets.base import ConnectionLost, Dialect, Session, SqlError, Target, application_name
 from dbops.targets.literals import literal
 
@@ -79,15 +79,24 @@ class LeaseLock(RunLock):
                 f"select owner, expires_at, acquired_at, expires_at < {self._now()} from {self._lease} where history_table = {self._key}"
             )
             if not current or current[0][3]:
-                session.execute(self._lock)
-                session.execute(f"delete from {self._lease} where history_table = {self._key} and expires_at < {self._now()}")
-                session.execute(
-                    f"insert into {self._lease} (history_table, owner, expires_at, acquired_at) "
-                    f"select {self._key}, {self._me}, {self._until()}, {self._now()} "
-                    f"where not exists (select 1 from {self._lease} where history_table = {self._key})"
-                )
-                taken = session.query(f"select owner, expires_at, acquired_at from {self._lease} where history_table = {self._key}")
-                session.commit()
+                # An expired holder's batch may still run, holding LOCK dbops_lock: wait for it within the lock timeout.
+                remaining = max(deadline - time.monotonic(), 0.1)
+                session.execute(f"set statement_timeout to {int(remaining * 1000)}")
+                try:
+                    taken = self._take(session)
+                except SqlError as exc:
+                    session.rollback()
+                    if exc.sqlstate != "57014":
+                        raise
+                    taken = current
+                    if time.monotonic() >= deadline:
+                        raise LockTimeout(
+                            f"waited {timeout:g}s for the run lock on {self.schema}.{self.table}: the lease of "
+                            f"{self._describe(current[0]) if current else 'an earlier run'} has expired, but a batch of "
+                            "that run is still running. Wait for it to end (or cancel it), or raise --lock-timeout"
+                        ) from None
+                finally:
+                    session.execute("set statement_timeout to 0")
                 if taken and taken[0][0] == self.owner:
                     if current and on_wait:
                         on_wait(f"took over the run lock from {self._describe(current[0])}: its lease had expired")
@@ -102,6 +111,19 @@ class LeaseLock(RunLock):
             if time.monotonic() >= deadline:
                 raise self._timeout(timeout)
             time.sleep(min(POLL_SECONDS, max(deadline - time.monotonic(), 0.01)))
+
+    def _take(self, session: Session) -> list[tuple]:
+        """In one transaction: LOCK dbops_lock, drop an expired lease, take it if free; the lease as it is then."""
+        session.execute(self._lock)
+        session.execute(f"delete from {self._lease} where history_table = {self._key} and expires_at < {self._now()}")
+        session.execute(
+            f"insert into {self._lease} (history_table, owner, expires_at, acquired_at) "
+            f"select {self._key}, {self._me}, {self._until()}, {self._now()} "
+            f"where not exists (select 1 from {self._lease} where history_table = {self._key})"
+        )
+        taken = session.query(f"select owner, expires_at, acquired_at from {self._lease} where history_table = {self._key}")
+        session.commit()
+        return taken
 
     def _create_tables(self, session: Session) -> None:
         ddl = [
@@ -149,8 +171,7 @@ class LeaseLock(RunLock):
             return
         try:
             while not self._stop.wait(self.seconds / 3):
-                try:
-                    session.execute(self._lock)
+                try:  # no LOCK dbops_lock here: the run's own batch holds it while a long script runs
                     session.execute(
                         f"update {self._lease} set expires_at = {self._until()} where history_table = {self._key} and owner = {self._me}"
                     )

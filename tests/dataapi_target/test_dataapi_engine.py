@@ -183,3 +183,28 @@ def test_a_thousand_generated_migrations_match_psycopg_in_few_calls(da_db, pg_ur
     assert rows(da_db.pg_url, "select count(*) from t00997") == [(10,)]
     # Several scripts share each BatchExecuteStatement (40 statements): far fewer batches than scripts.
     assert calls["BatchExecuteStatement"] < 300, calls
+
+
+def test_the_statement_timeout_cancels_the_statement_through_cancel_statement(da_db, dataapi, scripts, capsys) -> None:
+    folder = scripts({"V1__slow.sql": "create table slow (id int);\nselect pg_sleep(30);\n"})
+    code, _, err = dbops(capsys, da_db.url, folder, "migrate", "--direct", "--statement-timeout", "1")
+    assert code == 1 and "V1__slow.sql" in err and "statement timeout" in err and "CancelStatement" in err
+    assert "CancelStatement" in dataapi.calls
+    assert any(s.status == "ABORTED" and "pg_sleep(30)" in s.subs[3].sql for s in dataapi.statements.values() if len(s.subs) > 3)
+    assert history(da_db) == [] and rows(da_db.pg_url, "select to_regclass('slow') is null") == [(True,)]
+
+
+def test_a_script_over_a_limit_is_refused_before_anything_runs(da_db, scripts, capsys) -> None:
+    many = "".join(f"insert into wide values ({n});\n" for n in range(40))
+    folder = scripts({
+        "V1__wide.sql": "create table wide (id int);\n",
+        "V2__many.sql": many,
+        "V3__big.sql": "insert into wide select length('" + "x" * 110_000 + "');\n",
+    })
+    code, _, err = dbops(capsys, da_db.url, folder, "migrate", "--direct")
+    assert code == 2 and "V2__many.sql" in err and "40 statements" in err and "at most 36" in err
+    assert rows(da_db.pg_url, "select to_regclass('wide') is null") == [(True,)]  # not even V1 ran
+    (folder / "V2__many.sql").write_text("insert into wide values (1);\n")
+    code, _, err = dbops(capsys, da_db.url, folder, "migrate", "--direct")
+    assert code == 2 and "V3__big.sql:1" in err and "at most 100 KB" in err
+    assert history(da_db) == []
