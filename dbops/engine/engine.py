@@ -149,7 +149,7 @@ class Engine:
                     on_event(f"warning: {warning}")
                 interrupted = history.close_interrupted()
                 session.commit()
-                if interrupted and on_event:
+                if interrupted > 0 and on_event:  # -1: the driver sends the update at COMMIT and cannot count it here
                     on_event(f"marked {interrupted} attempt(s) that an earlier run left unfinished as interrupted in {AUDIT_TABLE}")
                 self.search_path = search_path_statement(session, self.settings.schema)
                 session.execute(self.search_path)

@@ -208,3 +208,15 @@ def test_a_script_over_a_limit_is_refused_before_anything_runs(da_db, scripts, c
     code, _, err = dbops(capsys, da_db.url, folder, "migrate", "--direct")
     assert code == 2 and "V3__big.sql:1" in err and "at most 100 KB" in err
     assert history(da_db) == []
+
+
+def test_an_attempt_left_started_is_marked_interrupted_without_a_count_it_cannot_know(da_db, scripts, capsys) -> None:
+    folder = scripts({"V1__sales.sql": V1})
+    assert dbops(capsys, da_db.url, folder, "migrate", "--direct")[0] == 0
+    with psycopg.connect(da_db.pg_url) as conn:  # as a killed run leaves a script that ran outside a transaction
+        conn.execute("update dbops_audit set status = 'started', run_id = 'killed'")
+    (folder / "V2__more.sql").write_text("create table more (id int);\n")
+    code, _, err = dbops(capsys, da_db.url, folder, "migrate", "--direct")
+    assert code == 0, err
+    assert "marked -1" not in err
+    assert ("V1__sales.sql", "interrupted") in rows(da_db.pg_url, "select script, status from dbops_audit")
