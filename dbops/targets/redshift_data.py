@@ -31,6 +31,7 @@ from dbops.targets.base import (
     Target,
     TargetInfo,
     TransactionResult,
+    Verify,
 )
 from dbops.targets.literals import bind
 from dbops.urls import query_params, redact
@@ -53,6 +54,7 @@ _SESSION_GONE = re.compile(r"session", re.I)
 _FAILED_SUB = re.compile(r"^(?P<id>.+):(?P<n>\d+)$")
 
 ClientFactory = Callable[["DataApiTarget"], Any]
+ROLL_BACK = "select 1 / 0 -- dbops: roll this batch back, only its check results are wanted"
 
 
 class LimitExceeded(ConfigError):
@@ -126,6 +128,8 @@ class DataApiSession(Session):
         self.autocommit = False
         self.timeout: float | None = None
         self.fence: list[str] = []
+        self._checks: list[str] | None = None  # verify's queries, recorded (None: not recording)
+        self._answers: dict[str, tuple[list[str], list[tuple]] | SqlError] = {}
         self.calls = 0  # Data API calls made, for the bench
         version, self.user, self.database = self.query("select version(), current_user, current_database()")[0]
         self.dialect = Dialect.REDSHIFT if "redshift" in str(version).lower() else Dialect.POSTGRESQL
@@ -295,6 +299,23 @@ class DataApiSession(Session):
         last = outcome.subs[-1]
         return self.records(str(last["Id"])) if last.get("HasResultSet") else []
 
+    def query_columns(self, sql: str) -> tuple[list[str], list[tuple]]:
+        if self._checks is not None:  # verify's checks, asked inside a batch that has not been sent yet
+            self._checks.append(sql)
+            answer = self._answers.get(sql, ([], []))
+            if isinstance(answer, SqlError):
+                raise answer
+            return answer
+        pending, self.pending = self.pending, []
+        outcome = self.run([*self.fence, *pending, sql], batch=True) if pending else self.run([sql])
+        last = outcome.subs[-1] if pending else outcome.description
+        if not last.get("HasResultSet"):
+            return [], []
+        statement_id = str(last.get("Id") or outcome.id)
+        page = self._call("get_statement_result", Id=statement_id)
+        columns = [str(c.get("label") or c.get("name") or "") for c in page.get("ColumnMetadata") or []]
+        return columns, self.records(statement_id)
+
     def commit(self) -> None:
         pending, self.pending = self.pending, []
         for start in range(0, len(pending), BATCH_STATEMENTS - len(self.fence)):
@@ -325,9 +346,11 @@ class DataApiSession(Session):
                 f"(run lock and history rows): split it into scripts of at most {room} statements"
             )
 
-    def run_transaction(self, statements: list[str], bookkeeping: Bookkeeping) -> TransactionResult:
+    def run_transaction(self, statements: list[str], bookkeeping: Bookkeeping, verify: Verify | None = None) -> TransactionResult:
         """The statements, the history row and the audit row in one BatchExecuteStatement: one transaction."""
         self.pending = []
+        if verify is not None:
+            return self._run_verified(statements, bookkeeping, verify)
         self._refuse(len(statements))
         sqls = [*self.fence, *statements, *self._bookkeeping(bookkeeping)]
         try:
@@ -343,6 +366,50 @@ class DataApiSession(Session):
             return TransactionResult([], 0, failed_index=index, error=SqlError(outcome.error()))
         return TransactionResult(outcome.rows()[first : first + len(statements)], outcome.elapsed_ms)
 
+    def _verify(self, verify: Verify, answers: dict[str, tuple[list[str], list[tuple]] | SqlError]) -> list[str]:
+        """Call the engine's checks with `answers` for their queries; return the queries they asked."""
+        self._checks, self._answers = [], answers
+        try:
+            verify()
+        finally:
+            asked, self._checks, self._answers = self._checks or [], None, {}
+        return asked
+
+    def _run_verified(self, statements: list[str], bookkeeping: Bookkeeping, verify: Verify) -> TransactionResult:
+        """A script with checks: each check becomes a statement of the batch that fails when its query finds a row.
+
+        The checks' queries are learnt by calling `verify` with no rows; when one fails in the batch, the script
+        and the queries run again in a batch that is rolled back, and `verify` gets their real rows (it raises).
+        """
+        queries = self._verify(verify, {})
+        guards = [f"select 1 / (case when exists ({query}) then 0 else 1 end)" for query in queries]
+        self._refuse(len(statements) + len(guards))
+        sqls = [*self.fence, *statements, *guards, *self._bookkeeping(bookkeeping)]
+        first = len(self.fence)
+        try:
+            outcome = self._wait(self._submit(sqls, batch=True))
+        except SqlError as exc:
+            return TransactionResult([], 0, error=exc)
+        if outcome.status == "FINISHED":
+            return TransactionResult(outcome.rows()[first : first + len(statements)], outcome.elapsed_ms)
+        failed = outcome.failed_index()
+        if failed is not None and failed < first:
+            raise self.lost_fence(outcome.error())
+        if failed is None or not first + len(statements) <= failed < first + len(statements) + len(guards):
+            index = failed - first if failed is not None and first <= failed < first + len(statements) else None
+            return TransactionResult([], 0, failed_index=index, error=SqlError(outcome.error()))
+        replay = self._wait(self._submit([*self.fence, *statements, *queries, ROLL_BACK], batch=True))
+        answers: dict[str, tuple[list[str], list[tuple]] | SqlError] = {}
+        for query, sub in zip(queries, replay.subs[first + len(statements) :]):
+            if sub.get("Status") == "FINISHED":
+                page = self._call("get_statement_result", Id=str(sub["Id"]))
+                columns = [str(c.get("label") or c.get("name") or "") for c in page.get("ColumnMetadata") or []]
+                answers[query] = (columns, self.records(str(sub["Id"])))
+            elif sub.get("Status") == "FAILED":
+                answers[query] = SqlError(_error_text(sub.get("Error") or ""))
+        self._verify(verify, answers)  # raises the checks' failure, with their rows
+        return TransactionResult([], 0, error=SqlError(outcome.error()))
+
     def lost_fence(self, error: str) -> ConnectionLost:
         return ConnectionLost(
             f"lost the run lock: its lease was taken over by another migrator ({error}); this batch was not applied"
@@ -357,6 +424,8 @@ class DataApiSession(Session):
         of that batch are left unapplied (the engine then applies them one at a time, naming the failing one).
         """
         self.pending = []
+        if any(item.verify is not None for item in items):
+            return super().run_batch(items)  # scripts with checks: one transaction each (_run_verified)
         committed, rows, counts = 0, [], []
         mark = [SCRIPT_STARTED_MARK] if self.dialect == Dialect.POSTGRESQL else []
         index = 0
@@ -405,6 +474,7 @@ class DataApiSession(Session):
                     )
             if migration.in_transaction_on(self.dialect):
                 self._refuse(len(migration.statements), f"{migration.path}")
+                self._refuse(len(migration.statements) + len(getattr(migration, "checks", None) or []), f"{migration.path} (with its checks)")
 
     def backend_pid(self) -> int:
         return int(self.query("select pg_backend_pid()")[0][0])

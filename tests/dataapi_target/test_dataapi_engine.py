@@ -220,3 +220,19 @@ def test_an_attempt_left_started_is_marked_interrupted_without_a_count_it_cannot
     assert code == 0, err
     assert "marked -1" not in err
     assert ("V1__sales.sql", "interrupted") in rows(da_db.pg_url, "select script, status from dbops_audit")
+
+
+def test_checks_run_inside_the_batch_and_a_failing_one_rolls_the_script_back_showing_its_rows(da_db, scripts, capsys) -> None:
+    folder = scripts({
+        "V1__a.sql": "create table a (id int);\ninsert into a values (1), (null);\n",
+        "V1__a.sql.check": "-- ids are set\nselect id, 'no id' as why from a where id is null;\n",
+    })
+    code, out, err = dbops(capsys, da_db.url, folder, "migrate", "--direct")
+    assert code == 1 and "V1__a.sql.check:2" in err + out and "ids are set" in err + out and "no id" in err + out, err
+    assert history(da_db) == [] and rows(da_db.pg_url, "select to_regclass('a') is null") == [(True,)]
+    (folder / "V1__a.sql").write_text("create table a (id int);\ninsert into a values (1);\n")
+    (folder / "V2__vacuum.sql").write_text("vacuum a;\n")
+    (folder / "V2__vacuum.sql.check").write_text("-- one row\nselect 1 where (select count(*) from a) <> 1;\n")
+    code, out, err = dbops(capsys, da_db.url, folder, "--json", "migrate", "--direct")
+    assert code == 0, err
+    assert [r[2] for r in history(da_db)] == ["V1__a.sql", "V2__vacuum.sql"]
