@@ -51,7 +51,6 @@ _TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off", "")
 _SET_TIMEOUT = re.compile(r"\s*set\s+(?:session\s+)?statement_timeout\s*(?:to|=)\s*'?(\d+)'?\s*;?\s*$", re.I)
 _SET = re.compile(r"\s*set\s+(?!local\b|transaction\b)", re.I)
 _SESSION_GONE = re.compile(r"session", re.I)
-_FAILED_SUB = re.compile(r"^(?P<id>.+):(?P<n>\d+)$")
 
 ClientFactory = Callable[["DataApiTarget"], Any]
 ROLL_BACK = "select 1 / 0 -- dbops: roll this batch back, only its check results are wanted"
