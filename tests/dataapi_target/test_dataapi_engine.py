@@ -236,3 +236,22 @@ def test_checks_run_inside_the_batch_and_a_failing_one_rolls_the_script_back_sho
     code, out, err = dbops(capsys, da_db.url, folder, "--json", "migrate", "--direct")
     assert code == 0, err
     assert [r[2] for r in history(da_db)] == ["V1__a.sql", "V2__vacuum.sql"]
+
+
+def test_secret_arn_and_serverless_urls_reach_the_service_as_it_takes_them(da_db, dataapi, scripts, capsys) -> None:
+    arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:warehouse-AbCdEf"
+    dataapi.secrets[arn] = "postgres"
+    folder = scripts({"V1__sales.sql": V1})
+    start = len(dataapi.statements)
+    code, _, err = dbops(capsys, dataapi.url(da_db.name, secret_arn=arn), folder, "migrate", "--direct")
+    assert code == 0, err
+    first = list(dataapi.statements.values())[start]
+    assert (first.request["SecretArn"], first.request["DbUser"]) == (arn, "postgres")  # the user the secret holds
+    assert arn not in err  # nothing of the secret is read or shown by dbops: the service reads it
+    code, out, err = dbops(capsys, dataapi.url(da_db.name, cluster="wg-analytics", serverless="true"), folder, "--json", "info")
+    assert code == 0, err
+    assert "WorkgroupName" in list(dataapi.statements.values())[-1].request
+    code, _, err = dbops(capsys, "redshift-data://dbops@wg/dev?serverless=true", folder, "info")
+    assert code == 2 and "Serverless workgroup takes no database user" in err
+    code, _, err = dbops(capsys, "redshift-data://dbops:hunter2@c1/dev", folder, "info")
+    assert code == 2 and "takes no password" in err and "hunter2" not in err
