@@ -4,7 +4,8 @@ Usage: uv run python -m bench.engine [--n 1000] [--repeat 1]
 Prints a table: psql in one session and one transaction (the floor), dbmate (the npm package, installed into a
 temporary folder for the run; its column says "missing" when npm cannot install it), dbops, ratios to the
 floor, and the time of a no-op rerun of dbmate and dbops. fsync on, each on a new database; dbops runs with its
-bytecode compiled, as an installed package does.
+bytecode compiled, as an installed package does. A second table (bench/drivers.py) compares dbops's drivers:
+psycopg, redshift_connector through pgbouncer, and the Data API target on the local endpoint.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.drivers import compare
 from bench.generate import generate
 from tests.pg import start_server
 
@@ -62,6 +64,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=1000, help="number of migrations (default 1000)")
     parser.add_argument("--repeat", type=int, default=1, help="runs of each, best time kept")
+    parser.add_argument("--drivers", action=argparse.BooleanOptionalAction, default=True,
+                        help="also compare the drivers in process: psycopg, redshift_connector, the Data API (local endpoint)")
     args = parser.parse_args()
     psql = shutil.which("psql")
     if not psql:
@@ -104,6 +108,8 @@ def main() -> None:
             print("dbmate column missing: `npm install dbmate` did not work here (no npm or no registry)")
         print("goal: dbops within 1.3x psql in one transaction and faster than dbmate; no-op no slower than dbmate's "
               "(process start included everywhere)")
+        if args.drivers:
+            compare(server, folder, args.n)
     finally:
         server.stop()
         shutil.rmtree(root, ignore_errors=True)

@@ -93,3 +93,22 @@ def any_db(request: pytest.FixtureRequest, pg_server: PgServer) -> RigDatabase:
 def any_url(any_db: RigDatabase) -> str:
     """The URL dbops is given, parametrized over both drivers; use `any_db.pg_url` to inspect with psycopg."""
     return any_db.url
+
+
+@pytest.fixture(scope="session")
+def dataapi(pg_server: PgServer):
+    """The local Redshift Data API (tests/dataapi.py) for the test server's databases, one per test process."""
+    from tests.dataapi import DataApiEndpoint
+
+    endpoint = DataApiEndpoint(pg_server)
+    yield endpoint
+    endpoint.stop()
+
+
+@pytest.fixture
+def da_db(pg_server: PgServer, dataapi, monkeypatch: pytest.MonkeyPatch) -> RigDatabase:
+    """A new, empty database reached with a `redshift-data://` URL through the local Data API endpoint."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    name = pg_server.create_database()
+    return RigDatabase(name=name, url=dataapi.url(name), pg_url=pg_server.url(name), driver="redshift-data")

@@ -9,7 +9,8 @@ from dbops.config import Settings
 from dbops.engine.applier import Applier, ApplyContext, RunInfo, ScriptResult, split_ahead
 from dbops.engine.database_errors import OwnTables, own_statements
 from dbops.engine.history import AUDIT_TABLE, BASELINE_DESCRIPTION, History
-from dbops.engine.locks import RunLock, make_lock
+from dbops.engine.lease import lock_for
+from dbops.engine.locks import RunLock
 from dbops.engine.plan import FAILED, MISSING, Plan, PlanEntry, attach_failures, build_plan, unfinished
 from dbops.engine.search_path import search_path_statement
 from dbops.errors import ConfigError, ValidationFailed
@@ -133,7 +134,7 @@ class Engine:
         Before anything is created (the lock table on Redshift included), the lock's session checks the names and
         that a table under the history table's name is one (History.layout).
         """
-        lock = make_lock(self.target, self.settings.schema, self.settings.table)
+        lock = lock_for(self.target, self.settings.schema, self.settings.table)
         with own_statements(lambda: self.own_tables(lock.user)):
             lock.acquire(self.settings.lock_timeout, on_event, check=lambda s: self._history(s).layout(self.settings.managed_schemas))
         self.run_lock = lock
@@ -148,7 +149,7 @@ class Engine:
                     on_event(f"warning: {warning}")
                 interrupted = history.close_interrupted()
                 session.commit()
-                if interrupted and on_event:
+                if interrupted > 0 and on_event:  # -1: the driver sends the update at COMMIT and cannot count it here
                     on_event(f"marked {interrupted} attempt(s) that an earlier run left unfinished as interrupted in {AUDIT_TABLE}")
                 self.search_path = search_path_statement(session, self.settings.schema)
                 session.execute(self.search_path)
@@ -213,6 +214,7 @@ class Engine:
             if not session.supports_batches:  # a batching driver sends scripts as written: no parsing ahead
                 split_ahead(todo)
             self.refuse_mixed(todo, session.dialect)
+            session.check_scripts([e.migration for e in todo])
             if not todo:
                 return
             applier = Applier(self.apply_context(), session, history, run)

@@ -7,7 +7,8 @@ from dbops.urls import redact, scheme_of
 
 
 def open_target(url: str | None) -> Target:
-    """A Target for `url`: postgresql:// (psycopg), redshift:// (redshift_connector), none: embedded."""
+    """A Target for `url`: postgresql:// (psycopg), redshift:// (redshift_connector), redshift-data:// (the Data
+    API), none: embedded."""
     if not url:
         from dbops.targets.embedded import EmbeddedTarget
 
@@ -21,4 +22,8 @@ def open_target(url: str | None) -> Target:
         from dbops.targets.redshift import RedshiftTarget
 
         return RedshiftTarget(url)
-    raise ConfigError(f"unsupported URL {redact(url)}: use postgresql://…, redshift://… or no URL for the embedded database")
+    if scheme == "redshift-data":
+        from dbops.targets.redshift_data import DataApiTarget
+
+        return DataApiTarget(url)
+    raise ConfigError(f"unsupported URL {redact(url)}: use postgresql://…, redshift://…, redshift-data://… or no URL for the embedded database")

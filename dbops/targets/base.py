@@ -120,6 +120,9 @@ class Session(ABC):
 
     supports_batches = False
 
+    def check_scripts(self, migrations: Sequence[Any]) -> None:
+        """Refuse (ConfigError), before anything runs, scripts this driver cannot send; the default sends any."""
+
     def run_batch(self, items: list[BatchItem]) -> BatchResult:
         """Apply several migrations, each atomic with its bookkeeping, stopping at the first that fails.
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 import yaml
-from infra_templates import IAM_TYPES, INFRA, as_list, load_template, template_paths
+from infra_templates import IAM_TYPES, INFRA, as_list, choose, load_template, template_paths
 
 # IAM evaluates these against "*" whatever the policy says (no resource-level
 # permissions); they are read-only. Nothing else may use Resource "*".
@@ -27,6 +27,11 @@ UNSCOPABLE_ACTIONS = {
     "ec2:DescribeVpcs",
     "ecs:DescribeTaskDefinition",
     "ecr:GetAuthorizationToken",
+    # No resource types; limited by redshift-data:statement-owner-iam-userid to the caller's own statements
+    # (test_data_api_mode_reads_only_its_own_statements checks the condition is there).
+    "redshift-data:DescribeStatement",
+    "redshift-data:GetStatementResult",
+    "redshift-data:CancelStatement",
 }
 
 
@@ -117,6 +122,21 @@ def single(resources: dict[str, Any], type_: str) -> dict[str, Any]:
     return only["Properties"]
 
 
+def build_project(resources: dict[str, Any], data_api: bool = False) -> dict[str, Any]:
+    """The migration project as ConnectionMode renders it (driver unless `data_api`)."""
+    return drop_novalue(choose(resources["BuildProject"]["Properties"], IsDataApi=data_api))
+
+
+def drop_novalue(node: Any) -> Any:
+    """What CloudFormation deploys: properties and list items that are AWS::NoValue left out."""
+    novalue = {"Ref": "AWS::NoValue"}
+    if isinstance(node, dict):
+        return {k: drop_novalue(v) for k, v in node.items() if v != novalue}
+    if isinstance(node, list):
+        return [drop_novalue(v) for v in node if v != novalue]
+    return node
+
+
 # ------------------------------------------------------------------ IAM
 
 
@@ -171,7 +191,8 @@ def test_build_reads_exactly_the_two_database_secrets(resources: dict[str, Any])
 
 
 def test_codebuild_runs_in_the_private_subnets(resources: dict[str, Any]) -> None:
-    vpc = resources["BuildProject"]["Properties"]["VpcConfig"]
+    """ConnectionMode=driver (the default)."""
+    vpc = build_project(resources)["VpcConfig"]
     assert vpc["VpcId"] == {"Fn::ImportValue": {"Fn::Sub": "${NetworkStackName}-VpcId"}}
     assert vpc["Subnets"] == [
         {"Fn::ImportValue": {"Fn::Sub": "${NetworkStackName}-PrivateSubnet1Id"}},
@@ -193,8 +214,8 @@ def test_codebuild_uses_a_current_image_and_the_repo_buildspec(resources: dict[s
     assert project["EncryptionKey"] == {"Fn::GetAtt": ["PipelineKey", "Arn"]}
 
 
-def env_vars(resources: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    project = resources["BuildProject"]["Properties"]
+def env_vars(resources: dict[str, Any], data_api: bool = False) -> dict[str, dict[str, Any]]:
+    project = build_project(resources, data_api)
     return {v["Name"]: v for v in project["Environment"]["EnvironmentVariables"]}
 
 
@@ -359,3 +380,58 @@ def test_storage_parameters_accept_what_rds_and_kms_return(
 ) -> None:
     pattern = pipeline["Parameters"][parameter]["AllowedPattern"]
     assert bool(re.fullmatch(pattern, value)) is ok
+
+
+# ------------------------------------------------------------------ ConnectionMode=data-api
+
+
+def build_statements(resources: dict[str, Any], **conditions: bool) -> dict[str, dict[str, Any]]:
+    role = drop_novalue(choose(resources["BuildRole"]["Properties"], **conditions))
+    (policy,) = role["Policies"]
+    return {s["Sid"]: s for s in policy["PolicyDocument"]["Statement"]}
+
+
+def test_data_api_mode_has_no_vpc_and_no_password_or_secret(resources: dict[str, Any]) -> None:
+    project = build_project(resources, data_api=True)
+    assert "VpcConfig" not in project
+    variables = env_vars(resources, data_api=True)
+    assert not [n for n, v in variables.items() if v["Type"] == "SECRETS_MANAGER" or re.search(r"PASSWORD|SECRET|_PG_", n)]
+    url = variables["DBOPS_URL"]["Value"]["Fn::Sub"]
+    assert url[0] == "redshift-data://${DataApiTargetName}/${Database}?region=${AWS::Region}${Serverless}"
+    assert url[1]["Serverless"] == {"Fn::If": ["IsDataApiWorkgroup", "&serverless=true", ""]}
+    assert "VpcConfig" in build_project(resources) and "DBOPS_PASSWORD" in env_vars(resources)
+
+
+@pytest.mark.parametrize("workgroup", [False, True], ids=["cluster", "workgroup"])
+def test_data_api_mode_role_is_scoped_to_the_one_cluster_or_workgroup(resources: dict[str, Any], workgroup: bool) -> None:
+    statements = build_statements(resources, IsDataApi=True, IsDataApiWorkgroup=workgroup, ReadsDagsterSecretKey=False)
+    assert not {"ReadDatabaseSecrets", "DecryptRedshiftSecret", "DecryptDagsterStorageSecret"} & set(statements)
+    assert not [sid for sid, s in statements.items() if any(a.startswith("ec2:") for a in as_list(s["Action"]))]
+    execute = statements["DataApiStatements"]
+    assert as_list(execute["Action"]) == ["redshift-data:ExecuteStatement", "redshift-data:BatchExecuteStatement"]
+    credentials = statements["DataApiCredentials"]
+    if workgroup:
+        arn = "arn:${AWS::Partition}:redshift-serverless:${AWS::Region}:${AWS::AccountId}:workgroup/${DataApiWorkgroupId}"
+        assert execute["Resource"] == {"Fn::Sub": arn} == credentials["Resource"]
+        assert credentials["Action"] == "redshift-serverless:GetCredentials"
+    else:
+        assert execute["Resource"] == {"Fn::Sub": "arn:${AWS::Partition}:redshift:${AWS::Region}:${AWS::AccountId}:cluster:${DataApiTargetName}"}
+        assert credentials["Action"] == "redshift:GetClusterCredentialsWithIAM"
+        assert credentials["Resource"]["Fn::Sub"][0].endswith(":dbname:${DataApiTargetName}/${Database}")
+    redshift = [a for s in statements.values() for a in as_list(s["Action"]) if a.split(":")[0].startswith("redshift")]
+    assert sorted(redshift) == sorted([
+        "redshift-data:ExecuteStatement", "redshift-data:BatchExecuteStatement", "redshift-data:DescribeStatement",
+        "redshift-data:GetStatementResult", "redshift-data:CancelStatement", credentials["Action"],
+    ])
+
+
+def test_data_api_mode_reads_only_its_own_statements(resources: dict[str, Any]) -> None:
+    own = build_statements(resources, IsDataApi=True, IsDataApiWorkgroup=False, ReadsDagsterSecretKey=False)["DataApiOwnStatements"]
+    assert own["Resource"] == "*"
+    assert own["Condition"] == {"StringEquals": {"redshift-data:statement-owner-iam-userid": "${aws:userid}"}}
+
+
+def test_driver_mode_has_no_data_api_permission(resources: dict[str, Any]) -> None:
+    statements = build_statements(resources, IsDataApi=False, HasDagsterSecretKey=True, ReadsDagsterSecretKey=True)
+    assert not [a for s in statements.values() for a in as_list(s["Action"]) if a.startswith(("redshift-data:", "redshift:"))]
+    assert {"ReadDatabaseSecrets", "VpcNetworkInterfaces"} <= set(statements)

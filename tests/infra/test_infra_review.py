@@ -19,7 +19,7 @@ from typing import Any
 import botocore.session
 import pytest
 from botocore.validate import validate_parameters
-from infra_templates import REPO, as_list, load_template
+from infra_templates import REPO, as_list, choose, load_template
 from moto.events.models import EventPattern
 from test_infra_pipeline import allow_statements
 
@@ -92,7 +92,8 @@ def test_the_target_starts_the_review_project_with_the_pull_request_and_its_comm
 
 def test_the_review_project_builds_in_the_private_subnets_from_the_repository(resources: dict[str, Any]) -> None:
     project = resources["ReviewProject"]["Properties"]
-    assert project["VpcConfig"] == PRIVATE_NETWORK == resources["BuildProject"]["Properties"]["VpcConfig"]
+    # As the migration project's in ConnectionMode=driver (the default; data-api has the migration build outside the VPC).
+    assert project["VpcConfig"] == PRIVATE_NETWORK == choose(resources["BuildProject"]["Properties"]["VpcConfig"], IsDataApi=False)
     assert project["Source"] == {"Type": "CODECOMMIT", "Location": {"Fn::GetAtt": ["Repository", "CloneUrlHttp"]},
                                  "BuildSpec": "buildspec-review.yml", "GitCloneDepth": 0}
     assert (REPO / "buildspec-review.yml").is_file()
