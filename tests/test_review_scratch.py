@@ -143,6 +143,22 @@ def test_the_redshift_path_builds_on_the_target_cluster(repo: GitRepo, rs_db: Ri
     assert code == 1 and [(f["kind"], f["files"]) for f in document["integrity"]] == [("edited", ["sql/V1__a.sql"])]
 
 
+def test_through_the_data_api_the_build_runs_on_the_target_cluster(repo: GitRepo, da_db: RigDatabase, pg_server: PgServer,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["review", "--json", "--url", da_db.url])
+    document = json.loads(capsys.readouterr().out)
+    assert code == 0, document["blocking"]
+    built = document["scratch"]
+    assert built["server"].startswith("the target's cluster redshift-data://")
+    assert [m["script"] for m in built["migrations"]] == ["sql/V1__a.sql", "sql/V2__b.sql"]
+    assert built["database"].startswith("dbops_review_") and built["database"] not in databases(pg_server)
+    repo.write({"sql/V3__broken.sql": "insert into no_such_table values (1);\n"})
+    code = main(["review", "--json", "--url", da_db.url])
+    document = json.loads(capsys.readouterr().out)
+    assert code == 1 and "sql/V3__broken.sql" in document["scratch"]["failure"]
+    assert document["scratch"]["database"] not in databases(pg_server)
+
+
 def test_a_failing_build_on_the_redshift_path_drops_its_database(repo: GitRepo, rs_db: RigDatabase, pg_server: PgServer,
                                                                  capsys: pytest.CaptureFixture[str]) -> None:
     repo.write({"sql/V3__broken.sql": "insert into no_such_table values (1);\n"})

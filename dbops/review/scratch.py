@@ -200,7 +200,7 @@ def server_for(target_url: str | None, scratch_url: str | None) -> ScratchServer
     """`--scratch-url`'s server, else the target's cluster for a Redshift target, else the embedded PostgreSQL."""
     if scratch_url:
         return ScratchServer(scratch_url, f"--scratch-url {redact(scratch_url)}")
-    if target_url and urlsplit(target_url).scheme.lower() == "redshift":
+    if target_url and urlsplit(target_url).scheme.lower() in ("redshift", "redshift-data"):
         return ScratchServer(target_url, f"the target's cluster {redact(with_database(target_url, ''))}")
     if target_url and urlsplit(target_url).scheme.lower() not in ("postgresql", "postgres"):
         open_target(target_url)  # raises: unsupported URL
