@@ -48,6 +48,11 @@ TAG_LIMIT = 4000
 _loaded: dict[str, Definitions] = {}
 
 
+def use_definitions(defs: Definitions) -> None:
+    """The definitions `launched_migrate_job` resolves in this process (instead of dbops.definitions)."""
+    _loaded["defs"] = defs
+
+
 def launched_migrate_job() -> JobDefinition:
     """The migrate job of the definitions the launcher loaded (reconstructable entry point)."""
     defs = _loaded.get("defs")
@@ -125,8 +130,8 @@ def launch_migrate(
         resource = DbopsResource.from_env(placeholders=dict(settings.placeholders))
         # The scripts as the command line read them: the definitions do not read every file a second time.
         project = MigrationProject.load(resource.settings(), resource.dialect, snapshot=engine.snapshot)
-        defs = migrate_definitions(resource, project)
-        _loaded["defs"] = defs
+        defs = migrate_definitions(resource, project, environments={})  # one URL: unpartitioned
+        use_definitions(defs)
         keys = script_keys(defs.resolve_asset_graph())
         with open_instance(home) as instance:
             for run_id in fail_abandoned_runs(instance, MIGRATE_JOB):
