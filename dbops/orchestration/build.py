@@ -8,13 +8,13 @@ from typing import Any
 
 from dagster import (
     AssetSelection,
-    RunRequest,
-    ScheduleEvaluationContext,
     DagsterInvalidDefinitionError,
     DefaultScheduleStatus,
     Definitions,
     JobDefinition,
+    RunRequest,
     ScheduleDefinition,
+    ScheduleEvaluationContext,
     SensorDefinition,
     define_asset_job,
     in_process_executor,
