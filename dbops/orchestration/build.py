@@ -25,7 +25,7 @@ from dbops.errors import ConfigError
 from dbops.orchestration.assets import RESOURCE_KEY, migration_assets, warehouse_assets
 from dbops.orchestration.checks import checksum_checks, drift_check
 from dbops.orchestration.migration_checks import always_check_keys
-from dbops.orchestration.partitions import POOL, environment_partitions
+from dbops.orchestration.partitions import POOL, deployment_tags, environment_partitions
 from dbops.orchestration.project import MigrationProject
 from dbops.orchestration.resource import DbopsResource
 from dbops.orchestration.tags import TAG_ENVIRONMENT, TAG_SOURCE
@@ -69,7 +69,7 @@ def validate_schedule(validate: AssetJob, environments: Mapping[str, Environment
     def per_environment(context: ScheduleEvaluationContext) -> Iterator[RunRequest]:
         stamp = context.scheduled_execution_time.isoformat()
         for name in names:
-            yield RunRequest(run_key=f"{name}:{stamp}", tags={TAG_SOURCE: "schedule", TAG_ENVIRONMENT: name})
+            yield RunRequest(run_key=f"{name}:{stamp}", tags={TAG_SOURCE: "schedule", TAG_ENVIRONMENT: name, **deployment_tags(name)})
 
     what = f" of each of the {len(names)} environments (one run each)" if names else ""
     try:

@@ -20,7 +20,9 @@ from dbops.orchestration.tags import TAG_ENVIRONMENT
 POOL = "dbops_migrate"  # the concurrency pool of the migrate step: how many environments migrate at once
 PARTITION_TAG = "dagster/partition"
 TASK_ROLE_VARIABLE = "DBOPS_ENVIRONMENT_TASK_ROLE"  # deployed: an IAM role ARN with {environment} in it
-ECS_TASK_OVERRIDES = "ecs/task_overrides"  # read by dagster-aws's EcsRunLauncher
+TASK_DEFINITION_VARIABLE = "DBOPS_ENVIRONMENT_RUN_TASK_DEFINITION"  # deployed: the run task without the single target's secret
+ECS_TASK_OVERRIDES = "ecs/task_overrides"  # both read by dagster-aws's EcsRunLauncher from a run's tags
+ECS_RUN_TASK_KWARGS = "ecs/run_task_kwargs"
 
 
 def environment_partitions(environments: Mapping[str, Environment]) -> StaticPartitionsDefinition:
@@ -34,13 +36,20 @@ def environment_of(tags: Mapping[str, str]) -> str | None:
 
 
 def deployment_tags(environment: str, environ: Mapping[str, str] | None = None) -> dict[str, str]:
-    """Run tags that give a deployed run its environment's own IAM role: with DBOPS_ENVIRONMENT_TASK_ROLE set
-    (e.g. `arn:aws:iam::123456789012:role/dbops-env-{environment}`), EcsRunLauncher starts the run's ECS task
-    with that role, which alone may read the environment's secret. Unset (local runs): no tags."""
+    """Run tags that start a deployed run of `environment` as its own ECS task with its own IAM role.
+
+    DBOPS_ENVIRONMENT_TASK_ROLE (e.g. `arn:aws:iam::123456789012:role/dbops-dagster-env-{environment}`) names the
+    role that alone may read the environment's secret; DBOPS_ENVIRONMENT_RUN_TASK_DEFINITION the run task
+    definition that carries no other target's URL or password. EcsRunLauncher reads `ecs/task_overrides` and
+    `ecs/run_task_kwargs` from the run's tags. Unset (local runs): no tags."""
     environ = os.environ if environ is None else environ
+    tags: dict[str, str] = {}
     template = environ.get(TASK_ROLE_VARIABLE, "").strip()
-    if not template:
-        return {}
-    if "{environment}" not in template:
-        raise ConfigError(f"{TASK_ROLE_VARIABLE}={template!r} must contain {{environment}}, e.g. arn:aws:iam::123456789012:role/dbops-env-{{environment}}")
-    return {ECS_TASK_OVERRIDES: json.dumps({"taskRoleArn": template.replace("{environment}", environment)})}
+    if template:
+        if "{environment}" not in template:
+            raise ConfigError(f"{TASK_ROLE_VARIABLE}={template!r} must contain {{environment}}, e.g. arn:aws:iam::123456789012:role/dbops-env-{{environment}}")
+        tags[ECS_TASK_OVERRIDES] = json.dumps({"taskRoleArn": template.replace("{environment}", environment)})
+    family = environ.get(TASK_DEFINITION_VARIABLE, "").strip()
+    if family:
+        tags[ECS_RUN_TASK_KWARGS] = json.dumps({"taskDefinition": family})
+    return tags
