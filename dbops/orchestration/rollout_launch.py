@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -21,6 +22,7 @@ from dagster import DagsterEventType, DagsterInstance, execute_job, reconstructa
 from dbops.config import parse_placeholders, placeholder_variable
 from dbops.environments import Environment
 from dbops.errors import ConfigError
+from dbops.orchestration.apply import hold_storage_connection
 from dbops.orchestration.build import MIGRATE_JOB, migrate_definitions
 from dbops.orchestration.home import dagster_home
 from dbops.orchestration.launch import failure_of, launched_migrate_job, open_instance, quiet_dagster, run_tags, use_definitions
@@ -50,17 +52,41 @@ class Outcome:
     seconds: float = 0.0
 
 
-def start_worker(environ: dict[str, str], verbose: bool) -> None:
-    """A worker process: the settings as DBOPS_* variables, the migrate job's definitions loaded once."""
-    os.environ.update(environ)
+def load_definitions() -> None:
+    """The migrate job's definitions for this process (and the workers it forks): the environments' partitions."""
+    resource = DbopsResource.from_env()
+    environments = resource.environments()
+    first = next(iter(environments.values()))
+    project = MigrationProject.load(resource.environment_settings(first), resource.dialect)
+    use_definitions(migrate_definitions(resource, project, environments=environments))
+
+
+def start_worker(verbose: bool, loaded: bool) -> None:
+    """A worker process: the definitions (inherited when forked) and its own instance, with its own connections."""
     _worker["verbose"] = verbose
     with quiet_dagster(verbose):
-        resource = DbopsResource.from_env()
-        environments = resource.environments()
-        first = next(iter(environments.values()))
-        project = MigrationProject.load(resource.environment_settings(first), resource.dialect)
-        use_definitions(migrate_definitions(resource, project, environments=environments))
-        _worker["instance"] = DagsterInstance.get()
+        if not loaded:
+            load_definitions()
+        instance = DagsterInstance.get()
+        hold_storage_connection(instance)  # one pooled storage connection for all the worker's runs
+        _worker["instance"] = instance
+
+
+@contextmanager
+def worker_pool(workers: int, verbose: bool) -> Iterator[ProcessPoolExecutor]:
+    """`workers` processes, started now. Forked when this process has one thread (they inherit the imported modules
+    and the loaded definitions; no storage connection is open yet), else from a fork server that imported dbops once."""
+    if threading.active_count() == 1:
+        context, loaded = multiprocessing.get_context("fork"), True
+    else:
+        context, loaded = multiprocessing.get_context("forkserver"), False
+        context.set_forkserver_preload([__name__])
+    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=start_worker, initargs=(verbose, loaded))
+    try:
+        pool.submit(int).result()  # starts every worker before a storage connection or a thread exists here
+        yield pool
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def run_environment(name: str, tags: dict[str, str]) -> Outcome:
@@ -121,10 +147,10 @@ def launch_rollout(
     selected = {env.name: env for env in environments}
     rollout = Rollout(rollout_id(commit.id if commit else None, scripts), selected, run_tags(source, commit, ""))
     started = time.perf_counter()
-    with quiet_dagster(console.verbose), flag_environment(flags or {}) as environ:
+    with quiet_dagster(console.verbose), flag_environment(flags or {}):
         home = dagster_home()
-        environ = {**environ, "DAGSTER_HOME": str(home)}
-        with open_instance(home) as instance:
+        load_definitions()
+        with worker_pool(min(parallel, len(selected)), console.verbose) as pool, open_instance(home) as instance:
             for run_id in fail_abandoned_runs(instance, MIGRATE_JOB):
                 console.log(f"Dagster run {run_id} was left STARTED by a dbops process that is gone: marked failed")
             state = {n: r for n, r in rollout_runs(instance, rollout.id, MIGRATE_JOB).items() if n in selected}
@@ -135,47 +161,44 @@ def launch_rollout(
                 console.log(f"rollout {rollout.id[:12]}: {len(done_before)} environment(s) already succeeded, skipped")
             if retried:
                 console.log(f"rollout {rollout.id[:12]}: starting again {', '.join(sorted(retried))} (failed before)")
-            outcomes = drive(console, instance, rollout, state, parallel, environ)
+            outcomes = drive(console, instance, rollout, state, parallel, pool)
     return report(console, rollout, state, outcomes, time.perf_counter() - started)
 
 
 def drive(
-    console: Console, instance: DagsterInstance, rollout: Rollout, state: dict[str, EnvironmentRun], parallel: int, environ: dict[str, str]
+    console: Console, instance: DagsterInstance, rollout: Rollout, state: dict[str, EnvironmentRun], parallel: int, pool: ProcessPoolExecutor
 ) -> dict[str, Outcome]:
     """Start environments as `next_step` says until the rollout is done or stopped; running ones finish."""
     outcomes: dict[str, Outcome] = {}
-    context = multiprocessing.get_context("spawn")
-    workers = min(parallel, len(rollout.environments)) or 1
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=start_worker, initargs=(environ, console.verbose)) as pool:
-        running: dict[Future[Outcome], str] = {}
-        while True:
-            step = next_step(rollout.waves, state, parallel)
-            foreign = [n for n in step.active if n not in running.values()]
-            if step.done or (step.stopped and not running):
+    running: dict[Future[Outcome], str] = {}
+    while True:
+        step = next_step(rollout.waves, state, parallel)
+        foreign = [n for n in step.active if n not in running.values()]
+        if step.done or (step.stopped and not running):
+            break
+        for name in step.start:
+            running[pool.submit(run_environment, name, rollout.run_tags(name))] = name
+            state[name] = EnvironmentRun(name, ACTIVE)
+        if not running:
+            if not foreign:
                 break
-            for name in step.start:
-                running[pool.submit(run_environment, name, rollout.run_tags(name))] = name
-                state[name] = EnvironmentRun(name, ACTIVE)
-            if not running:
-                if not foreign:
-                    break
-                time.sleep(POLL_S)  # runs of this rollout another process started: wait for them
-                fresh = rollout_runs(instance, rollout.id, MIGRATE_JOB)
-                state.update({n: fresh[n] for n in foreign if n in fresh})
-                continue
-            finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
-            for future in finished:
-                name = running.pop(future)
-                try:
-                    outcome = future.result()
-                except Exception as exc:  # the worker process died (killed, out of memory) or could not start
-                    outcome = Outcome(name, "", False, f"its worker process failed: {redact(str(exc)) or type(exc).__name__}", 1)
-                outcomes[name] = outcome
-                state[name] = EnvironmentRun(name, SUCCEEDED if outcome.succeeded else FAILED, outcome.run_id, outcome.error)
-                if outcome.succeeded:
-                    console.log(f"{name}: applied {outcome.applied} script(s) (run {outcome.run_id[:8]}, {outcome.seconds:.1f} s)")
-                else:
-                    console.log(f"{name}: failed (run {outcome.run_id[:8]}): {outcome.error}")
+            time.sleep(POLL_S)  # runs of this rollout another process started: wait for them
+            fresh = rollout_runs(instance, rollout.id, MIGRATE_JOB)
+            state.update({n: fresh[n] for n in foreign if n in fresh})
+            continue
+        finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
+        for future in finished:
+            name = running.pop(future)
+            try:
+                outcome = future.result()
+            except Exception as exc:  # the worker process died (killed, out of memory) or could not start
+                outcome = Outcome(name, "", False, f"its worker process failed: {redact(str(exc)) or type(exc).__name__}", 1)
+            outcomes[name] = outcome
+            state[name] = EnvironmentRun(name, SUCCEEDED if outcome.succeeded else FAILED, outcome.run_id, outcome.error)
+            if outcome.succeeded:
+                console.log(f"{name}: applied {outcome.applied} script(s) (run {outcome.run_id[:8]}, {outcome.seconds:.1f} s)")
+            else:
+                console.log(f"{name}: failed (run {outcome.run_id[:8]}): {outcome.error}")
     return outcomes
 
 
