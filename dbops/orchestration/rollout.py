@@ -29,7 +29,6 @@ from dagster import (
 
 from dbops.environments import Environment
 from dbops.errors import ConfigError
-from dbops.orchestration.apply import EXIT_CODE
 from dbops.orchestration.partitions import PARTITION_TAG, deployment_tags
 from dbops.orchestration.tags import (
     TAG_AUTHOR,
@@ -117,15 +116,6 @@ def run_error(instance: DagsterInstance, run_id: str) -> str:
         if event.message:
             return event.message
     return "the run was canceled or failed before its step ran"
-
-
-def exit_code_of(instance: DagsterInstance, run_id: str) -> int | None:
-    """The exit code `--direct` would have given for a failed run's step, when it says."""
-    for entry in instance.all_logs(run_id, of_type=DagsterEventType.STEP_FAILURE):
-        data = entry.dagster_event.step_failure_data if entry.dagster_event else None
-        if data is not None and data.user_failure_data is not None and EXIT_CODE in data.user_failure_data.metadata:
-            return int(data.user_failure_data.metadata[EXIT_CODE].value)
-    return None
 
 
 def rollout_requests(instance: DagsterInstance, rollout: Rollout, job_name: str, capacity: int) -> tuple[WaveStep, list[RunRequest]]:

@@ -19,6 +19,7 @@ from dagster import (
 
 from dbops.config import locations_from, read_flyway_conf
 from dbops.errors import DbopsError
+from dbops.orchestration.rollout import Rollout, describe, parallel_limit, rollout_requests
 from dbops.orchestration.tags import TAG_AUTHOR, TAG_COMMIT, TAG_INCLUDED, TAG_MESSAGE, TAG_REPOSITORY, TAG_SOURCE
 from dbops.orchestration.translator import script_keys
 from dbops.scripts.migrations import parse_name
@@ -210,8 +211,6 @@ def evaluate(
     folded = f"; folds in {len(decision.included)} earlier commit(s): {', '.join(c.id[:12] for c in decision.included)}" if decision.included else ""
     request = run_request(repo, watch.branch, decision, new_scripts)
     if environments:
-        from dbops.orchestration.rollout import Rollout, describe, parallel_limit, rollout_requests
-
         rollout = Rollout(decision.commit.id, dict(environments), dict(request.tags))
         try:
             step, requests = rollout_requests(context.instance, rollout, job_name, parallel_limit())
