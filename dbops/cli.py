@@ -8,6 +8,7 @@ import logging
 import os
 import sys
 import time
+import zlib
 
 from dbops.config import Settings, settings_from, url_from
 from dbops.engine.applier import RunInfo, ScriptResult
@@ -75,6 +76,13 @@ def build_parser() -> argparse.ArgumentParser:
     validate = commands.add_parser("validate", parents=[common], help="check applied migrations against the scripts")
     for fleet in (migrate, info, validate):
         fleet.add_argument("--parallel", type=_parallel, default=1, metavar="K", help="with several environments: K at a time (default 1)")
+    rollout = commands.add_parser("rollout", parents=[common], help="apply the scripts to the environments wave by wave, through Dagster")
+    rollout.add_argument("--parallel", type=_parallel, default=None, metavar="K",
+                         help="environments at a time (default DBOPS_ROLLOUT_PARALLEL, else 4)")
+    rollout.add_argument("--commit", default=os.environ.get("DBOPS_COMMIT", ""), help="commit id to record (and the rollout's id)")
+    rollout.add_argument("--author", default=os.environ.get("DBOPS_AUTHOR", ""), help="commit author to record")
+    rollout.add_argument("--message", default=os.environ.get("DBOPS_MESSAGE", ""), help="commit message to record")
+    rollout.add_argument("--source", default=os.environ.get("DBOPS_SOURCE", "cli"), help=argparse.SUPPRESS)
     commands.add_parser("lint", parents=[common], help="static checks of the scripts (Redshift dialect)")
     check = commands.add_parser("check", parents=[common], help="run again the checks of applied migrations marked -- dbops:always")
     check.add_argument("--all", action="store_true", help="every check of the applied migrations, not only the -- dbops:always ones")
@@ -283,6 +291,28 @@ def cmd_local(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def cmd_rollout(args: argparse.Namespace, console: Console) -> int:
+    """Every selected environment (default: all of flyway.toml's), wave by wave, as Dagster runs; exit 1 when a
+    failure stopped a wave."""
+    from dbops.environments import SELECT_VARIABLE, load_file, select
+    from dbops.orchestration.rollout import parallel_limit
+    from dbops.orchestration.rollout_launch import launch_rollout
+
+    if getattr(args, "url", None) or os.environ.get("DBOPS_URL"):
+        raise ConfigError("dbops rollout migrates flyway.toml's environments; drop --url/DBOPS_URL (use dbops migrate for one URL)")
+    declared = load_file()
+    if not declared.environments:
+        raise ConfigError(f"{declared.path}: no environments to roll out to; declare [environments.<name>] tables (see README: Environments)")
+    pattern = getattr(args, "environment", None) or os.environ.get(SELECT_VARIABLE)
+    environments = select(declared.environments, pattern) if pattern else list(declared.environments.values())
+    settings = settings_for(environments[0], vars(args))
+    files = FolderSource(settings.locations).snapshot().files
+    scripts = [(f.display_path, zlib.crc32(f.data)) for f in files]
+    commit = CommitInfo(id=args.commit, author=args.author, message=args.message) if args.commit else None
+    return launch_rollout(console, environments, scripts, parallel=args.parallel or parallel_limit(), commit=commit,
+                          source=args.source, flags=vars(args))
+
+
 def cmd_ui(args: argparse.Namespace, console: Console) -> int:
     from dbops.orchestration.launch import open_ui
 
@@ -371,6 +401,7 @@ COMMANDS = {
     "ui": cmd_ui,
     "review": cmd_review,
     "publish-review": cmd_publish_review,
+    "rollout": cmd_rollout,
 }
 
 
@@ -382,7 +413,7 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         console = Console(as_json=getattr(args, "json", False), verbose=getattr(args, "verbose", False))
         logging.basicConfig(level=logging.INFO if console.verbose else logging.WARNING, stream=sys.stderr)
-        if args.command != "local":
+        if args.command not in ("local", "rollout"):
             environments = selected(vars(args))
             if environments is not None and (len(environments) > 1 or getattr(args, "worker", False)):
                 return run_fleet(args, console, environments, argv)

@@ -97,18 +97,19 @@ def apply_pending(
     tags = dict(context.run.tags)
     checked: set[AssetCheckKey] = set()
     wanted = set(context.selected_asset_check_keys)
+    partition = context.partition_key if context.has_partition_key else None
     try:
         if not context.selected_asset_keys:
             yield from rechecked_results(engine, translator, wanted)
             return
         plan = engine.plan()
-        late = unrecorded(engine, plan, translator.get_asset_key, context.instance)
+        late = unrecorded(engine, plan, translator.get_asset_key, context.instance, partition)
         if late:
             context.log.warning(
                 f"{len(late)} applied script(s) had no materialization (a killed run, a storage outage, --direct or "
                 f"Flyway): recording them late, first {late[0].path}"
             )
-            yield from late_materializations(late, engine.target.redacted_url)
+            yield from late_materializations(late, engine.target.redacted_url, partition)
         select = _selection(context, plan, translator, known)
         has_snapshot = _drift_before(context, engine)
         run = RunInfo(run_id=context.run.run_id, source=run_source(tags), commit=commit_from_tags(tags))
@@ -122,7 +123,7 @@ def apply_pending(
                     f"{result.migration.path} is not an asset of the loaded code location; its materialization is "
                     f"recorded under {key.to_user_string()} (reload the code location to see it in the graph)"
                 )
-            yield AssetMaterialization(asset_key=key, metadata=metadata, description=result.migration.label)
+            yield AssetMaterialization(asset_key=key, metadata=metadata, description=result.migration.label, partition=partition)
             yield from results_for(wanted, key, result.checks)
             checked |= keys_of(result.migration, translator)
         yield from rechecked_results(engine, translator, wanted - checked)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from dagster import AssetKey, AssetsDefinition, AssetSpec, multi_asset
+from dagster import AssetKey, AssetsDefinition, AssetSpec, PartitionsDefinition, multi_asset
 
 from dbops.errors import ConfigError
 from dbops.orchestration.lineage import TableRef, Touch
@@ -36,9 +36,16 @@ def migration_specs(project: MigrationProject, translator: MigrationTranslator) 
 
 
 def migration_assets(
-    project: MigrationProject, translator: MigrationTranslator | None = None, name: str = "migrations"
+    project: MigrationProject,
+    translator: MigrationTranslator | None = None,
+    name: str = "migrations",
+    partitions_def: PartitionsDefinition | None = None,
+    pool: str | None = None,
 ) -> AssetsDefinition:
-    """The `migrations` multi_asset: applying a selection applies those scripts (and fails naming a skipped predecessor)."""
+    """The `migrations` multi_asset: applying a selection applies those scripts (and fails naming a skipped predecessor).
+
+    With environments, `partitions_def` has one partition per environment (a run migrates one) and `pool` is the
+    concurrency pool that bounds how many environments migrate at once."""
     translator = translator or MigrationTranslator(dialect=project.dialect, default_schema=project.default_schema)
     specs = migration_specs(project, translator)
     if not specs:
@@ -51,6 +58,8 @@ def migration_assets(
         specs=specs,
         check_specs=migration_check_specs(project, translator),
         can_subset=True,
+        partitions_def=partitions_def,
+        pool=pool,
         description="Applies the selected pending migrations in order and records each in the history table.",
     )
     def _migrations(context, dbops: DbopsResource):

@@ -34,6 +34,7 @@ from dbops.orchestration.apply import EXIT_CODE, hold_storage_connection
 from dbops.orchestration.assets import RESOURCE_KEY
 from dbops.orchestration.build import MIGRATE_JOB, migrate_definitions
 from dbops.orchestration.home import dagster_home
+from dbops.orchestration.partitions import PARTITION_TAG
 from dbops.orchestration.project import MigrationProject
 from dbops.orchestration.reconcile import RECORDED_LATE, fail_abandoned_runs, process_tags, unrecorded
 from dbops.orchestration.resource import DbopsResource, resource_values
@@ -46,6 +47,11 @@ from dbops.urls import redact
 
 TAG_LIMIT = 4000
 _loaded: dict[str, Definitions] = {}
+
+
+def use_definitions(defs: Definitions) -> None:
+    """The definitions `launched_migrate_job` resolves in this process (instead of dbops.definitions)."""
+    _loaded["defs"] = defs
 
 
 def launched_migrate_job() -> JobDefinition:
@@ -96,6 +102,11 @@ def run_tags(source: str, commit: CommitInfo | None, target: str, environment: s
     return {k: v for k, v in tags.items() if v}
 
 
+def partition_tags(environment: str | None) -> dict[str, str]:
+    """The partition of an environment's run (the migrations are partitioned by environment)."""
+    return {PARTITION_TAG: environment} if environment else {}
+
+
 def pending_selection(engine: Engine, plan: Plan, keys: dict[str, AssetKey]) -> list[AssetKey]:
     """The assets of the pending scripts; none pending: the last script's, so the run still validates."""
     pending = [keys[e.migration.script] for e in plan.pending() if e.migration and e.migration.script in keys]
@@ -125,13 +136,14 @@ def launch_migrate(
         resource = DbopsResource.from_env(placeholders=dict(settings.placeholders))
         # The scripts as the command line read them: the definitions do not read every file a second time.
         project = MigrationProject.load(resource.settings(), resource.dialect, snapshot=engine.snapshot)
-        defs = migrate_definitions(resource, project)
-        _loaded["defs"] = defs
+        # An environment's run is its partition of the migrations; a run on one URL is unpartitioned.
+        defs = migrate_definitions(resource, project, environments=None if environment else {})
+        use_definitions(defs)
         keys = script_keys(defs.resolve_asset_graph())
         with open_instance(home) as instance:
             for run_id in fail_abandoned_runs(instance, MIGRATE_JOB):
                 console.log(f"Dagster run {run_id} was left STARTED by a dbops migrate that is gone: marked failed")
-            if not plan.pending() and not unrecorded(engine, plan, lambda m: keys.get(m.script), instance):
+            if not plan.pending() and not unrecorded(engine, plan, lambda m: keys.get(m.script), instance, environment):
                 print_results(console, [], target, time.perf_counter() - started, None)
                 return 0
             selection = pending_selection(engine, plan, keys)
@@ -148,7 +160,7 @@ def launch_migrate(
                     job,
                     instance=instance,
                     run_config=run_config(settings, verbose),
-                    tags={**run_tags(source, commit, target, environment), **process_tags()},
+                    tags={**run_tags(source, commit, target, environment), **process_tags(), **partition_tags(environment)},
                 )
                 events = list(result.all_events)
             except Exception as exc:  # the storage failed mid-run; its drivers raise errors of many kinds

@@ -12,8 +12,9 @@ import os
 import socket
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
-from dagster import AssetKey, AssetMaterialization, DagsterInstance, DagsterRunStatus, MetadataValue, RunsFilter
+from dagster import AssetKey, AssetMaterialization, AssetRecordsFilter, DagsterInstance, DagsterRunStatus, MetadataValue, RunsFilter
 
 from dbops.engine.engine import Engine
 from dbops.engine.history import AppliedAttempt, History
@@ -40,9 +41,14 @@ class Unrecorded:
 
 
 def unrecorded(
-    engine: Engine, plan: Plan, key_of: Callable[[Migration], AssetKey | None], instance: DagsterInstance
+    engine: Engine,
+    plan: Plan,
+    key_of: Callable[[Migration], AssetKey | None],
+    instance: DagsterInstance,
+    partition: str | None = None,
 ) -> list[Unrecorded]:
-    """Applied scripts (history rows in state Success in `plan`) with no materialization for their latest application."""
+    """Applied scripts (history rows in state Success in `plan`) with no materialization for their latest application
+    (in `partition`, the environment's, when the assets are partitioned by environment)."""
     entries = [e for e in plan.entries if e.state == SUCCESS and e.migration is not None and e.applied is not None]
     if not entries:
         return []
@@ -51,7 +57,7 @@ def unrecorded(
         session.rollback()
     keys = {e.script: key for e in entries if (key := key_of(e.migration)) is not None}
     applied = [e for e in entries if e.script in keys]
-    latest = {r.asset_entry.asset_key: r.asset_entry.last_materialization for r in instance.get_asset_records(list(set(keys.values())))}
+    latest = latest_materializations(instance, set(keys.values()), partition)
     missing = []
     for entry in applied:
         key, row = keys[entry.script], entry.applied
@@ -60,6 +66,18 @@ def unrecorded(
             applied_at = row.installed_on.isoformat(sep=" ", timespec="seconds") if row.installed_on else ""
             missing.append(Unrecorded(key, entry.script, entry.path, entry.version or "", row.checksum, applied_at, attempt))
     return missing
+
+
+def latest_materializations(instance: DagsterInstance, keys: set[AssetKey], partition: str | None) -> dict[AssetKey, Any]:
+    """Each asset's latest materialization event (of `partition` only, when given)."""
+    if partition is None:
+        return {r.asset_entry.asset_key: r.asset_entry.last_materialization for r in instance.get_asset_records(list(keys))}
+    latest = {}
+    for key in keys:
+        found = instance.fetch_materializations(AssetRecordsFilter(asset_key=key, asset_partitions=[partition]), limit=1).records
+        if found:
+            latest[key] = found[0].event_log_entry
+    return latest
 
 
 def _records(event, checksum: int | None, attempt: AppliedAttempt | None) -> bool:
@@ -72,14 +90,16 @@ def _records(event, checksum: int | None, attempt: AppliedAttempt | None) -> boo
     return metadata.get("checksum") == checksum
 
 
-def late_materializations(found: list[Unrecorded], target: str) -> Iterator[AssetMaterialization]:
-    """One materialization per unrecorded application, saying when and by which run it was applied."""
+def late_materializations(found: list[Unrecorded], target: str, partition: str | None = None) -> Iterator[AssetMaterialization]:
+    """One materialization per unrecorded application (of `partition`, the run's environment), saying when and by
+    which run it was applied."""
     for item in found:
         attempt = item.attempt
         run = attempt.run_id if attempt else ""
         how = f"in run {run}" if run else "outside dbops (no audit row: Flyway, or before dbops kept one)"
         yield AssetMaterialization(
             asset_key=item.key,
+            partition=partition,
             description=f"recorded late: {item.path} was applied at {item.applied_at or 'an unknown time'} {how}",
             metadata={
                 RECORDED_LATE: True,

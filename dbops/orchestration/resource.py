@@ -19,8 +19,10 @@ from pydantic import Field
 
 from dbops.config import DEFAULT_TABLE, PLACEHOLDER_PREFIX, Settings, env_placeholders, settings_from
 from dbops.engine.engine import Engine
-from dbops.errors import DbopsError
+from dbops.environments import Environment, load_environments, settings_for
+from dbops.errors import ConfigError, DbopsError
 from dbops.orchestration.apply import apply_pending, failure, hold_storage_connection
+from dbops.orchestration.partitions import environment_of
 from dbops.orchestration.tags import source_for_tags
 from dbops.orchestration.translator import MigrationTranslator
 from dbops.orchestration.warehouse import ScriptLineage
@@ -51,6 +53,9 @@ class DbopsResource(ConfigurableResource):
     mixed: bool = False
     target_version: str | None = Field(default=None, description="Stop at this version")
     ignore_invalid_names: bool = False
+    environments_file: str | None = Field(
+        default=None, description="flyway.toml holding the environments (unset: DBOPS_FLYWAY_TOML, else ./flyway.toml)"
+    )
 
     @classmethod
     def from_env(cls, **overrides: Any) -> DbopsResource:
@@ -90,11 +95,50 @@ class DbopsResource(ConfigurableResource):
             statement_timeout=self.statement_timeout,
         )
 
+    def environments(self) -> dict[str, Environment]:
+        """The environments of the flyway.toml this resource points at ({} when there is none)."""
+        return load_environments(self.environments_file)
+
+    def environment(self, name: str) -> Environment:
+        """One environment by name; an unknown name is a ConfigError naming the file."""
+        environments = self.environments()
+        if name not in environments:
+            raise ConfigError(
+                f"environment {name!r} is not in {self.environments_file or 'flyway.toml'} (known: {', '.join(environments) or 'none'}); "
+                "add [environments.<name>] there and reload the code location"
+            )
+        return environments[name]
+
+    def environment_settings(self, environment: Environment) -> Settings:
+        """An environment's settings (its schemas, placeholders, Flyway overrides; DBOPS_* variables first) with
+        this resource's run options (lock and statement timeouts, target, out-of-order, mixed)."""
+        settings = settings_for(environment)
+        settings.lock_timeout = self.lock_timeout
+        settings.statement_timeout = self.statement_timeout
+        settings.target_version = self.target_version or settings.target_version
+        settings.out_of_order = settings.out_of_order or self.out_of_order
+        settings.mixed = settings.mixed or self.mixed
+        settings.ignore_invalid_names = settings.ignore_invalid_names or self.ignore_invalid_names
+        return settings
+
     def engine(self, context: AssetExecutionContext | AssetCheckExecutionContext) -> Engine:
         """The engine of this run: its target, and the scripts its tags name (a repository commit, else the
-        folders), read when first needed. Assets and checks all build their engine here."""
-        settings = self.settings()
-        return Engine(self.open_target(), settings, source=source_for_tags(dict(context.run.tags), settings.locations))
+        folders), read when first needed. Assets and checks all build their engine here. A run of one
+        environment (its partition, or its dbops/environment tag) connects with that environment's URL and
+        its own credentials only."""
+        tags = dict(context.run.tags)
+        name = environment_of(tags)
+        if name is None:
+            settings = self.settings()
+            return Engine(self.open_target(), settings, source=source_for_tags(tags, settings.locations))
+        environment = self.environment(name)
+        if os.environ.get("DBOPS_PASSWORD"):
+            raise ConfigError(
+                f"DBOPS_PASSWORD is set in the process running environment {name}, which takes its password from "
+                f"{environment.password_variable} (or its secret): unset DBOPS_PASSWORD there"
+            )
+        settings = self.environment_settings(environment)
+        return Engine(open_target(environment.target_url()), settings, source=source_for_tags(tags, settings.locations))
 
     def migrate(
         self,

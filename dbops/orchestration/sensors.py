@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any, Protocol
@@ -18,6 +19,7 @@ from dagster import (
 
 from dbops.config import locations_from, read_flyway_conf
 from dbops.errors import DbopsError
+from dbops.orchestration.rollout import Rollout, describe, parallel_limit, rollout_requests
 from dbops.orchestration.tags import TAG_AUTHOR, TAG_COMMIT, TAG_INCLUDED, TAG_MESSAGE, TAG_REPOSITORY, TAG_SOURCE
 from dbops.orchestration.translator import script_keys
 from dbops.scripts.migrations import parse_name
@@ -187,8 +189,11 @@ def run_request(repo: Repository, branch: str, decision: Decision, new_scripts: 
     return RunRequest(run_key=commit.id, tags=tags)
 
 
-def evaluate(context: SensorEvaluationContext, watch: Watch) -> SensorResult | SkipReason:
-    """One tick: decide, then start a run or skip; AWS and git errors become a SkipReason, never a crash."""
+def evaluate(
+    context: SensorEvaluationContext, watch: Watch, environments: Mapping[str, Any] | None = None, job_name: str = "migrate"
+) -> SensorResult | SkipReason:
+    """One tick: decide, then start a run (with environments: the commit's rollout) or skip; AWS and git errors
+    become a SkipReason, never a crash."""
     if not watch.repository:
         return SkipReason(f"{watch.setting} is not set; set it to the repository to watch and restart the code location")
     try:
@@ -204,12 +209,22 @@ def evaluate(context: SensorEvaluationContext, watch: Watch) -> SensorResult | S
         problem = redact(str(exc))
         return SkipReason(problem if watch.label in problem else f"{watch.label} ({watch.branch}): {problem}")
     folded = f"; folds in {len(decision.included)} earlier commit(s): {', '.join(c.id[:12] for c in decision.included)}" if decision.included else ""
+    request = run_request(repo, watch.branch, decision, new_scripts)
+    if environments:
+        rollout = Rollout(decision.commit.id, dict(environments), dict(request.tags))
+        try:
+            step, requests = rollout_requests(context.instance, rollout, job_name, parallel_limit())
+        except DbopsError as exc:
+            return SkipReason(redact(str(exc)))
+        context.log.info(f"commit {decision.commit.id[:12]} ({_first_line(decision.commit.message)}) starts a rollout{folded}; {sentence}; {describe(rollout, step)}")
+        return SensorResult(run_requests=requests, cursor=decision.head)
     context.log.info(f"commit {decision.commit.id[:12]} ({_first_line(decision.commit.message)}) starts a migrate run{folded}; {sentence}")
-    return SensorResult(run_requests=[run_request(repo, watch.branch, decision, new_scripts)], cursor=decision.head)
+    return SensorResult(run_requests=[request], cursor=decision.head)
 
 
-def make_sensor(job: Any, watch: Watch, name: str, interval: int) -> SensorDefinition:
-    """A sensor for one watched branch; RUNNING by default when its repository is configured."""
+def make_sensor(job: Any, watch: Watch, name: str, interval: int, environments: Mapping[str, Any] | None = None) -> SensorDefinition:
+    """A sensor for one watched branch; RUNNING by default when its repository is configured. With environments,
+    each commit starts a rollout (its first wave) instead of one run; rollout_sensor carries it on."""
     what = "a git repository (path or URL)" if watch.kind == "git" else "an AWS CodeCommit repository"
     status = DefaultSensorStatus.RUNNING if watch.repository else DefaultSensorStatus.STOPPED
 
@@ -219,22 +234,22 @@ def make_sensor(job: Any, watch: Watch, name: str, interval: int) -> SensorDefin
         minimum_interval_seconds=interval,
         default_status=status,
         description=(
-            f"Starts one `migrate` run for each new commit of branch {watch.branch} of {what} "
+            f"Starts {'a rollout over the environments' if environments else 'one `migrate` run'} for each new commit of branch {watch.branch} of {what} "
             f"({redact(watch.repository) or f'unset: set {watch.setting}'}) that changes a script under "
             f"{', '.join(watch.locations)}; run_key = commit id, cursor = last commit handled."
         ),
     )
     def _watch(context: SensorEvaluationContext):
-        return evaluate(context, watch)
+        return evaluate(context, watch, environments, job.name)
 
     return _watch
 
 
 def build_sensors(
-    job: Any, git: Watch | None = None, codecommit: Watch | None = None
+    job: Any, git: Watch | None = None, codecommit: Watch | None = None, environments: Mapping[str, Any] | None = None
 ) -> list[SensorDefinition]:
     """codecommit_sensor and git_sensor targeting the migrate job, configured from the environment by default."""
     return [
-        make_sensor(job, codecommit or Watch.from_env("codecommit"), "codecommit_sensor", 60),
-        make_sensor(job, git or Watch.from_env("git"), "git_sensor", 30),
+        make_sensor(job, codecommit or Watch.from_env("codecommit"), "codecommit_sensor", 60, environments),
+        make_sensor(job, git or Watch.from_env("git"), "git_sensor", 30, environments),
     ]

@@ -17,6 +17,8 @@ TAG_TARGET = "dbops/target"
 TAG_ENVIRONMENT = "dbops/environment"  # the flyway.toml environment a run migrates
 TAG_INCLUDED = "dbops/included_commits"  # earlier commits a run applies too (comma-separated ids)
 TAG_INCLUDED_BEFORE = "dbops/skipped_commits"  # its name until 2026-12: runs started then still read
+TAG_ROLLOUT = "dbops/rollout"  # the rollout a run belongs to (its commit id, or a digest of its scripts)
+TAG_WAVE = "dbops/wave"
 
 
 def source_for_tags(tags: dict[str, str], locations: list[str]) -> Source:

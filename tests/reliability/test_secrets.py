@@ -311,6 +311,52 @@ def test_no_environment_password_shows_in_any_output_log_or_row(pg_server, bounc
         Capture(password, capture.texts).assert_clean()
 
 
+def test_a_rollout_keeps_every_environments_password_out_of_every_run_log_and_tag(pg_server, scripts, capsys, monkeypatch, tmp_path, logs, dbops_home) -> None:
+    """`dbops rollout` over environments with their own passwords, one unreachable: no password in any run's tags,
+    config, event log or compute logs, in the instance's storage, in the output or in the logs."""
+    for variable in [v for v in os.environ if v.startswith(("DBOPS_", "DAGSTER_HOME")) and v != "DBOPS_HOME"]:
+        monkeypatch.delenv(variable)
+    monkeypatch.chdir(tmp_path)
+    home = tmp_path / "dagster_home"
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    scripts(SCRIPTS)
+    passwords = {"wave0-a": "W0a!pw/#1 ;", "wave0-b": "W0b:pw%&2", "wave1-a": "W1a@pw =3", "wave1-gone": "W1g$pw+4"}
+    lines = []
+    for number, (name, password) in enumerate(passwords.items()):
+        url = "postgresql://postgres@127.0.0.1:1/gone?connect_timeout=3" if name.endswith("gone") else pg_server.url(pg_server.create_database("roll"))
+        lines += [f"[environments.{name}]", f'url = "{url}"', f"[dbops.environments.{name}]", f"wave = {number // 2}", ""]
+        monkeypatch.setenv(f"DBOPS_PASSWORD_{name.upper().replace('-', '_')}", password)
+    (tmp_path / "flyway.toml").write_text("\n".join(lines))
+    capture = Capture("")
+    handler = RecordEverything(capture)
+    logging.getLogger().addHandler(handler)
+    logs.append(handler)
+    for args in (("-v", "rollout", "--parallel", "2", "--commit", "c0ffee"), ("--json", "rollout", "--commit", "c0ffee")):
+        code = main(list(args))
+        out, err = capsys.readouterr()
+        capture.add(f"output of {args}", out + err)
+        assert code == 1 and "wave1-gone" in err, err
+    from dagster import DagsterInstance
+
+    with DagsterInstance.from_config(str(home)) as instance:
+        runs = instance.get_runs()
+        assert {r.tags["dbops/environment"] for r in runs} == set(passwords)
+        for run in runs:
+            capture.add(f"run {run.tags['dbops/environment']}", json.dumps({"tags": run.tags, "config": run.run_config}, default=str))
+            for record in instance.all_logs(run.run_id):
+                capture.add(f"event log of {run.tags['dbops/environment']}", repr(record))
+    from dbops.orchestration.home import embedded_storage_url
+
+    with psycopg.connect(embedded_storage_url()) as conn:
+        for (table,) in conn.execute("select table_name from information_schema.tables where table_schema = 'public'").fetchall():
+            capture.add(f"storage table {table}", repr(conn.execute(f'select * from "{table}"').fetchall()))
+    for path in home.rglob("*"):
+        if path.is_file():
+            capture.add(f"file {path.relative_to(home)}", path.read_bytes())
+    for password in passwords.values():
+        Capture(password, capture.texts).assert_clean()
+
+
 # --- SSL --------------------------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")

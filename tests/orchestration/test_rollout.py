@@ -1,0 +1,109 @@
+"""Rollouts: 50 local databases as environments in 3 waves, through `dbops rollout` and the Dagster instance.
+
+A wave-1 environment whose privilege is revoked and one that cannot be reached fail: wave 2 never starts,
+the other wave-1 environments end applied, the failures are named with their errors; after the fix a
+rerun runs only the environments that miss something, and wave 2 follows. Within a wave, the first
+failure stops new starts and leaves the rest untouched.
+"""
+from __future__ import annotations
+
+import json
+
+import pytest
+from dagster import AssetKey, DagsterInstance, RunsFilter
+
+from dbops.cli import main
+from dbops.orchestration.tags import TAG_COMMIT, TAG_ENVIRONMENT, TAG_ROLLOUT, TAG_WAVE
+from tests.orchestration.fleet_support import FLEET_SCRIPTS, applied_versions, grant_back, limited_url, make_fleet, write_flyway_toml
+
+pytestmark = pytest.mark.xdist_group("rollout")
+VERSIONS = ["1", "2", "3"]
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch, scripts, dbops_home):
+    """A project folder with the scripts, as the working directory, its own Dagster instance."""
+    scripts(FLEET_SCRIPTS)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+    for variable in ("DBOPS_URL", "DBOPS_PASSWORD", "DBOPS_LOCATIONS", "DBOPS_ENVIRONMENT", "DBOPS_FLYWAY_TOML", "DBOPS_ROLLOUT_PARALLEL"):
+        monkeypatch.delenv(variable, raising=False)
+    return tmp_path
+
+
+def rollout(capsys, *args: str) -> tuple[int, dict, str]:
+    code = main(["--json", "rollout", *args])
+    out, err = capsys.readouterr()
+    return code, json.loads(out), err
+
+
+def runs_by_environment(rollout_id: str) -> dict[str, list]:
+    found: dict[str, list] = {}
+    with DagsterInstance.get() as instance:
+        for run in instance.get_runs(RunsFilter(job_name="migrate", tags={TAG_ROLLOUT: rollout_id})):
+            found.setdefault(run.tags[TAG_ENVIRONMENT], []).append(run)
+    return found
+
+
+def test_fifty_environments_in_three_waves_stop_at_the_failed_wave_and_resume_after_the_fix(project, pg_server, capsys):
+    waves = [0] * 5 + [1] * 20 + [2] * 25
+    fleet = make_fleet(pg_server, waves)
+    wave1 = [e for e in fleet if e.wave == 1]
+    revoked, unreachable = wave1[-2], wave1[-1]  # started last in their wave: every other wave-1 environment starts
+    urls = {revoked.name: limited_url(pg_server, revoked), unreachable.name: "postgresql://postgres@127.0.0.1:1/nowhere?connect_timeout=2"}
+    write_flyway_toml(project / "flyway.toml", fleet, urls)
+
+    code, report, err = rollout(capsys, "--parallel", "4", "--commit", "c0ffee", "--author", "Ann")
+    assert code == 1, err
+    rows = {r["environment"]: r for r in report["environments"]}
+    assert report["stopped_at_wave"] == 1 and not report["done"]
+    assert {n for n, r in rows.items() if r["state"] == "failed"} == {revoked.name, unreachable.name}
+    assert "permission denied" in rows[revoked.name]["error"]
+    assert "127.0.0.1:1" in rows[unreachable.name]["error"] and "connect" in rows[unreachable.name]["error"]
+    assert f"{revoked.name}: failed" in err and f"{unreachable.name}: failed" in err
+    for env in fleet:
+        expected = [] if env.wave == 2 or env in (revoked, unreachable) else VERSIONS
+        assert applied_versions(env.url) == expected, env.name
+    assert all(rows[e.name]["state"] == "untouched" for e in fleet if e.wave == 2)
+    first = runs_by_environment("c0ffee")
+    assert set(first) == {e.name for e in fleet if e.wave < 2}
+    run = first[fleet[0].name][0]
+    assert run.tags[TAG_WAVE] == "0" and run.tags[TAG_COMMIT] == "c0ffee" and run.tags["dagster/partition"] == fleet[0].name
+
+    grant_back(revoked)
+    write_flyway_toml(project / "flyway.toml", fleet)
+    code, report, err = rollout(capsys, "--parallel", "4", "--commit", "c0ffee", "--author", "Ann")
+    assert code == 0, err
+    assert report["done"] and all(r["state"] == "succeeded" for r in report["environments"])
+    assert all(applied_versions(e.url) == VERSIONS for e in fleet)
+    again = runs_by_environment("c0ffee")
+    started_again = {n for n, runs in again.items() if len(runs) > 1}
+    assert started_again == {revoked.name, unreachable.name}, "only the failed environments run twice"
+    assert len(again) == 50 and sum(len(r) for r in again.values()) == 52
+    with DagsterInstance.get() as instance:
+        for name in ("v1__customers", "v3__orders_view"):
+            assert instance.get_materialized_partitions(AssetKey(["migrations", name])) == {e.name for e in fleet}
+
+
+def test_the_first_failure_of_a_wave_stops_new_starts_and_leaves_the_rest_untouched(project, pg_server, capsys):
+    fleet = make_fleet(pg_server, [0, 0, 0, 0, 0, 1])
+    broken = fleet[2]
+    write_flyway_toml(project / "flyway.toml", fleet, {broken.name: limited_url(pg_server, broken)})
+    code, report, err = rollout(capsys, "--parallel", "1")
+    assert code == 1, err
+    states = {r["environment"]: r["state"] for r in report["environments"]}
+    assert states == {fleet[0].name: "succeeded", fleet[1].name: "succeeded", broken.name: "failed",
+                      fleet[3].name: "untouched", fleet[4].name: "untouched", fleet[5].name: "untouched"}
+    assert [applied_versions(e.url) for e in fleet] == [VERSIONS, VERSIONS, [], [], [], []]
+    assert report["rollout"].startswith("scripts-")
+
+
+def test_a_selector_rolls_out_to_some_environments_and_a_plain_url_is_refused(project, pg_server, capsys):
+    fleet = make_fleet(pg_server, [0, 1, 1])
+    write_flyway_toml(project / "flyway.toml", fleet)
+    code, report, err = rollout(capsys, "-e", "wave=1", "--parallel", "2")
+    assert code == 0, err
+    assert sorted(r["environment"] for r in report["environments"]) == [fleet[1].name, fleet[2].name]
+    assert applied_versions(fleet[0].url) == [] and applied_versions(fleet[2].url) == VERSIONS
+    assert main(["--url", fleet[0].url, "rollout"]) == 2
+    assert "drop --url" in capsys.readouterr().err
