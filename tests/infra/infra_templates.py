@@ -66,3 +66,22 @@ def sub_text(node: Any) -> str:
 def as_list(value: Any) -> list[Any]:
     """A policy field that may hold one value or a list, as a list."""
     return value if isinstance(value, list) else [value]
+
+
+def drop_novalue(node: Any) -> Any:
+    """What CloudFormation deploys: properties and list items that are AWS::NoValue left out."""
+    novalue = {"Ref": "AWS::NoValue"}
+    if isinstance(node, dict):
+        return {k: drop_novalue(v) for k, v in node.items() if v != novalue}
+    if isinstance(node, list):
+        return [drop_novalue(v) for v in node if v != novalue]
+    return node
+
+
+def load_rendered(name: str, **conditions: bool) -> dict[str, Any]:
+    """A template as deployed when the named conditions hold the given values."""
+    return drop_novalue(choose(load_template(name), **conditions))
+
+
+# dagster.yaml with ConnectionMode=driver (its default).
+DAGSTER_DRIVER = {"IsDataApi": False, "IsDataApiWorkgroup": False}

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 import yaml
-from infra_templates import INFRA, load_template
+from infra_templates import DAGSTER_DRIVER, INFRA, load_rendered, load_template
 
 ECS_HOME = INFRA / "dagster_ecs"
 TASKS = ("WebserverTaskDefinition", "DaemonTaskDefinition",
@@ -21,7 +21,7 @@ IMPORT = "Fn::ImportValue"
 
 @pytest.fixture(scope="module")
 def resources() -> dict[str, Any]:
-    return load_template("dagster.yaml")["Resources"]
+    return load_rendered("dagster.yaml", **DAGSTER_DRIVER)["Resources"]
 
 
 def container(resources: dict[str, Any], task: str) -> dict[str, Any]:

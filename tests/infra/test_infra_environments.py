@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 import yaml
-from infra_templates import INFRA, load_template
+from infra_templates import DAGSTER_DRIVER, INFRA, load_rendered, load_template
 
 from dbops.orchestration.partitions import deployment_tags
 from dbops.orchestration.rollout import PARALLEL_VARIABLE
@@ -19,7 +19,7 @@ TASKS = ("WebserverTaskDefinition", "DaemonTaskDefinition", "CodeLocationTaskDef
 
 @pytest.fixture(scope="module")
 def resources() -> dict[str, Any]:
-    return load_template("dagster.yaml")["Resources"]
+    return load_rendered("dagster.yaml", **DAGSTER_DRIVER)["Resources"]
 
 
 def environment(resources: dict[str, Any], task: str) -> dict[str, Any]:
