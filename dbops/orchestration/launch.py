@@ -68,6 +68,13 @@ def settings_environment(settings: Settings, url: str | None) -> Iterator[None]:
     values = settings_variables(settings)
     if url:
         values["DBOPS_URL"] = url
+    with patched_environ(values):
+        yield
+
+
+@contextmanager
+def patched_environ(values: dict[str, str]) -> Iterator[None]:
+    """`values` set in os.environ for the block; what was there before (or its absence) restored afterwards."""
     saved = {name: os.environ.get(name) for name in values}
     os.environ.update(values)
     try:

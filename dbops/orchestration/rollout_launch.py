@@ -8,7 +8,6 @@ so the UI shows them alike and either one resumes the other's rollout.
 from __future__ import annotations
 
 import multiprocessing
-import os
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -25,7 +24,15 @@ from dbops.errors import ConfigError
 from dbops.orchestration.apply import hold_storage_connection
 from dbops.orchestration.build import MIGRATE_JOB, migrate_definitions
 from dbops.orchestration.home import dagster_home
-from dbops.orchestration.launch import failure_of, launched_migrate_job, open_instance, quiet_dagster, run_tags, use_definitions
+from dbops.orchestration.launch import (
+    failure_of,
+    launched_migrate_job,
+    open_instance,
+    patched_environ,
+    quiet_dagster,
+    run_tags,
+    use_definitions,
+)
 from dbops.orchestration.project import MigrationProject
 from dbops.orchestration.reconcile import RECORDED_LATE, fail_abandoned_runs, process_tags
 from dbops.orchestration.resource import DbopsResource
@@ -115,16 +122,8 @@ def flag_environment(flags: Mapping[str, Any]) -> Iterator[dict[str, str]]:
     variables the workers' definitions read; set here too, restored afterwards."""
     values = {variable: str(flags[flag]) for flag, variable in FLAG_VARIABLES.items() if flags.get(flag)}
     values.update({placeholder_variable(k): v for k, v in parse_placeholders(flags.get("placeholder") or []).items()})
-    saved = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
-    try:
+    with patched_environ(values):
         yield values
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 def launch_rollout(
