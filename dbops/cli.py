@@ -425,6 +425,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         console.error("interrupted", 130)
         return 130
+    except BrokenPipeError:  # `dbops info | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit's flush does not fail again
+        return 141  # as a process ended by SIGPIPE
 
 
 if __name__ == "__main__":

@@ -237,3 +237,17 @@ def test_readme_lists_the_keys_info_json_prints(pg_url, scripts, run) -> None:
     document = json.loads(out)
     assert code == 0 and list(document) == ["migrations", *top_keys]
     assert list(document["migrations"][0]) == record_keys
+
+
+def test_output_piped_into_a_reader_that_stops_early_ends_without_a_traceback(tmp_path, pg_url) -> None:
+    folder = tmp_path / "sql"
+    folder.mkdir()
+    for n in range(1, 3001):  # far more lines than a pipe holds: dbops is still writing when the reader goes
+        (folder / f"V{n}__step_{n}.sql").write_text(f"create table t{n} (id int);\n")
+    process = subprocess.Popen([sys.executable, "-m", "dbops.cli", "--url", pg_url, "--locations", str(folder), "info"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path)
+    assert process.stdout.readline()
+    process.stdout.close()
+    stderr = process.stderr.read().decode()
+    assert process.wait(60) == 141, stderr
+    assert "Traceback" not in stderr and "BrokenPipeError" not in stderr, stderr
