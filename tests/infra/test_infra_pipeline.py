@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 import yaml
-from infra_templates import IAM_TYPES, INFRA, as_list, choose, load_template, template_paths
+from infra_templates import IAM_TYPES, INFRA, as_list, choose, drop_novalue, load_template, template_paths
 
 # IAM evaluates these against "*" whatever the policy says (no resource-level
 # permissions); they are read-only. Nothing else may use Resource "*".
@@ -125,16 +125,6 @@ def single(resources: dict[str, Any], type_: str) -> dict[str, Any]:
 def build_project(resources: dict[str, Any], data_api: bool = False) -> dict[str, Any]:
     """The migration project as ConnectionMode renders it (driver unless `data_api`)."""
     return drop_novalue(choose(resources["BuildProject"]["Properties"], IsDataApi=data_api))
-
-
-def drop_novalue(node: Any) -> Any:
-    """What CloudFormation deploys: properties and list items that are AWS::NoValue left out."""
-    novalue = {"Ref": "AWS::NoValue"}
-    if isinstance(node, dict):
-        return {k: drop_novalue(v) for k, v in node.items() if v != novalue}
-    if isinstance(node, list):
-        return [drop_novalue(v) for v in node if v != novalue]
-    return node
 
 
 # ------------------------------------------------------------------ IAM
