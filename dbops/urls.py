@@ -4,6 +4,8 @@ from __future__ import annotations
 import re
 from urllib.parse import parse_qsl, urlsplit
 
+from dbops.errors import ConfigError
+
 SECRET_PARAMS = {"password", "secret", "token", "sessiontoken", "session_token", "secret_access_key", "access_key_secret"}
 _USERINFO_PASSWORD = re.compile(r"(?P<head>^[a-zA-Z][a-zA-Z0-9+.-]*://[^/@:]*:)(?P<pw>[^/@]*)(?P<at>@)")
 # A URL inside a message (an error, a log line): its user info ends at white space or a quote.
@@ -30,6 +32,19 @@ def redact(url: str) -> str:
 def query_params(url: str) -> dict[str, str]:
     """Query parameters of a URL, last one wins, keys lower-cased."""
     return {k.lower(): v for k, v in parse_qsl(urlsplit(url).query, keep_blank_values=True)}
+
+
+_TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off", "")
+
+
+def flag_param(params: dict[str, str], name: str, url: str) -> bool:
+    """A true/false URL parameter (true, 1, yes, on / false, 0, no, off, absent); anything else is bad input."""
+    value = params.get(name, "").lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ConfigError(f"{name}={params[name]} is not true or false, in {redact(url)}")
 
 
 def scheme_of(url: str) -> str:

@@ -10,7 +10,7 @@ import redshift_connector
 from dbops.errors import ConfigError, ConnectError
 from dbops.targets.base import ConnectionLost, Dialect, Session, SqlError, Target, TargetInfo, application_name
 from dbops.targets.redshift_auth import AuthOptions, ClientFactory, Credentials, default_client_factory, resolve
-from dbops.urls import query_params, redact
+from dbops.urls import flag_param, query_params, redact
 
 DEFAULT_PORT = 5439
 SSL_MODES = ("verify-ca", "verify-full", "disable")
@@ -18,7 +18,6 @@ PARAMS = (
     "sslmode", "lock", "secret_arn", "iam", "cluster_identifier", "workgroup", "region",
     "auto_create", "db_groups", "connect_timeout", "application_name",
 )
-_TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off", "")
 
 
 def _fields(exc: BaseException) -> dict[str, str]:
@@ -122,15 +121,6 @@ class RedshiftSession(Session):
 
 
 
-def _flag(params: dict[str, str], name: str) -> bool:
-    value = params.get(name, "").lower()
-    if value in _TRUE:
-        return True
-    if value in _FALSE:
-        return False
-    raise ConfigError(f"redshift URL: {name}={params[name]} is not true or false")
-
-
 class RedshiftTarget(Target):
     """`redshift://[user[:password]@]host[:5439]/db[?sslmode=…&secret_arn=…&iam=true&…]`; SSL on by default.
 
@@ -183,11 +173,11 @@ class RedshiftTarget(Target):
             password=unquote(parts.password) if parts.password is not None else None,
             database=self._database,
             secret_arn=params.get("secret_arn") or None,
-            iam=_flag(params, "iam"),
+            iam=flag_param(params, "iam", url),
             cluster_identifier=params.get("cluster_identifier") or None,
             workgroup=params.get("workgroup") or None,
             region=params.get("region") or None,
-            auto_create=_flag(params, "auto_create"),
+            auto_create=flag_param(params, "auto_create", url),
             db_groups=tuple(g for g in params.get("db_groups", "").split(",") if g),
         )
         self.auth.check()

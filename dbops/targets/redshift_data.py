@@ -34,7 +34,7 @@ from dbops.targets.base import (
     Verify,
 )
 from dbops.targets.literals import bind
-from dbops.urls import query_params, redact
+from dbops.urls import flag_param, query_params, redact
 
 PARAMS = ("region", "secret_arn", "serverless", "endpoint_url", "lease_seconds", "session_keepalive", "application_name")
 # The service's limits (Amazon Redshift Management Guide, "Considerations when calling the Data API", and the
@@ -47,7 +47,6 @@ RETRIED = ("ThrottlingException", "ActiveStatementsExceededException", "ActiveSe
 RETRY_FIRST, RETRY_MAX, RETRY_SECONDS = 0.2, 5.0, 60.0
 POLL_FIRST, POLL_FACTOR, POLL_MAX = 0.005, 1.5, 1.0
 TIMEOUT_SQLSTATE = "57014"
-_TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off", "")
 _SET_TIMEOUT = re.compile(r"\s*set\s+(?:session\s+)?statement_timeout\s*(?:to|=)\s*'?(\d+)'?\s*;?\s*$", re.I)
 _SET = re.compile(r"\s*set\s+(?!local\b|transaction\b)", re.I)
 _SESSION_GONE = re.compile(r"session", re.I)
@@ -505,15 +504,6 @@ def _value(field: dict[str, Any], column: dict[str, Any]) -> Any:
     return text
 
 
-def _flag(params: dict[str, str], name: str, url: str) -> bool:
-    value = params.get(name, "").lower()
-    if value in _TRUE:
-        return True
-    if value in _FALSE:
-        return False
-    raise ConfigError(f"{name}={params[name]} in {redact(url)} is not true or false")
-
-
 def _number(params: dict[str, str], name: str, default: float, url: str) -> float:
     try:
         value = float(params.get(name) or default)
@@ -559,7 +549,7 @@ class DataApiTarget(Target):
                 f"redshift-data URL {redact(url)} needs a cluster (or workgroup) and a database: "
                 "redshift-data://my-cluster/dev or redshift-data://my-workgroup/dev?serverless=true"
             )
-        self.serverless = _flag(params, "serverless", url)
+        self.serverless = flag_param(params, "serverless", url)
         self.db_user = unquote(parts.username or "") or None
         self.secret_arn = params.get("secret_arn") or None
         if self.serverless and self.db_user:
