@@ -170,28 +170,31 @@ def load_file(path: str | os.PathLike[str] | None = None, environ: Mapping[str, 
 
 
 class _Lines:
-    """Finds the line of a key in the TOML text, for messages."""
+    """Finds the line of a key in the TOML text, for messages: the text is indexed once, each lookup is a dict's."""
 
     def __init__(self, path: str, text: str) -> None:
         self.path = path
-        self.lines = re.split(r"\r\n|\r|\n", text)
+        self.headers: dict[str, int] = {}
+        self.keys: dict[tuple[str, str], int] = {}
+        header = ""
+        for number, raw in enumerate(re.split(r"\r\n|\r|\n", text), start=1):
+            line = re.sub(r"[\s\"']", "", raw.split("#", 1)[0])
+            if line.startswith("[") and not line.startswith("[["):
+                header = line.strip("[]")
+                self.headers.setdefault(header, number)
+            elif "=" in line:
+                self.keys.setdefault((header, line.split("=", 1)[0]), number)
 
     def at(self, table: str, key: str) -> str:
         """`path:line` of `key` in `[table]` (also written dotted, `a.key =` under `[table-minus-a]`), else of the
         table's header, else `path`."""
-        header, table_line = "", None
-        for number, raw in enumerate(self.lines, start=1):
-            line = re.sub(r"[\s\"']", "", raw.split("#", 1)[0])
-            if line.startswith("[") and not line.startswith("[["):
-                header = line.strip("[]")
-                table_line = table_line or (number if header == table else None)
-                continue
-            relative = table if not header else table.removeprefix(f"{header}.") if table.startswith(f"{header}.") else None
-            if header == table and line.startswith(f"{key}="):
-                return f"{self.path}:{number}"
-            if relative is not None and header != table and line.startswith(f"{relative}.{key}="):
-                return f"{self.path}:{number}"
-        return f"{self.path}:{table_line}" if table_line else self.path
+        parts = table.split(".") if table else []
+        found = [self.keys.get((table, key))]
+        found += [self.keys.get((".".join(parts[:i]), ".".join([*parts[i:], key]))) for i in range(len(parts))]
+        numbers = [n for n in found if n is not None]
+        if numbers:
+            return f"{self.path}:{min(numbers)}"
+        return f"{self.path}:{self.headers[table]}" if table in self.headers else self.path
 
 
 def _parse(document: dict[str, Any], lines: _Lines) -> EnvironmentsFile:
