@@ -37,7 +37,7 @@ from dbops.orchestration.migration_checks import keys_of, rechecked_results, res
 from dbops.orchestration.reconcile import late_materializations, unrecorded
 from dbops.orchestration.tags import TAG_SOURCE, commit_from_tags
 from dbops.orchestration.translator import MigrationTranslator
-from dbops.orchestration.warehouse import ScriptLineage, table_observations
+from dbops.orchestration.warehouse import ScriptLineage, new_observations, table_observations
 from dbops.scripts.migrations import Migration
 from dbops.scripts.sources import CommitInfo
 from dbops.targets.base import SqlError
@@ -88,7 +88,8 @@ def apply_pending(
     lineage: ScriptLineage | None = None,
 ) -> Iterator[AssetMaterialization | AssetObservation | AssetCheckResult]:
     """Apply the selected pending scripts (plus scripts the code location has not loaded) in order, then
-    observe the tables and views the applied ones touched (also when a later script failed).
+    observe the tables and views the applied ones touched where they differ from their latest observation
+    (also when a later script failed).
 
     Each applied script's checks are reported after its materialization; selected checks of scripts this run
     did not apply are run again on the database (a run that selects only checks applies nothing)."""
@@ -129,7 +130,7 @@ def apply_pending(
         yield from rechecked_results(engine, translator, wanted - checked)
         if applied or not has_snapshot:
             shapes = _record_schema(context, engine)
-            yield from table_observations(translator, lineage, applied, shapes)
+            yield from new_observations(context.instance, table_observations(translator, lineage, applied, shapes))
     except DbopsError as exc:
         if isinstance(exc, ChecksRejected):
             yield from _rejected_results(exc, engine, translator, wanted)
@@ -223,4 +224,4 @@ def _observe_after_failure(
     except (DbopsError, SqlError) as exc:
         context.log.warning(f"the tables the {len(applied)} applied script(s) touched are not observed: {redact(str(exc))}")
         return []
-    return table_observations(translator, lineage, applied, shapes)
+    return new_observations(context.instance, table_observations(translator, lineage, applied, shapes))

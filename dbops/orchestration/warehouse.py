@@ -1,13 +1,15 @@
 """The warehouse/<schema>/<table> assets after a migrate: one observation per table or view the applied
 scripts touched, with its live columns (Dagster's column schema, which the UI draws as a table), its
 kind and the script that last changed it. The columns come from drift.live_catalog, the catalog read
-the schema snapshot already takes.
+the schema snapshot already takes. An observation that would repeat the asset's latest one (the same
+columns, status, kind and script: the next environment of a fleet, migrated to the same shape) is not
+recorded again.
 """
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from dagster import AssetKey, AssetObservation, MetadataValue, TableColumn, TableColumnConstraints, TableSchema
+from dagster import AssetKey, AssetObservation, DagsterInstance, MetadataValue, TableColumn, TableColumnConstraints, TableSchema
 
 from dbops.orchestration.drift import ObjectShape
 from dbops.orchestration.lineage import DROPPED, TableRef, Touch, dialect_for, script_facts
@@ -100,3 +102,23 @@ def table_observations(
         table_observation(translator.get_table_key(table), table, migration, touch, shapes.get(str(table)))
         for table, (migration, touch) in last_touches(applied, lineage).items()
     ]
+
+
+def new_observations(instance: DagsterInstance, observations: list[AssetObservation]) -> list[AssetObservation]:
+    """The observations that say something their assets' latest observations do not."""
+    return [o for o in observations if _seen(o) != _seen(_latest(instance, o.asset_key))]
+
+
+def _latest(instance: DagsterInstance, key: AssetKey) -> AssetObservation | None:
+    records = instance.fetch_observations(key, limit=1).records
+    return records[0].asset_observation if records else None
+
+
+def _seen(observation: AssetObservation | None) -> tuple | None:
+    """What an observation says, comparable across a storage round trip."""
+    if observation is None:
+        return None
+    values = {k: getattr(v, "value", v) for k, v in observation.metadata.items()}
+    schema = values.get(COLUMN_SCHEMA)
+    columns = tuple((c.name, c.type, c.constraints.nullable) for c in schema.columns) if isinstance(schema, TableSchema) else None
+    return (columns, *(values.get(k) for k in (TABLE_NAME, "object", "status", "script", "action")))

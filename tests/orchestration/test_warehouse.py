@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import psycopg
 from dagster import AssetKey, DagsterEventType, DagsterInstance
 
 from tests.orchestration.support import definitions
@@ -75,6 +76,23 @@ def test_a_run_with_nothing_pending_observes_nothing(instance, scripts, pg_url):
     assert migrate(folder, pg_url, instance).success
     again = migrate(folder, pg_url, instance)
     assert again.success and observed_keys(again) == []
+
+
+def test_a_second_database_migrated_to_the_same_shape_adds_no_observation(instance, scripts, pg_server):
+    folder = scripts(SCRIPTS)
+    first = migrate(folder, pg_server.url(pg_server.create_database()), instance)
+    assert first.success and len(observed_keys(first)) == 3
+    second_url = pg_server.url(pg_server.create_database())
+    second = migrate(folder, second_url, instance)
+    assert second.success and observed_keys(second) == []
+    assert latest(instance, table("sales", "orders"))[0] == first.run_id
+
+    with psycopg.connect(second_url, autocommit=True) as conn:  # this database's orders differs from the first's
+        conn.execute("alter table sales.orders add column region text")
+    scripts(V3)
+    third = migrate(folder, second_url, instance)
+    assert observed_keys(third) == [table("public", "staging"), table("sales", "orders")]
+    assert [name for name, _, _ in columns(latest(instance, table("sales", "orders"))[1])][-2:] == ["region", "placed_at"]
 
 
 def test_tables_of_the_scripts_applied_before_a_failure_are_observed(instance, scripts, pg_url):
