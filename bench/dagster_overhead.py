@@ -27,6 +27,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import yaml
+
 from bench.generate import generate, migration_sql
 from dbops.targets.embedded import EmbeddedDatabase
 from tests.pg import PgServer, start_server
@@ -81,7 +83,15 @@ def python(code: str, env: dict[str, str]) -> dict | list:
 
 
 STOCK_SQLITE = "telemetry:\n  enabled: false\nnux:\n  enabled: false\n"
-POSTGRES = STOCK_SQLITE + "storage:\n  postgres:\n    postgres_url: {url}\n"
+CODEBUILD_INSTANCE = Path(__file__).resolve().parents[1] / "infra" / "dagster_home" / "dagster.yaml"
+
+
+def codebuild_compute_logs() -> str:
+    """The compute_logs block of CodeBuild's instance (infra/dagster_home/dagster.yaml), for a bench instance set up alike."""
+    return yaml.safe_dump({"compute_logs": yaml.safe_load(CODEBUILD_INSTANCE.read_text())["compute_logs"]})
+
+
+POSTGRES = STOCK_SQLITE + "storage:\n  postgres:\n    postgres_url: {url}\n" + codebuild_compute_logs()
 
 
 def instance_home(server: PgServer, home: Path, storage: str) -> Path:

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import psycopg
 
+from bench.dagster_overhead import codebuild_compute_logs
 from bench.generate import generate
 from tests.pg import PgServer, start_server
 
@@ -76,11 +77,12 @@ def fleet_dagster(parallel: int) -> Callable[[Fleet], None]:
 
 
 def dagster_instance(fleet: Fleet) -> None:
-    """A DAGSTER_HOME on dagster-postgres on the bench server (what deployments use), created before the clock starts."""
+    """A DAGSTER_HOME on dagster-postgres on the bench server, configured as CodeBuild's (infra/dagster_home/dagster.yaml:
+    no compute-log capture), created before the clock starts."""
     home = fleet.root / "dagster_home"
     home.mkdir()
     storage = fleet.server.url(fleet.server.create_database("storage"))
-    (home / "dagster.yaml").write_text(f"telemetry:\n  enabled: false\nstorage:\n  postgres:\n    postgres_url: {storage}\n")
+    (home / "dagster.yaml").write_text(f"telemetry:\n  enabled: false\nstorage:\n  postgres:\n    postgres_url: {storage}\n{codebuild_compute_logs()}")
     fleet.env["DAGSTER_HOME"] = str(home)
     probe = "from dagster import DagsterInstance\nwith DagsterInstance.get() as i: i.get_runs(limit=1)"
     subprocess.run([sys.executable, "-c", probe], check=True, env=fleet.env, cwd=fleet.root)  # creates the storage tables
