@@ -199,12 +199,13 @@ def report_run(console: Console, events: list[Any], engine: Engine, run_id: str,
 
 
 @contextmanager
-def open_instance(home: Path) -> Iterator[DagsterInstance]:
-    """The instance at `home`, holding its storage connections, probed once; a storage that cannot be used is
-    StorageUnavailable."""
+def open_instance(home: Path, hold: bool = True) -> Iterator[DagsterInstance]:
+    """The instance at `home`, probed once, holding its storage connections (with `hold`; else the caller holds
+    them later, see hold_storage_connection); a storage that cannot be used is StorageUnavailable."""
     try:
         instance = DagsterInstance.get()
-        hold_storage_connection(instance)
+        if hold:
+            hold_storage_connection(instance)
         instance.get_runs(limit=1)
     except (DagsterInvalidConfigError, DagsterInvariantViolationError) as exc:
         raise ConfigError(f"{home / 'dagster.yaml'}: {_first_line(exc)}; fix the instance configuration") from None

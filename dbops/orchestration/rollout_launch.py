@@ -149,7 +149,10 @@ def launch_rollout(
     with quiet_dagster(console.verbose), flag_environment(flags or {}):
         home = dagster_home()
         load_definitions()
-        with worker_pool(min(parallel, len(selected)), console.verbose) as pool, open_instance(home) as instance:
+        # The instance first, without a held connection: the storage modules are imported once, before the
+        # workers fork, and the probe's connection is closed again (a forked worker must not share one).
+        with open_instance(home, hold=False) as instance, worker_pool(min(parallel, len(selected)), console.verbose) as pool:
+            hold_storage_connection(instance)
             for run_id in fail_abandoned_runs(instance, MIGRATE_JOB):
                 console.log(f"Dagster run {run_id} was left STARTED by a dbops process that is gone: marked failed")
             state = {n: r for n, r in rollout_runs(instance, rollout.id, MIGRATE_JOB).items() if n in selected}
