@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import re
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import SplitResult, parse_qsl, urlsplit
 
 from dbops.errors import ConfigError
 
@@ -32,6 +32,20 @@ def redact(url: str) -> str:
 def query_params(url: str) -> dict[str, str]:
     """Query parameters of a URL, last one wins, keys lower-cased."""
     return {k.lower(): v for k, v in parse_qsl(urlsplit(url).query, keep_blank_values=True)}
+
+
+def split_url(url: str, kind: str, known: tuple[str, ...] | list[str]) -> tuple[SplitResult, int | None, dict[str, str]]:
+    """A `kind` URL's parts, port and query parameters; a malformed URL or a parameter not in `known` is bad input."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise ConfigError(f"invalid database URL {redact(url)}: {exc}") from None
+    params = query_params(url)
+    unknown = sorted(set(params) - set(known))
+    if unknown:
+        raise ConfigError(f"{kind} URL {redact(url)}: unknown parameter(s) {', '.join(unknown)}; known: {', '.join(known)}")
+    return parts, port, params
 
 
 _TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off", "")

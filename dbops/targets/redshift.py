@@ -3,14 +3,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote
 
 import redshift_connector
 
 from dbops.errors import ConfigError, ConnectError
 from dbops.targets.base import ConnectionLost, Dialect, Session, SqlError, Target, TargetInfo, application_name
 from dbops.targets.redshift_auth import AuthOptions, ClientFactory, Credentials, default_client_factory, resolve
-from dbops.urls import flag_param, query_params, redact
+from dbops.urls import flag_param, redact, split_url
 
 DEFAULT_PORT = 5439
 SSL_MODES = ("verify-ca", "verify-full", "disable")
@@ -140,17 +140,9 @@ class RedshiftTarget(Target):
         self.url = url
         self._client_factory = client_factory
         self._credentials: Credentials | None = None
-        try:
-            parts = urlsplit(url)
-            port = parts.port or DEFAULT_PORT
-        except ValueError as exc:
-            raise ConfigError(f"invalid database URL {redact(url)}: {exc}") from None
-        params = query_params(url)
-        unknown = sorted(set(params) - set(PARAMS))
-        if unknown:
-            raise ConfigError(f"redshift URL {redact(url)}: unknown parameter(s) {', '.join(unknown)}; known: {', '.join(PARAMS)}")
+        parts, port, params = split_url(url, "redshift", PARAMS)
         self.host = parts.hostname or ""
-        self.port = port
+        self.port = port or DEFAULT_PORT
         self._database = unquote(parts.path.lstrip("/"))
         if not self.host or not self._database:
             raise ConfigError(f"redshift URL {redact(url)} needs a host and a database: redshift://user@host:5439/dev")

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote
 
 from dbops.errors import ConfigError, ConnectError
 from dbops.targets.base import (
@@ -34,7 +34,7 @@ from dbops.targets.base import (
     Verify,
 )
 from dbops.targets.literals import bind
-from dbops.urls import flag_param, query_params, redact
+from dbops.urls import flag_param, redact, split_url
 
 PARAMS = ("region", "secret_arn", "serverless", "endpoint_url", "lease_seconds", "session_keepalive", "application_name")
 # The service's limits (Amazon Redshift Management Guide, "Considerations when calling the Data API", and the
@@ -528,15 +528,7 @@ class DataApiTarget(Target):
     def __init__(self, url: str, client_factory: ClientFactory = default_client) -> None:
         self.url = url
         self._client_factory = client_factory
-        try:
-            parts = urlsplit(url)
-            port = parts.port
-        except ValueError as exc:
-            raise ConfigError(f"invalid database URL {redact(url)}: {exc}") from None
-        params = query_params(url)
-        unknown = sorted(set(params) - set(PARAMS))
-        if unknown:
-            raise ConfigError(f"redshift-data URL {redact(url)}: unknown parameter(s) {', '.join(unknown)}; known: {', '.join(PARAMS)}")
+        parts, port, params = split_url(url, "redshift-data", PARAMS)
         if parts.password is not None or port is not None:
             raise ConfigError(
                 f"redshift-data URL {redact(url)}: the Data API takes no password and no port; "
