@@ -61,6 +61,11 @@ def flag_param(params: dict[str, str], name: str, url: str) -> bool:
     raise ConfigError(f"{name}={params[name]} is not true or false, in {redact(url)}")
 
 
+_SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://")
+
+
 def scheme_of(url: str) -> str:
-    """The URL's scheme, lower-cased ('' when there is none)."""
-    return urlsplit(url).scheme.lower() if "://" in url else ""
+    """The URL's scheme, lower-cased ('' when there is none); read without parsing the rest, which the target
+    for that scheme checks (and refuses with a message when malformed)."""
+    match = _SCHEME.match(url)
+    return match[1].lower() if match else ""

@@ -22,3 +22,14 @@ from dbops.urls import redact
 )
 def test_passwords_are_replaced_in_urls_and_in_messages(text, expected):
     assert redact(text) == expected
+
+
+@pytest.mark.parametrize("scheme", ["postgresql", "redshift", "redshift-data"])
+def test_a_malformed_host_is_bad_input_naming_the_url_for_every_driver(scheme: str) -> None:
+    from dbops.errors import ConfigError
+    from dbops.targets import open_target
+
+    with pytest.raises(ConfigError, match=r"invalid database URL .*://alice:\*\*\*@\[bad") as raised:
+        open_target(f"{scheme}://alice:s3cret@[bad/dev")
+    assert raised.value.exit_code == 2
+    assert "s3cret" not in str(raised.value)

@@ -384,10 +384,10 @@ class PostgresTarget(Target):
 
     def __init__(self, url: str) -> None:
         self.url = url
-        url_for_libpq, own = _take_dbops_params(url)
         try:
+            url_for_libpq, own = _take_dbops_params(url)
             params = conninfo_to_dict(url_for_libpq)
-        except psycopg.ProgrammingError as exc:
+        except (psycopg.ProgrammingError, ValueError) as exc:  # ValueError: urlsplit's, e.g. an unclosed [ in the host
             raise ConfigError(f"invalid database URL {redact(url)}: {exc}") from None
         check_params(params, url)
         self.lock_kind = str(own.get("lock") or params.pop("lock", "advisory"))
