@@ -3,7 +3,8 @@
 Usage: uv run python -m bench.engine [--n 1000] [--repeat 1]
 Prints a table: psql in one session and one transaction (the floor), dbmate (the npm package, installed into a
 temporary folder for the run; its column says "missing" when npm cannot install it), dbops, ratios to the
-floor, and the time of a no-op rerun of dbmate and dbops. fsync on, each on a new database; dbops runs with its
+floor, and the time of a no-op rerun of dbmate and dbops next to the floor of any Python tool's no-op (the
+interpreter, `import psycopg`, one connection and one query: "python floor"). fsync on, each on a new database; dbops runs with its
 bytecode compiled, as an installed package does. A second table (bench/drivers.py) compares dbops's drivers:
 psycopg, redshift_connector through pgbouncer, and the Data API target on the local endpoint.
 """
@@ -38,6 +39,9 @@ def installed_python(root: Path) -> dict[str, str]:
     package = Path(__file__).resolve().parent.parent / "dbops"
     subprocess.run([sys.executable, "-m", "compileall", "-q", str(package)], env=env, check=True, stdout=subprocess.DEVNULL)
     return env
+
+
+PYTHON_FLOOR = "import os, psycopg\nwith psycopg.connect(os.environ['DBOPS_URL']) as conn:\n    conn.execute('select 1')"
 
 
 def install_dbmate(folder: Path) -> str | None:
@@ -83,7 +87,7 @@ def main() -> None:
         script.write_text("".join(f"\\i {p}\n" for p in paths))
         dbmate = install_dbmate(root / "npm")
         mate_folder = dbmate_folder(paths, root / "dbmate")
-        psql_times, dbops_times, noop_times, mate_times, mate_noop = [], [], [], [], []
+        psql_times, dbops_times, noop_times, mate_times, mate_noop, floor_times = [], [], [], [], [], []
         for _ in range(args.repeat):
             db = server.create_database("psql")
             psql_times.append(timed([psql, "-X", "-q", "-1", "-v", "ON_ERROR_STOP=1", "-h", server.socket_dir, "-U", "postgres", "-d", db, "-f", str(script)]))
@@ -98,12 +102,13 @@ def main() -> None:
             cli = [sys.executable, "-m", "dbops.cli", "migrate", "--direct"]
             dbops_times.append(timed(cli, env))
             noop_times.append(timed(cli, env))
+            floor_times.append(timed([sys.executable, "-c", PYTHON_FLOOR], env))
         p, d, z = min(psql_times), min(dbops_times), min(noop_times)
         m = f"{min(mate_times):>11.2f}" if mate_times else f"{'missing':>11}"
         mr = f"{min(mate_times) / p:>8.2f}" if mate_times else f"{'':>8}"
         mz = f"{min(mate_noop):>15.2f}" if mate_noop else f"{'missing':>15}"
-        print(f"{'migrations':>12} {'psql -1 (s)':>12} {'dbmate (s)':>11} {'x psql':>8} {'dbops (s)':>10} {'x psql':>7} {'dbmate no-op':>15} {'dbops no-op':>12}")
-        print(f"{args.n:>12} {p:>12.2f} {m} {mr} {d:>10.2f} {d / p:>7.2f} {mz} {z:>12.2f}")
+        print(f"{'migrations':>12} {'psql -1 (s)':>12} {'dbmate (s)':>11} {'x psql':>8} {'dbops (s)':>10} {'x psql':>7} {'dbmate no-op':>15} {'dbops no-op':>12} {'python floor':>13}")
+        print(f"{args.n:>12} {p:>12.2f} {m} {mr} {d:>10.2f} {d / p:>7.2f} {mz} {z:>12.2f} {min(floor_times):>13.2f}")
         if not mate_times:
             print("dbmate column missing: `npm install dbmate` did not work here (no npm or no registry)")
         print("goal: dbops within 1.3x psql in one transaction and faster than dbmate; no-op no slower than dbmate's "
