@@ -79,7 +79,7 @@ def test_ecs_instance_config_is_valid_dagster_config(
         result = process_config(resolve_to_config_type(cls.config_type()), yaml.safe_load(data.config_yaml))
         assert result.success, (data.class_name, result.errors)
         classes[data.class_name] = result.value
-    assert set(classes) == {"DagsterPostgresStorage", "QueuedRunCoordinator",
+    assert set(classes) == {"DagsterPostgresStorage", "EnvironmentRunCoordinator",
                             "EcsRunLauncher", "S3ComputeLogManager"}
     launcher = classes["EcsRunLauncher"]
     assert launcher["secrets_tag"] is None  # no ListSecrets: the task definition has them
