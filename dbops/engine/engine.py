@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import cached_property
 
 from dbops.config import Settings
@@ -203,24 +204,20 @@ class Engine:
         on_event: Event | None = None,
     ) -> Iterator[ScriptResult]:
         """Apply pending scripts in order, yielding each result as it finishes; stop at the first failure."""
-        run = run or RunInfo()
+        with self.migration(on_event) as locked:
+            yield from locked.apply(run, select)
+
+    @contextmanager
+    def migration(self, on_event: Event | None = None) -> Iterator[LockedRun]:
+        """The run lock, the working session and the validated plan read under the lock: what `migrate` applies
+        from, for a caller that also reads or writes on that session before and after applying (the Dagster step)."""
         self.catalog
         with self.locked(on_event) as (session, history):
             self.dialect = session.dialect
             plan = self._plan(history)
             session.rollback()
             self.validate(plan)
-            todo = self.check_selection(plan.pending(), select)
-            if not session.supports_batches:  # a batching driver sends scripts as written: no parsing ahead
-                split_ahead(todo)
-            self.refuse_mixed(todo, session.dialect)
-            session.check_scripts([e.migration for e in todo])
-            if not todo:
-                return
-            applier = Applier(self.apply_context(), session, history, run)
-            applier.callbacks("beforeMigrate")
-            yield from applier.apply_all([e.migration for e in todo if e.migration is not None])
-            applier.callbacks("afterMigrate")
+            yield LockedRun(self, session, history, plan)
 
     def dry_run(self, select: set[str] | None = None) -> list[PlanEntry]:
         """The entries migrate would apply, without taking the lock or changing anything."""
@@ -295,3 +292,29 @@ class Engine:
                     raise ConfigError(f"no undo script U{version}__….sql for version {version} ({entry.path}); write one to undo it")
                 results.append(applier.apply(script))
         return results
+
+
+@dataclass
+class LockedRun:
+    """A migrate under the run lock: its working session, history and plan; `apply` applies from the plan."""
+
+    engine: Engine
+    session: Session
+    history: History
+    plan: Plan
+
+    def apply(self, run: RunInfo | None = None, select: set[str] | None = None) -> Iterator[ScriptResult]:
+        """Apply the pending scripts (those in `select` when given) in order, yielding each result as it finishes;
+        stop at the first failure."""
+        engine, session = self.engine, self.session
+        todo = engine.check_selection(self.plan.pending(), select)
+        if not session.supports_batches:  # a batching driver sends scripts as written: no parsing ahead
+            split_ahead(todo)
+        engine.refuse_mixed(todo, session.dialect)
+        session.check_scripts([e.migration for e in todo])
+        if not todo:
+            return
+        applier = Applier(engine.apply_context(), session, self.history, run or RunInfo())
+        applier.callbacks("beforeMigrate")
+        yield from applier.apply_all([e.migration for e in todo if e.migration is not None])
+        applier.callbacks("afterMigrate")

@@ -40,7 +40,7 @@ from dbops.orchestration.translator import MigrationTranslator
 from dbops.orchestration.warehouse import ScriptLineage, new_observations, table_observations
 from dbops.scripts.migrations import Migration
 from dbops.scripts.sources import CommitInfo
-from dbops.targets.base import SqlError
+from dbops.targets.base import Session, SqlError
 from dbops.urls import redact
 
 EXIT_CODE = "exit_code"
@@ -103,33 +103,35 @@ def apply_pending(
         if not context.selected_asset_keys:
             yield from rechecked_results(engine, translator, wanted)
             return
-        plan = engine.plan()
-        late = unrecorded(engine, plan, translator.get_asset_key, context.instance, partition)
-        if late:
-            context.log.warning(
-                f"{len(late)} applied script(s) had no materialization (a killed run, a storage outage, --direct or "
-                f"Flyway): recording them late, first {late[0].path}"
-            )
-            yield from late_materializations(late, engine.target.redacted_url, partition)
-        select = _selection(context, plan, translator, known)
-        has_snapshot = _drift_before(context, engine)
         run = RunInfo(run_id=context.run.run_id, source=run_source(tags), commit=commit_from_tags(tags))
-        for result in engine.migrate(run=run, select=select, on_event=context.log.info):
-            applied.append(result.migration)
-            key = translator.get_asset_key(result.migration)
-            commit = engine.snapshot.commit_for(result.migration.path) or run.commit
-            metadata = materialization_metadata(result, run, commit, engine.target.redacted_url)
-            if key not in known:
-                context.log.info(
-                    f"{result.migration.path} is not an asset of the loaded code location; its materialization is "
-                    f"recorded under {key.to_user_string()} (reload the code location to see it in the graph)"
+        # Under the run lock, on its session: no concurrent migrate applies between the plan, the late
+        # materializations, the drift read, the scripts and the snapshot taken after them.
+        with engine.migration(on_event=context.log.info) as locked:
+            late = unrecorded(engine, locked.plan, translator.get_asset_key, context.instance, partition, locked.session)
+            if late:
+                context.log.warning(
+                    f"{len(late)} applied script(s) had no materialization (a killed run, a storage outage, --direct or "
+                    f"Flyway): recording them late, first {late[0].path}"
                 )
-            yield AssetMaterialization(asset_key=key, metadata=metadata, description=result.migration.label, partition=partition)
-            yield from results_for(wanted, key, result.checks)
-            checked |= keys_of(result.migration, translator)
+                yield from late_materializations(late, engine.target.redacted_url, partition)
+            select = _selection(context, locked.plan, translator, known)
+            has_snapshot = _drift_before(context, engine, locked.session)
+            for result in locked.apply(run, select):
+                applied.append(result.migration)
+                key = translator.get_asset_key(result.migration)
+                commit = engine.snapshot.commit_for(result.migration.path) or run.commit
+                metadata = materialization_metadata(result, run, commit, engine.target.redacted_url)
+                if key not in known:
+                    context.log.info(
+                        f"{result.migration.path} is not an asset of the loaded code location; its materialization is "
+                        f"recorded under {key.to_user_string()} (reload the code location to see it in the graph)"
+                    )
+                yield AssetMaterialization(asset_key=key, metadata=metadata, description=result.migration.label, partition=partition)
+                yield from results_for(wanted, key, result.checks)
+                checked |= keys_of(result.migration, translator)
+            shapes = _record_schema(context, engine, locked.session) if applied or not has_snapshot else None
         yield from rechecked_results(engine, translator, wanted - checked)
-        if applied or not has_snapshot:
-            shapes = _record_schema(context, engine)
+        if shapes is not None:
             yield from new_observations(context.instance, table_observations(translator, lineage, applied, shapes))
     except DbopsError as exc:
         if isinstance(exc, ChecksRejected):
@@ -186,29 +188,27 @@ def materialization_metadata(result: ScriptResult, run: RunInfo, commit: CommitI
     }
 
 
-def _drift_before(context: AssetExecutionContext, engine: Engine) -> bool:
+def _drift_before(context: AssetExecutionContext, engine: Engine, session: Session) -> bool:
     """Warn when the schema changed since the last snapshot (by hand?); True when a snapshot exists."""
     settings = engine.settings
-    with engine.session() as session:
-        before = SnapshotStore(session, settings.schema).load()
-        if before is not None:
-            drift = diff(before, live_catalog(session, settings.schema, settings.table))
-            if drift:
-                context.log.warning(
-                    f"the schema changed since the last migrate (run {before.run_id[:8]}), not through a migration: "
-                    f"{drift.describe()}; the snapshot taken after this migrate includes these changes"
-                )
-        session.rollback()
+    before = SnapshotStore(session, settings.schema).load()
+    if before is not None:
+        drift = diff(before, live_catalog(session, settings.schema, settings.table))
+        if drift:
+            context.log.warning(
+                f"the schema changed since the last migrate (run {before.run_id[:8]}), not through a migration: "
+                f"{drift.describe()}; the snapshot taken after this migrate includes these changes"
+            )
+    session.rollback()
     return before is not None
 
 
-def _record_schema(context: AssetExecutionContext, engine: Engine) -> dict[str, ObjectShape]:
+def _record_schema(context: AssetExecutionContext, engine: Engine, session: Session) -> dict[str, ObjectShape]:
     """Store the catalog the drift check compares with, tagged with this run and the last history rank."""
     settings = engine.settings
-    with engine.session() as session:
-        shapes = live_catalog(session, settings.schema, settings.table)
-        rank = History(session, settings.schema, settings.table).next_rank() - 1
-        SnapshotStore(session, settings.schema).save(shapes, context.run.run_id, rank)
+    shapes = live_catalog(session, settings.schema, settings.table)
+    rank = History(session, settings.schema, settings.table).next_rank() - 1
+    SnapshotStore(session, settings.schema).save(shapes, context.run.run_id, rank)
     return shapes
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Callable, Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +21,7 @@ from dbops.engine.engine import Engine
 from dbops.engine.history import AppliedAttempt, History
 from dbops.engine.plan import SUCCESS, Plan
 from dbops.scripts.migrations import Migration
+from dbops.targets.base import Session
 
 TAG_HOST = "dbops/host"
 TAG_PROCESS = "dbops/process"
@@ -46,15 +48,17 @@ def unrecorded(
     key_of: Callable[[Migration], AssetKey | None],
     instance: DagsterInstance,
     partition: str | None = None,
+    session: Session | None = None,
 ) -> list[Unrecorded]:
     """Applied scripts (history rows in state Success in `plan`) with no materialization for their latest application
-    (in `partition`, the environment's, when the assets are partitioned by environment)."""
+    (in `partition`, the environment's, when the assets are partitioned by environment); the audit table is read on
+    `session` (a migrate's, under its run lock), else on a session of its own."""
     entries = [e for e in plan.entries if e.state == SUCCESS and e.migration is not None and e.applied is not None]
     if not entries:
         return []
-    with engine.session() as session:
-        attempts = History(session, engine.settings.schema, engine.settings.table).successful_attempts()
-        session.rollback()
+    with nullcontext(session) if session is not None else engine.session() as reading:
+        attempts = History(reading, engine.settings.schema, engine.settings.table).successful_attempts()
+        reading.rollback()
     keys = {e.script: key for e in entries if (key := key_of(e.migration)) is not None}
     applied = [e for e in entries if e.script in keys]
     latest = latest_materializations(instance, set(keys.values()), partition)

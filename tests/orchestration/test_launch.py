@@ -315,13 +315,13 @@ def test_a_run_holds_its_storage_connections_instead_of_one_per_event(project, p
 
 def test_an_unexpected_error_in_the_migrate_step_reaches_the_user_with_its_cause(project, pg_url, capsys, monkeypatch):
     """Not a DbopsError (a bug, say): the line names the innermost cause, not Dagster's wrapper around the step."""
-    from dbops.engine.engine import Engine
+    from dbops.engine.engine import LockedRun
 
     def broken(self, *args, **kwargs):
         raise RuntimeError("the disk is on fire")
         yield
 
-    monkeypatch.setattr(Engine, "migrate", broken)
+    monkeypatch.setattr(LockedRun, "apply", broken)
     assert main(["--url", pg_url, "migrate"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: the migrate step failed: RuntimeError: the disk is on fire"), err
