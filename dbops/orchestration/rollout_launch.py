@@ -16,11 +16,12 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from dagster import DagsterEventType, DagsterInstance, execute_job, reconstructable
+from dagster import AssetKey, DagsterEventType, DagsterInstance, execute_job, reconstructable
 
 from dbops.config import parse_placeholders, placeholder_variable
+from dbops.engine.engine import Engine
 from dbops.environments import Environment
-from dbops.errors import ConfigError
+from dbops.errors import ConfigError, DbopsError
 from dbops.orchestration.apply import hold_storage_connection
 from dbops.orchestration.build import MIGRATE_JOB, migrate_definitions
 from dbops.orchestration.home import dagster_home
@@ -29,6 +30,7 @@ from dbops.orchestration.launch import (
     launched_migrate_job,
     open_instance,
     patched_environ,
+    pending_selection,
     quiet_dagster,
     run_tags,
     use_definitions,
@@ -37,9 +39,11 @@ from dbops.orchestration.project import MigrationProject
 from dbops.orchestration.reconcile import RECORDED_LATE, fail_abandoned_runs, process_tags
 from dbops.orchestration.resource import DbopsResource
 from dbops.orchestration.rollout import Rollout, rollout_runs
+from dbops.orchestration.translator import script_keys
 from dbops.orchestration.waves import ACTIVE, FAILED, SUCCEEDED, UNTOUCHED, EnvironmentRun, next_step, rollout_id
 from dbops.output import Console
-from dbops.scripts.sources import CommitInfo
+from dbops.scripts.sources import CommitInfo, FolderSource
+from dbops.targets import open_target
 from dbops.urls import redact
 
 POLL_S = 0.5
@@ -60,12 +64,31 @@ class Outcome:
 
 
 def load_definitions() -> None:
-    """The migrate job's definitions for this process (and the workers it forks): the environments' partitions."""
+    """The migrate job's definitions for this process (and the workers it forks): the environments' partitions.
+    The scripts read for them are kept too, so each environment's plan reads the same files."""
     resource = DbopsResource.from_env()
     environments = resource.environments()
     first = next(iter(environments.values()))
-    project = MigrationProject.load(resource.environment_settings(first), resource.dialect)
-    use_definitions(migrate_definitions(resource, project, environments=environments))
+    snapshot = FolderSource(resource.environment_settings(first).locations).snapshot()
+    project = MigrationProject.load(resource.environment_settings(first), resource.dialect, snapshot=snapshot)
+    defs = migrate_definitions(resource, project, environments=environments)
+    use_definitions(defs)
+    _worker.update(resource=resource, snapshot=snapshot, keys=script_keys(defs.resolve_asset_graph()))
+
+
+def environment_selection(name: str) -> frozenset[AssetKey] | None:
+    """The assets of what is pending in environment `name` (launch.pending_selection, as `dbops migrate` selects),
+    read from its history table; None when it cannot be read, and the run, selecting every script, reports why.
+
+    A run plans a materialization for each asset it selects (one stored event each, about 5 ms): selecting the
+    whole job, a run that applies one new script to a project of 200 took 2.2 s instead of 0.6 s."""
+    resource: DbopsResource = _worker["resource"]
+    try:
+        environment = resource.environment(name)
+        engine = Engine(open_target(environment.target_url()), resource.environment_settings(environment), snapshot=_worker["snapshot"])
+        return frozenset(pending_selection(engine, engine.plan(), _worker["keys"]))
+    except DbopsError:
+        return None
 
 
 def start_worker(verbose: bool, loaded: bool) -> None:
@@ -102,8 +125,12 @@ def run_environment(name: str, tags: dict[str, str]) -> Outcome:
     instance: DagsterInstance = _worker["instance"]
     verbose = bool(_worker.get("verbose"))
     config = {"loggers": {"console": {"config": {"log_level": "INFO" if verbose else "CRITICAL"}}}}
+    job = reconstructable(launched_migrate_job)
+    selection = environment_selection(name)
+    if selection:
+        job = job.get_subset(asset_selection=selection)
     with quiet_dagster(verbose):
-        result = execute_job(reconstructable(launched_migrate_job), instance=instance, run_config=config, tags={**tags, **process_tags()})
+        result = execute_job(job, instance=instance, run_config=config, tags={**tags, **process_tags()})
         events = list(result.all_events)
     error, code = failure_of(events)
     applied = sum(

@@ -107,3 +107,22 @@ def test_a_selector_rolls_out_to_some_environments_and_a_plain_url_is_refused(pr
     assert applied_versions(fleet[0].url) == [] and applied_versions(fleet[2].url) == VERSIONS
     assert main(["--url", fleet[0].url, "rollout"]) == 2
     assert "drop --url" in capsys.readouterr().err
+
+
+def test_a_rollout_run_selects_only_what_its_environment_has_pending(project, pg_server, capsys):
+    """Each planned materialization is a stored event: a run applying one new script to an environment that has
+    the others selects that script only, not the whole job."""
+    fleet = make_fleet(pg_server, [0, 1])
+    write_flyway_toml(project / "flyway.toml", fleet)
+    assert main(["-e", fleet[0].name, "migrate", "--direct"]) == 0
+    capsys.readouterr()
+    (project / "sql" / "V4__payments.sql").write_text("create table shop.payments (id int, order_id int);")
+    code, _, err = rollout(capsys, "--commit", "feed01")
+    assert code == 0, err
+    runs = runs_by_environment("feed01")
+    with DagsterInstance.get() as instance:
+        for env, pending in ((fleet[0].name, {"v4__payments"}), (fleet[1].name, {"v1__customers", "v2__orders", "v3__orders_view", "v4__payments"})):
+            (run,) = runs[env]
+            planned = [e for e in instance.all_logs(run.run_id) if e.dagster_event and e.dagster_event.event_type_value == "ASSET_MATERIALIZATION_PLANNED"]
+            assert {e.dagster_event.asset_key.path[-1] for e in planned} == pending, env
+    assert applied_versions(fleet[0].url) == applied_versions(fleet[1].url) == [*VERSIONS, "4"]
