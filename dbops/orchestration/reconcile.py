@@ -60,16 +60,26 @@ def unrecorded(
         attempts = History(reading, engine.settings.schema, engine.settings.table).successful_attempts()
         reading.rollback()
     keys = {e.script: key for e in entries if (key := key_of(e.migration)) is not None}
-    applied = [e for e in entries if e.script in keys]
-    latest = latest_materializations(instance, set(keys.values()), partition)
+    applied = [(e, attempts.get((e.applied.script, e.applied.checksum))) for e in entries if e.script in keys]
+    succeeded = succeeded_runs(instance, {attempt.run_id for _, attempt in applied if attempt is not None})
+    doubtful = [(e, attempt) for e, attempt in applied if attempt is None or attempt.run_id not in succeeded]
+    latest = latest_materializations(instance, {keys[e.script] for e, _ in doubtful}, partition) if doubtful else {}
     missing = []
-    for entry in applied:
+    for entry, attempt in doubtful:
         key, row = keys[entry.script], entry.applied
-        attempt = attempts.get((row.script, row.checksum))
         if not _records(latest.get(key), row.checksum, attempt):
             applied_at = row.installed_on.isoformat(sep=" ", timespec="seconds") if row.installed_on else ""
             missing.append(Unrecorded(key, entry.script, entry.path, entry.version or "", row.checksum, applied_at, attempt))
     return missing
+
+
+def succeeded_runs(instance: DagsterInstance, run_ids: set[str]) -> set[str]:
+    """Those of `run_ids` that are runs of this instance that succeeded: a run succeeds only once it has stored the
+    materialization of every script it applied, so what they applied needs no look at each asset (one query
+    for all of them instead of one per asset and partition)."""
+    if not run_ids:
+        return set()
+    return {run.run_id for run in instance.get_runs(RunsFilter(run_ids=sorted(run_ids), statuses=[DagsterRunStatus.SUCCESS]))}
 
 
 def latest_materializations(instance: DagsterInstance, keys: set[AssetKey], partition: str | None) -> dict[AssetKey, Any]:
