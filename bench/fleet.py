@@ -21,7 +21,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -119,11 +120,29 @@ def main() -> None:
     parser.add_argument("--dagster-parallel", default="", help="also the Dagster path at these parallelisms (e.g. 4; slow: a process per environment)")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="dbops-bench-fleet-"))
+    with durable_server(root) as server:
+        run_measures(args, root, server)
+
+
+@contextmanager
+def durable_server(root: Path) -> Iterator[PgServer]:
+    """A server under `root` with a real server's durability (fsync on); stopped and `root` removed afterwards."""
     server = start_server(root / "pgdata")
     with server.admin() as conn:
         conn.execute("alter system reset fsync")
         conn.execute("alter system reset synchronous_commit")
         conn.execute("select pg_reload_conf()")
+    try:
+        yield server
+    finally:
+        with server.admin() as conn:  # the shutdown checkpoint of hundreds of databases, fsync on, can outlast pg_ctl's wait
+            conn.execute("alter system set fsync = off")
+            conn.execute("select pg_reload_conf()")
+        server.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def run_measures(args: argparse.Namespace, root: Path, server: PgServer) -> None:
     scripts = root / "sql"
     generate(scripts, args.migrations)
     measures = [Measure("shell loop: dbops -e NAME migrate --direct", 1, shell_loop)]
@@ -132,30 +151,23 @@ def main() -> None:
                  for k in args.dagster_parallel.split(",") if k]
     measures += MEASURES
     n = args.environments
-    try:
-        print(f"{args.migrations} migrations to {n} environments (2 cores shared: compare ratios within this run)")
-        print(f"{'measure':<48} {'parallel':>8} {'wall (s)':>9} {'per env-run (s)':>16} {'vs shell loop':>14} {'Dagster overhead/env-run (s)':>29} {'all applied':>12}")
-        walls: dict[tuple[bool, int], float] = {}
-        loop = None
-        for i, measure in enumerate(measures):
-            fleet = new_fleet(server, root / f"m{i}", n, scripts)
-            measure.setup(fleet)
-            started = time.perf_counter()
-            measure.run(fleet)
-            wall = time.perf_counter() - started
-            loop = wall if loop is None else loop
-            walls[(measure.dagster, measure.parallel)] = wall
-            direct = walls.get((False, measure.parallel))
-            overhead = f"{(wall - direct) * measure.parallel / n:.2f}" if measure.dagster and direct else ""
-            print(f"{measure.label:<48} {measure.parallel:>8} {wall:>9.2f} {wall * measure.parallel / n:>16.2f} "
-                  f"{loop / wall:>13.2f}x {overhead:>29} {'yes' if applied_everywhere(fleet, args.migrations) else 'NO':>12}")
-        print(GOAL)
-    finally:
-        with server.admin() as conn:  # the shutdown checkpoint of hundreds of databases, fsync on, can outlast pg_ctl's wait
-            conn.execute("alter system set fsync = off")
-            conn.execute("select pg_reload_conf()")
-        server.stop()
-        shutil.rmtree(root, ignore_errors=True)
+    print(f"{args.migrations} migrations to {n} environments (2 cores shared: compare ratios within this run)")
+    print(f"{'measure':<48} {'parallel':>8} {'wall (s)':>9} {'per env-run (s)':>16} {'vs shell loop':>14} {'Dagster overhead/env-run (s)':>29} {'all applied':>12}")
+    walls: dict[tuple[bool, int], float] = {}
+    loop = None
+    for i, measure in enumerate(measures):
+        fleet = new_fleet(server, root / f"m{i}", n, scripts)
+        measure.setup(fleet)
+        started = time.perf_counter()
+        measure.run(fleet)
+        wall = time.perf_counter() - started
+        loop = wall if loop is None else loop
+        walls[(measure.dagster, measure.parallel)] = wall
+        direct = walls.get((False, measure.parallel))
+        overhead = f"{(wall - direct) * measure.parallel / n:.2f}" if measure.dagster and direct else ""
+        print(f"{measure.label:<48} {measure.parallel:>8} {wall:>9.2f} {wall * measure.parallel / n:>16.2f} "
+              f"{loop / wall:>13.2f}x {overhead:>29} {'yes' if applied_everywhere(fleet, args.migrations) else 'NO':>12}")
+    print(GOAL)
 
 
 if __name__ == "__main__":

@@ -11,15 +11,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import tempfile
 import time
 from pathlib import Path
 
-from bench.fleet import applied_everywhere, fleet_direct, new_fleet
+from bench.fleet import applied_everywhere, durable_server, fleet_direct, new_fleet
 from bench.fleet_rollout import in_waves, rollout
 from bench.generate import generate, migration_sql
-from tests.pg import start_server
 
 
 def events_of_last_run(home: str) -> int:
@@ -35,14 +33,9 @@ def main() -> None:
     parser.add_argument("--environments", type=int, default=50)
     parser.add_argument("--applied", default="20,200", help="scripts already applied (default 20,200)")
     args = parser.parse_args()
-    root = Path(tempfile.mkdtemp(prefix="dbops-bench-one-more-"))
-    server = start_server(root / "pgdata")
-    with server.admin() as conn:
-        conn.execute("alter system reset fsync")
-        conn.execute("alter system reset synchronous_commit")
-        conn.execute("select pg_reload_conf()")
     n = args.environments
-    try:
+    root = Path(tempfile.mkdtemp(prefix="dbops-bench-one-more-"))
+    with durable_server(root) as server:
         print(f"one new script to {n} environments that have the others")
         print(f"{'applied':>8} {'--direct (s)':>13} {'rollout (s)':>12} {'Dagster/env-run (s)':>20} {'events/run':>11} {'all applied':>12}")
         for size in [int(s) for s in args.applied.split(",") if s]:
@@ -63,12 +56,6 @@ def main() -> None:
             print(f"{size:>8} {direct_wall:>13.2f} {rollout_wall:>12.2f} {(rollout_wall - direct_wall) / n:>20.2f} "
                   f"{events_of_last_run(dagster.env['DAGSTER_HOME']):>11} {'yes' if ok else 'NO':>12}")
         print("goal (issue 16): Dagster overhead per environment-run < 0.5 s")
-    finally:
-        with server.admin() as conn:
-            conn.execute("alter system set fsync = off")
-            conn.execute("select pg_reload_conf()")
-        server.stop()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 if __name__ == "__main__":
