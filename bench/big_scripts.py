@@ -25,7 +25,8 @@ from pathlib import Path
 import psycopg
 
 from bench.dagster_overhead import instance_home
-from tests.pg import PgServer, start_server
+from bench.server import durable_server
+from tests.pg import PgServer
 
 GOALS = "goals: the 50 MB script within 2x psql and under 200 MB RSS on both paths; lint of 100k statements < 5 s"
 
@@ -150,12 +151,7 @@ def main() -> None:
     if not shutil.which("psql"):
         sys.exit("psql is needed for the comparison (apt-get install postgresql-client)")
     root = Path(tempfile.mkdtemp(prefix="dbops-bench-big-"))
-    server = start_server(root / "pgdata")
-    with server.admin() as conn:  # a real server's durability, as bench/engine.py does
-        conn.execute("alter system reset fsync")
-        conn.execute("alter system reset synchronous_commit")
-        conn.execute("select pg_reload_conf()")
-    try:
+    with durable_server(root) as server:
         big, many = root / "inserts.sql", root / "statements.sql"
         scripts = [
             ("inserts", big, "big_rows", inserts_script(big, args.mb)),
@@ -173,9 +169,6 @@ def main() -> None:
         print(f"{'statements':>11} {many.stat().st_size / 1e6:>6.1f} {args.statements:>11} {'lint':>18} {lint['wall']:>9.2f} "
               f"{'':>7} {lint['peak_kb'] / 1024:>10.0f} {lint['tree_kb'] / 1024:>10.0f}   (exit {lint['code']})")
         print(GOALS)
-    finally:
-        server.stop()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 if __name__ == "__main__":

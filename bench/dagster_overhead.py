@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -32,8 +31,9 @@ from pathlib import Path
 import yaml
 
 from bench.generate import generate, migration_sql
+from bench.server import durable_server
 from dbops.targets.embedded import EmbeddedDatabase
-from tests.pg import PgServer, start_server
+from tests.pg import PgServer
 
 GOALS = "goals: <= 10 ms overhead per applied migration, fixed cost <= 2 s, load 1,000 < 1.5 s, 10,000 < 6 s"
 
@@ -181,12 +181,7 @@ def main() -> None:
                         help="instance storage (default postgres, as deployed)")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="dbops-bench-dagster-"))
-    server = start_server(root / "pgdata")
-    with server.admin() as conn:  # a real server's durability, as bench/engine.py does
-        conn.execute("alter system reset fsync")
-        conn.execute("alter system reset synchronous_commit")
-        conn.execute("select pg_reload_conf()")
-    try:
+    with durable_server(root) as server:
         print(f"storage: {args.storage}")
         print(f"{'pending':>8} {'direct (s)':>11} {'migrate job (s)':>16} {'overhead/migration (ms)':>24} {'run (s)':>8} {'events':>7} {'no-op (s)':>10} {'fixed (s)':>10} {'fixed at N (s)':>15} {'MB direct/job':>14}")
         sizes = [int(s) for s in args.sizes.split(",") if s]
@@ -213,9 +208,6 @@ def main() -> None:
             print(f"{n:>8} {warm['import']:>11.2f} {f['cold']['build']:>15.2f} {warm['build']:>15.2f} {warm['snapshot']:>13.2f} {total:>15.2f}"
                   f" {floor['build'] + floor['snapshot']:>34.2f} {floor['import'] + floor['build'] + floor['snapshot']:>10.2f}")
         print(GOALS)
-    finally:
-        server.stop()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 if __name__ == "__main__":

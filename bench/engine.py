@@ -21,7 +21,7 @@ from pathlib import Path
 
 from bench.drivers import compare
 from bench.generate import generate
-from tests.pg import start_server
+from bench.server import durable_server
 
 
 def timed(cmd: list[str], env: dict[str, str] | None = None) -> float:
@@ -75,12 +75,7 @@ def main() -> None:
     if not psql:
         sys.exit("psql is needed for the comparison (apt-get install postgresql-client)")
     root = Path(tempfile.mkdtemp(prefix="dbops-bench-"))
-    server = start_server(root / "pgdata")
-    with server.admin() as conn:  # same durability as a real server for both sides
-        conn.execute("alter system reset fsync")
-        conn.execute("alter system reset synchronous_commit")
-        conn.execute("select pg_reload_conf()")
-    try:
+    with durable_server(root) as server:
         folder = root / "sql"
         paths = generate(folder, args.n)
         script = root / "all.sql"
@@ -115,9 +110,6 @@ def main() -> None:
               "(process start included everywhere)")
         if args.drivers:
             compare(server, folder, args.n)
-    finally:
-        server.stop()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -16,13 +16,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,7 +28,8 @@ import psycopg
 
 from bench.dagster_overhead import codebuild_compute_logs
 from bench.generate import generate
-from tests.pg import PgServer, start_server
+from bench.server import durable_server
+from tests.pg import PgServer
 
 GOAL = "goals: the Dagster path at parallel 4 no slower than the shell loop; Dagster overhead per environment-run < 0.5 s"
 
@@ -122,24 +121,6 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="dbops-bench-fleet-"))
     with durable_server(root) as server:
         run_measures(args, root, server)
-
-
-@contextmanager
-def durable_server(root: Path) -> Iterator[PgServer]:
-    """A server under `root` with a real server's durability (fsync on); stopped and `root` removed afterwards."""
-    server = start_server(root / "pgdata")
-    with server.admin() as conn:
-        conn.execute("alter system reset fsync")
-        conn.execute("alter system reset synchronous_commit")
-        conn.execute("select pg_reload_conf()")
-    try:
-        yield server
-    finally:
-        with server.admin() as conn:  # the shutdown checkpoint of hundreds of databases, fsync on, can outlast pg_ctl's wait
-            conn.execute("alter system set fsync = off")
-            conn.execute("select pg_reload_conf()")
-        server.stop()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def run_measures(args: argparse.Namespace, root: Path, server: PgServer) -> None:

@@ -15,9 +15,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.fleet import applied_everywhere, durable_server, fleet_direct, new_fleet
+from bench.fleet import applied_everywhere, fleet_direct, new_fleet
 from bench.fleet_rollout import in_waves, rollout
 from bench.generate import generate, migration_sql
+from bench.server import durable_server
 
 
 def events_of_last_run(home: str) -> int:
