@@ -35,6 +35,7 @@ from dbops.errors import DbopsError
 from dbops.orchestration.drift import ObjectShape, SnapshotStore, diff, live_catalog
 from dbops.orchestration.migration_checks import keys_of, rechecked_results, results_for
 from dbops.orchestration.reconcile import late_materializations, unrecorded
+from dbops.orchestration.selection import SELECT_PENDING, TAG_SELECTION
 from dbops.orchestration.tags import TAG_SOURCE, commit_from_tags
 from dbops.orchestration.translator import MigrationTranslator
 from dbops.orchestration.warehouse import ScriptLineage, new_observations, table_observations
@@ -157,13 +158,22 @@ def _selection(
 
     Selected assets, plus the run's scripts that no loaded asset stands for, provided every pending
     script the code location knows is selected (a run for a commit applies all of that commit's scripts;
-    a hand-picked subset never drags in scripts the user could not see).
+    a hand-picked subset never drags in scripts the user could not see). A run tagged `dbops/selection=pending`
+    (a sensor's, selected from the instance's records: dbops.orchestration.selection) applies every pending script.
     """
     selected = set(context.selected_asset_keys)
     pending = [e.migration for e in plan.pending() if e.migration is not None]
     keys = {m.script: translator.get_asset_key(m) for m in pending}
-    partial = any(keys[m.script] in known and keys[m.script] not in selected for m in pending)
-    select = {m.script for m in pending if keys[m.script] in selected or (not partial and keys[m.script] not in known)}
+    unexpected = [m.path for m in pending if keys[m.script] in known and keys[m.script] not in selected]
+    if context.run.tags.get(TAG_SELECTION) == SELECT_PENDING:
+        select = {m.script for m in pending}
+        if unexpected:
+            context.log.info(
+                f"{len(unexpected)} pending script(s) were not selected, the Dagster instance having a materialization of "
+                f"them here (a restored database?); applied as the history table says: {', '.join(unexpected[:30])}"
+            )
+    else:
+        select = {m.script for m in pending if keys[m.script] in selected or (not unexpected and keys[m.script] not in known)}
     unknown = [m.path for m in pending if keys[m.script] not in known and m.script in select]
     if unknown:
         context.log.info(f"{len(unknown)} pending script(s) are new to the loaded code location: {', '.join(unknown)}")

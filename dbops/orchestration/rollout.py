@@ -30,6 +30,7 @@ from dagster import (
 from dbops.environments import Environment
 from dbops.errors import ConfigError
 from dbops.orchestration.partitions import PARTITION_TAG, deployment_tags
+from dbops.orchestration.selection import MigrationAssets, expected_pending, pending_request
 from dbops.orchestration.tags import (
     TAG_AUTHOR,
     TAG_COMMIT,
@@ -118,13 +119,25 @@ def run_error(instance: DagsterInstance, run_id: str) -> str:
     return "the run was canceled or failed before its step ran"
 
 
-def rollout_requests(instance: DagsterInstance, rollout: Rollout, job_name: str, capacity: int) -> tuple[WaveStep, list[RunRequest]]:
-    """The rollout's next step and the run requests that start it (run_key: rollout and environment)."""
+def rollout_requests(
+    instance: DagsterInstance, rollout: Rollout, job_name: str, capacity: int, assets: MigrationAssets | None = None
+) -> tuple[WaveStep, list[RunRequest]]:
+    """The rollout's next step and the run requests that start it (run_key: rollout and environment).
+
+    With the migration `assets` (a sensor's loaded definitions), each run selects what the instance has not recorded
+    in its environment and applies whatever is pending there (dbops.orchestration.selection); else the whole job."""
     step = next_step(rollout.waves, rollout_runs(instance, rollout.id, job_name), capacity)
+    expected = expected_pending(instance, assets.keys, step.start) if assets and step.start else {}
     requests = [
-        RunRequest(run_key=f"{rollout.id}:{name}", partition_key=name, tags=rollout.run_tags(name)) for name in step.start
+        pending_request(f"{rollout.id}:{name}", rollout.run_tags(name), assets, expected.get(name), partition_key=name) for name in step.start
     ]
     return step, requests
+
+
+def sensor_assets(context: SensorEvaluationContext) -> MigrationAssets | None:
+    """The migration assets of the definitions the sensor runs in; None when not available."""
+    repository = context.repository_def
+    return MigrationAssets.of(repository) if repository is not None else None
 
 
 def describe(rollout: Rollout, step: WaveStep) -> str:
@@ -174,7 +187,10 @@ def rollout_sensor(job: Any, environments: Mapping[str, Environment], interval: 
         except ConfigError as exc:
             return SkipReason(str(exc))
         rollout = Rollout(tags[TAG_ROLLOUT], waves, tags)
-        step, requests = rollout_requests(context.instance, rollout, job.name, capacity)
+        try:
+            step, requests = rollout_requests(context.instance, rollout, job.name, capacity, sensor_assets(context))
+        except ConfigError as exc:  # DBOPS_ENVIRONMENT_TASK_ROLE without {environment}
+            return SkipReason(str(exc))
         return SensorResult(run_requests=requests, skip_reason=None if requests else SkipReason(describe(rollout, step)))
 
     return _rollout

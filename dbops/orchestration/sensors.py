@@ -19,7 +19,8 @@ from dagster import (
 
 from dbops.config import locations_from, read_flyway_conf
 from dbops.errors import DbopsError
-from dbops.orchestration.rollout import Rollout, describe, parallel_limit, rollout_requests
+from dbops.orchestration.rollout import Rollout, describe, parallel_limit, rollout_requests, sensor_assets
+from dbops.orchestration.selection import expected_pending, pending_request
 from dbops.orchestration.tags import TAG_AUTHOR, TAG_COMMIT, TAG_INCLUDED, TAG_MESSAGE, TAG_REPOSITORY, TAG_SOURCE
 from dbops.orchestration.translator import script_keys
 from dbops.scripts.migrations import parse_name
@@ -210,14 +211,17 @@ def evaluate(
         return SkipReason(problem if watch.label in problem else f"{watch.label} ({watch.branch}): {problem}")
     folded = f"; folds in {len(decision.included)} earlier commit(s): {', '.join(c.id[:12] for c in decision.included)}" if decision.included else ""
     request = run_request(repo, watch.branch, decision, new_scripts)
+    assets = sensor_assets(context)
     if environments:
         rollout = Rollout(decision.commit.id, dict(environments), dict(request.tags))
         try:
-            step, requests = rollout_requests(context.instance, rollout, job_name, parallel_limit())
+            step, requests = rollout_requests(context.instance, rollout, job_name, parallel_limit(), assets)
         except DbopsError as exc:
             return SkipReason(redact(str(exc)))
         context.log.info(f"commit {decision.commit.id[:12]} ({_first_line(decision.commit.message)}) starts a rollout{folded}; {sentence}; {describe(rollout, step)}")
         return SensorResult(run_requests=requests, cursor=decision.head)
+    if assets is not None:  # what the instance has not recorded; the run applies whatever is pending
+        request = pending_request(request.run_key, request.tags, assets, expected_pending(context.instance, assets.keys, [None])[None])
     context.log.info(f"commit {decision.commit.id[:12]} ({_first_line(decision.commit.message)}) starts a migrate run{folded}; {sentence}")
     return SensorResult(run_requests=[request], cursor=decision.head)
 

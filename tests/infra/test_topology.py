@@ -40,7 +40,7 @@ SCRIPTS = {
     "sql/V2__orders.sql": "create table orders (id int, customer_id int);\n",
 }
 RUNS = """
-{ runsOrError { ... on Runs { results { runId jobName status tags { key value } } } } }
+{ runsOrError { ... on Runs { results { runId jobName status tags { key value } assetSelection { path } } } } }
 """
 LOADED = "{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus } } } }"
 MATERIALIZATIONS = """
@@ -212,6 +212,10 @@ def test_codebuild_then_daemon_sensor_schedule_and_webserver_on_dagster_postgres
         (sensor_run,) = wait_for("git_sensor's run for the new commit finishes", lambda: finished("migrate", "sensor"), services, 150)
         assert sensor_run["status"] == "SUCCESS", "\n".join(s.tail() for s in services)
         assert tags_of(sensor_run)["dbops/commit"] == second
+        # It planned only V2 (the last script the instance had recorded, of those the code location loaded), not every
+        # script, and applied what the history said was pending: V3.
+        assert [a["path"] for a in sensor_run["assetSelection"]] == [["migrations", "v2__orders"]]
+        assert tags_of(sensor_run)["dbops/selection"] == "pending"
         assert rows(topology["warehouse_url"], "select version from flyway_schema_history order by installed_rank")[-1] == ("3",)
         (audit_v3,) = rows(topology["warehouse_url"], "select commit_id, commit_author, source, run_id from dbops_audit where version = '3'")
         assert audit_v3 == (second, "Alan Turing <alan@example.com>", "sensor", sensor_run["runId"])

@@ -11,6 +11,15 @@ from dbops.orchestration.build import build_definitions
 from dbops.orchestration.resource import DbopsResource
 
 
+def execute_request(job: Any, request: Any, instance: Any, **tags: str) -> Any:
+    """Run a sensor's RunRequest as the daemon does: its asset and check selection (the whole job when it has none),
+    partition, tags and run key."""
+    if request.asset_selection is not None:
+        job = job.get_subset(asset_selection=set(request.asset_selection), asset_check_selection=set(request.asset_check_keys or ()))
+    tags = {**{k: v for k, v in request.tags.items() if k != "dagster/partition"}, "dagster/run_key": request.run_key, **tags}
+    return job.execute_in_process(instance=instance, partition_key=request.partition_key, tags=tags, raise_on_error=False)
+
+
 def definitions(folder: Path, url: str, **resource: Any) -> Definitions:
     """The code location for the scripts in `folder`, migrating the database at `url` (no sensors)."""
     return build_definitions(DbopsResource(url=url, locations=[str(folder)], **resource), with_sensors=False)

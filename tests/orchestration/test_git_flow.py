@@ -7,13 +7,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import psycopg
 import pytest
 from dagster import DagsterEventType, DagsterInstance, RunsFilter, build_sensor_context
 
 from dbops.orchestration.build import build_definitions
+from dbops.orchestration.selection import TAG_SELECTION
 from dbops.orchestration.tags import TAG_AUTHOR, TAG_COMMIT, TAG_INCLUDED, TAG_MESSAGE, TAG_SOURCE
 from tests.gitrepo import GitRepo
-from tests.orchestration.support import key, materializations, query
+from tests.orchestration.support import execute_request, key, materializations, query
 
 RUN_KEY_TAG = "dagster/run_key"
 ADA = "Ada Lovelace <ada@example.com>"
@@ -37,9 +39,7 @@ class Flow:
         data = sensor.evaluate_tick(build_sensor_context(instance=self.instance, cursor=start, definitions=self.defs))
         results = []
         for request in data.run_requests or []:
-            job = self.defs.resolve_job_def("migrate")
-            tags = {**request.tags, RUN_KEY_TAG: request.run_key}
-            results.append(job.execute_in_process(instance=self.instance, tags=tags, raise_on_error=False))
+            results.append(execute_request(self.defs.resolve_job_def("migrate"), request, self.instance))
         if move:
             self.cursors.append(self.cursor)
             self.cursor = data.cursor
@@ -72,6 +72,8 @@ def test_each_commit_on_main_becomes_one_run_applying_exactly_its_scripts(flow: 
     repo.write({"sql/V9__draft.sql": "this is not even SQL;"})  # uncommitted: never applied by a commit's run
     data, [run_v2] = flow.tick()
     assert [r.run_key for r in data.run_requests] == [v2]
+    # The code location loaded before V2: of its assets only V1, recorded, is planned; V2 is applied all the same.
+    assert data.run_requests[0].asset_selection == [key("v1__customers")]
     assert run_v2.success and applied(run_v2) == ["v2__orders"]
     tags = instance.get_run_by_id(run_v2.run_id).tags
     assert (tags[TAG_SOURCE], tags[TAG_COMMIT], tags[TAG_AUTHOR], tags[TAG_MESSAGE]) == ("sensor", v2, GRACE, "add V2")
@@ -120,6 +122,33 @@ def test_each_commit_on_main_becomes_one_run_applying_exactly_its_scripts(flow: 
     for earlier in flow.cursors:
         data, _ = flow.tick(cursor=earlier, move=False)
         assert {r.run_key for r in data.run_requests} <= launched
+
+
+def planned(instance: DagsterInstance, run_id: str) -> list:
+    """The assets a run planned to materialize (one stored event each)."""
+    events = instance.all_logs(run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION_PLANNED)
+    return [e.dagster_event.event_specific_data.asset_key for e in events]
+
+
+def test_a_run_applies_what_the_history_says_is_pending_not_only_what_dagster_expected(flow: Flow, pg_url: str) -> None:
+    repo, instance = flow.repo, flow.instance
+    flow.tick()
+    repo.commit("add V2", {"sql/V2__orders.sql": "create table orders (id int);"})
+    flow.defs = build_definitions()
+    flow.tick()
+    with psycopg.connect(pg_url, autocommit=True) as conn:  # restored from a backup taken before V2
+        conn.execute("drop table orders")
+        conn.execute("delete from flyway_schema_history where version = '2'")
+    repo.commit("add V3", {"sql/V3__items.sql": "create table items (id int);"})
+    flow.defs = build_definitions()
+    data, [run] = flow.tick()
+    request = data.run_requests[0]
+    assert request.asset_selection == [key("v3__items")] and request.tags[TAG_SELECTION] == "pending"
+    assert planned(instance, run.run_id) == [key("v3__items")]  # one planned event, not one per script
+    assert run.success and applied(run) == ["v2__orders", "v3__items"]
+    assert query(pg_url, "select version from flyway_schema_history where success order by installed_rank") == [("1",), ("2",), ("3",)]
+    logged = [entry.user_message for entry in instance.all_logs(run.run_id)]
+    assert any("were not selected" in m and "V2__orders.sql" in m for m in logged)
 
 
 def test_commits_pushed_together_make_one_run_naming_each_scripts_commit(flow: Flow, pg_url: str) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 import pytest
-from dagster import AssetKey, DagsterInstance, build_schedule_context, build_sensor_context, instance_for_test
+from dagster import AssetKey, DagsterEventType, DagsterInstance, build_schedule_context, build_sensor_context, instance_for_test
 
 from dbops.orchestration.build import NIGHTLY_VALIDATE, build_definitions
 from dbops.orchestration.partitions import POOL
@@ -13,7 +13,7 @@ from dbops.orchestration.resource import DbopsResource
 from dbops.orchestration.tags import TAG_COMMIT, TAG_ENVIRONMENT, TAG_ROLLOUT, TAG_SOURCE, TAG_WAVE
 from tests.gitrepo import GitRepo
 from tests.orchestration.fleet_support import FLEET_SCRIPTS, applied_versions, make_fleet, write_flyway_toml
-from tests.orchestration.support import check_results
+from tests.orchestration.support import check_results, execute_request
 
 pytestmark = pytest.mark.xdist_group("rollout")
 
@@ -85,8 +85,7 @@ def test_a_commit_rolls_out_wave_by_wave_and_a_failure_holds_the_next_wave(tmp_p
 
     def execute(requests, instance: DagsterInstance) -> None:
         for request in requests:
-            tags = {k: v for k, v in request.tags.items() if k != "dagster/partition"}
-            migrate.execute_in_process(instance=instance, partition_key=request.partition_key, tags=tags, raise_on_error=False)
+            execute_request(migrate, request, instance)
 
     def advance(instance: DagsterInstance):
         return rollout_sensor.evaluate_tick(build_sensor_context(instance=instance, definitions=defs))
@@ -117,3 +116,46 @@ def test_a_commit_rolls_out_wave_by_wave_and_a_failure_holds_the_next_wave(tmp_p
         execute(last.run_requests, instance)
         assert "every wave succeeded" in advance(instance).skip_message
         assert all(applied_versions(e.url) == ["1", "2", "3"] for e in fleet)
+
+
+def test_a_sensor_rollout_run_plans_only_what_the_instance_has_not_recorded_in_its_environment(tmp_path, pg_server, monkeypatch, clean_env):
+    repo = GitRepo(tmp_path / "warehouse")
+    repo.commit("Add the shop", {f"sql/{name}": sql for name, sql in FLEET_SCRIPTS.items()})
+    fleet = make_fleet(pg_server, [0, 0, 0])
+    write_flyway_toml(repo.path / "flyway.toml", fleet[:2])
+    monkeypatch.chdir(repo.path)
+    monkeypatch.setenv("DBOPS_GIT_REPOSITORY", str(repo.path))
+    with instance_for_test() as instance:
+        defs = build_definitions(DbopsResource(locations=["sql"]), with_sensors=True)
+        first = defs.resolve_sensor_def("git_sensor").evaluate_tick(build_sensor_context(instance=instance, definitions=defs))
+        assert all(len(r.asset_selection) == 3 for r in first.run_requests)  # nothing recorded yet
+        assert all(execute_request(defs.resolve_job_def("migrate"), r, instance).success for r in first.run_requests)
+
+        repo.commit("Add the items", {"sql/V4__items.sql": "create table shop.items (id int);"})
+        write_flyway_toml(repo.path / "flyway.toml", fleet)  # and a new environment
+        defs = build_definitions(DbopsResource(locations=["sql"]), with_sensors=True)
+        second = defs.resolve_sensor_def("git_sensor").evaluate_tick(build_sensor_context(instance=instance, definitions=defs, cursor=first.cursor))
+        selected = {r.partition_key: [k.path[-1] for k in r.asset_selection] for r in second.run_requests}
+        assert selected == {fleet[0].name: ["v4__items"], fleet[1].name: ["v4__items"],
+                            fleet[2].name: ["v1__customers", "v2__orders", "v3__orders_view", "v4__items"]}
+        runs = [execute_request(defs.resolve_job_def("migrate"), r, instance) for r in second.run_requests]
+        assert all(run.success for run in runs)
+        planned = {run.run_id: len(instance.all_logs(run.run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION_PLANNED)) for run in runs}
+        assert sorted(planned.values()) == [1, 1, 4]
+        assert all(applied_versions(e.url) == ["1", "2", "3", "4"] for e in fleet)
+
+
+def test_a_task_role_without_its_placeholder_skips_the_schedule_and_the_rollout_with_the_reason(tmp_path, scripts, pg_server, monkeypatch, clean_env):
+    folder = scripts(FLEET_SCRIPTS)
+    fleet = make_fleet(pg_server, [0, 1])
+    write_flyway_toml(tmp_path / "flyway.toml", fleet)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DBOPS_ENVIRONMENT_TASK_ROLE", "arn:aws:iam::123456789012:role/dbops-env")
+    defs = build_definitions(DbopsResource(locations=[str(folder)]), with_sensors=True)
+    scheduled = defs.resolve_schedule_def(NIGHTLY_VALIDATE).evaluate_tick(build_schedule_context(scheduled_execution_time=datetime(2026, 12, 1, 3)))
+    assert not scheduled.run_requests and "DBOPS_ENVIRONMENT_TASK_ROLE" in scheduled.skip_message and "{environment}" in scheduled.skip_message
+    with instance_for_test() as instance:
+        migrate = defs.resolve_job_def("migrate")
+        migrate.execute_in_process(instance=instance, partition_key=fleet[0].name, tags={TAG_SOURCE: "sensor", TAG_ROLLOUT: "c0ffee"})
+        ticked = defs.resolve_sensor_def("rollout_sensor").evaluate_tick(build_sensor_context(instance=instance, definitions=defs))
+    assert not ticked.run_requests and "DBOPS_ENVIRONMENT_TASK_ROLE" in ticked.skip_message

@@ -4,8 +4,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from dagster import AssetSpec, DefaultSensorStatus, Definitions, build_sensor_context, define_asset_job, multi_asset
+from dagster import AssetKey, AssetSpec, DagsterInstance, DefaultSensorStatus, Definitions, build_sensor_context, define_asset_job, multi_asset
 
+from dbops.orchestration.selection import TAG_SELECTION
 from dbops.orchestration.sensors import Watch, build_sensors
 from dbops.orchestration.tags import TAG_AUTHOR, TAG_COMMIT, TAG_INCLUDED, TAG_MESSAGE, TAG_REPOSITORY, TAG_SOURCE
 from dbops.orchestration.translator import SCRIPT_METADATA, asset_name
@@ -29,7 +30,7 @@ def definitions(known: list[str], git: Watch | None = None, codecommit: Watch | 
 
 
 def tick(sensor, defs, cursor: str | None):
-    return sensor.evaluate_tick(build_sensor_context(definitions=defs, cursor=cursor))
+    return sensor.evaluate_tick(build_sensor_context(instance=DagsterInstance.ephemeral(), definitions=defs, cursor=cursor))
 
 
 @pytest.fixture
@@ -51,7 +52,9 @@ def test_first_look_runs_the_newest_commit_that_changed_a_script(repo: GitRepo) 
         TAG_COMMIT: v1,
         TAG_AUTHOR: "Grace Hopper <grace@example.com>",
         TAG_MESSAGE: "add V1",
+        TAG_SELECTION: "pending",
     }
+    assert request.asset_selection == [AssetKey(["migrations", "v1__customers"])]  # nothing recorded yet
     assert result.cursor == head
     again = tick(git_sensor, defs, result.cursor)
     assert not again.run_requests and again.cursor == head

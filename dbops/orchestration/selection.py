@@ -1,0 +1,89 @@
+"""What a run started by a sensor selects: the scripts the Dagster instance has not recorded as applied there.
+
+A run stores one planned-materialization event per asset it selects when it is created, and its step looks
+at each of them: selecting the whole job, a deployed rollout run that applies one new script to a project
+of 200 pays for 200 (bench/rollout_one_more.py). The sensors run in the code server, which may not read the
+environments' histories (each secret reaches only its own runs), so they select from the instance's records
+instead, and tag the run `dbops/selection=pending`: its step applies whatever the history table says is
+pending, selected or not (a database restored from a backup, a script the instance recorded wrongly), and
+records each as a materialization. The selection only saves events; it never decides what is applied.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from dagster import AssetCheckKey, AssetKey, AssetRecordsFilter, DagsterInstance, RepositoryDefinition, RunRequest
+
+from dbops.orchestration.translator import script_keys
+
+TAG_SELECTION = "dbops/selection"
+SELECT_PENDING = "pending"  # the run applies every pending script; its asset selection is the expected ones
+PAGE = 100
+
+
+@dataclass(frozen=True)
+class MigrationAssets:
+    """The migration assets of loaded definitions in apply order, and the migration checks (`.sql.check`) of each."""
+
+    keys: list[AssetKey]
+    checks: Mapping[AssetKey, list[AssetCheckKey]]
+
+    @classmethod
+    def of(cls, repository: RepositoryDefinition) -> MigrationAssets:
+        scripts = set(script_keys(repository.asset_graph).values())
+        keys = [key for key in repository.asset_graph.toposorted_asset_keys if key in scripts]  # one chain: apply order
+        checks: dict[AssetKey, list[AssetCheckKey]] = {key: [] for key in keys}
+        for assets_def in {id(d): d for d in (repository.assets_defs_by_key[k] for k in keys)}.values():
+            for check in sorted(assets_def.check_keys, key=lambda c: c.to_user_string()):
+                if check.asset_key in checks:
+                    checks[check.asset_key].append(check)
+        return cls(keys, checks)
+
+    def checks_of(self, keys: Iterable[AssetKey]) -> list[AssetCheckKey]:
+        """The migration checks of `keys` (a run selecting them runs these, not the validate job's)."""
+        return [check for key in keys for check in self.checks.get(key, [])]
+
+
+def recorded_partitions(instance: DagsterInstance, key: AssetKey, partitions: Sequence[str]) -> set[str]:
+    """Which of `partitions` have a materialization of `key`."""
+    wanted, found, cursor = set(partitions), set(), None
+    while wanted - found:
+        page = instance.fetch_materializations(
+            AssetRecordsFilter(asset_key=key, asset_partitions=sorted(wanted - found)), limit=PAGE, cursor=cursor
+        )
+        found |= {r.partition_key for r in page.records if r.partition_key}
+        if not page.has_more:
+            break
+        cursor = page.cursor
+    return found
+
+
+def expected_pending(
+    instance: DagsterInstance, keys: Sequence[AssetKey], partitions: Sequence[str | None]
+) -> Mapping[str | None, list[AssetKey]]:
+    """For each partition (None: the unpartitioned assets) the keys, in order, with no materialization there; when
+    every one has one, the last key alone, so that the run still checks the environment."""
+    if not keys:
+        return {p: [] for p in partitions}
+    named = [p for p in partitions if p is not None]
+    recorded: dict[AssetKey, set[str | None]] = {key: set() for key in keys}
+    if None in partitions:
+        for record in instance.get_asset_records(list(keys)):
+            if record.asset_entry.last_materialization is not None:
+                recorded[record.asset_entry.asset_key].add(None)
+    if named:
+        for key in keys:
+            recorded[key] |= recorded_partitions(instance, key, named)
+    return {p: [k for k in keys if p not in recorded[k]] or [keys[-1]] for p in partitions}
+
+
+def pending_request(
+    run_key: str, tags: Mapping[str, str], assets: MigrationAssets | None, keys: Sequence[AssetKey] | None, partition_key: str | None = None
+) -> RunRequest:
+    """A run that selects `keys` with their migration checks and applies whatever is pending; the whole job when
+    there are no keys or no loaded assets."""
+    if not keys or assets is None:
+        return RunRequest(run_key=run_key, partition_key=partition_key, tags=dict(tags))
+    return RunRequest(run_key=run_key, partition_key=partition_key, tags={**tags, TAG_SELECTION: SELECT_PENDING},
+                      asset_selection=list(keys), asset_check_keys=assets.checks_of(keys))
