@@ -13,6 +13,7 @@ from collections.abc import Mapping
 
 from dagster import DagsterRun, QueuedRunCoordinator, SubmitRunContext
 
+from dbops.errors import ConfigError
 from dbops.orchestration.partitions import deployment_tags, environment_of
 from dbops.orchestration.tags import TAG_ENVIRONMENT
 
@@ -28,11 +29,16 @@ def missing_environment_tags(tags: Mapping[str, str], environ: Mapping[str, str]
 
 
 class EnvironmentRunCoordinator(QueuedRunCoordinator):
-    """QueuedRunCoordinator (same config) that adds a run's missing environment tags before queueing it."""
+    """QueuedRunCoordinator (same config) that adds a run's missing environment tags before queueing it; a run
+    whose tags cannot be made (a bad DBOPS_ENVIRONMENT_TASK_ROLE) fails with the reason instead of being queued."""
 
     def submit_run(self, context: SubmitRunContext) -> DagsterRun:
         run = context.dagster_run
-        missing = missing_environment_tags(run.tags)
+        try:
+            missing = missing_environment_tags(run.tags)
+        except ConfigError as exc:
+            self._instance.report_run_failed(run, f"not queued: {exc}; fix the setting on the webserver and daemon, then re-execute the run")
+            return self._instance.get_run_by_id(run.run_id) or run
         if missing:
             self._instance.add_run_tags(run.run_id, missing)
             tagged = self._instance.get_run_by_id(run.run_id)

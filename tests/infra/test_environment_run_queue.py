@@ -79,3 +79,21 @@ def test_a_partition_materialized_from_the_ui_is_queued_as_its_environments_run(
     assert tags["dagster/partition"] == target and tags["dbops/environment"] == target
     assert json.loads(tags["ecs/task_overrides"]) == {"taskRoleArn": f"arn:aws:iam::123456789012:role/dbops-dagster-env-{target}"}
     assert json.loads(tags["ecs/run_task_kwargs"]) == {"taskDefinition": "dbops-dagster-environment-run"}
+
+
+def test_a_task_role_without_its_placeholder_fails_the_run_with_the_reason_instead_of_queueing_it(monkeypatch) -> None:
+    from dagster import DagsterRunStatus, Definitions, SubmitRunContext, asset, define_asset_job, instance_for_test
+
+    @asset
+    def anything() -> None:
+        return None
+
+    job = Definitions(assets=[anything], jobs=[define_asset_job("migrate")]).resolve_job_def("migrate")
+    monkeypatch.setenv("DBOPS_ENVIRONMENT_TASK_ROLE", "arn:aws:iam::123456789012:role/dbops-env")
+    coordinator = {"module": "dbops.orchestration.run_coordinator", "class": "EnvironmentRunCoordinator"}
+    with instance_for_test(overrides={"run_coordinator": coordinator}) as instance:
+        run = instance.create_run_for_job(job, tags={"dagster/partition": "tenant-01"})
+        submitted = instance.run_coordinator.submit_run(SubmitRunContext(run, workspace=None))
+        assert submitted.status == DagsterRunStatus.FAILURE
+        reason = " ".join(e.message for e in instance.all_logs(run.run_id) if e.message)
+    assert "not queued" in reason and "DBOPS_ENVIRONMENT_TASK_ROLE" in reason and "{environment}" in reason
