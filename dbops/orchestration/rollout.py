@@ -9,6 +9,7 @@ a failed run in the UI — and applies only what is missing where.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -102,6 +103,12 @@ def rollout_runs(instance: DagsterInstance, rollout: str, job_name: str) -> dict
     return latest
 
 
+def rollout_started(instance: DagsterInstance, rollout: str, job_name: str) -> float:
+    """When the rollout's first run was created (now, before it has one)."""
+    first = instance.get_run_records(RunsFilter(job_name=job_name, tags={TAG_ROLLOUT: rollout}), limit=1, ascending=True)
+    return first[0].create_timestamp.timestamp() if first else time.time()
+
+
 def run_error(instance: DagsterInstance, run_id: str) -> str:
     """What made a run fail: the migrate step's message (the engine's, redacted), else the run's failure message."""
     entries = instance.all_logs(run_id, of_type={DagsterEventType.STEP_FAILURE, DagsterEventType.RUN_FAILURE})
@@ -127,7 +134,7 @@ def rollout_requests(
     With the migration `assets` (a sensor's loaded definitions), each run selects what the instance has not recorded
     in its environment and applies whatever is pending there (dbops.orchestration.selection); else the whole job."""
     step = next_step(rollout.waves, rollout_runs(instance, rollout.id, job_name), capacity)
-    expected = expected_pending(instance, assets.keys, step.start) if assets and step.start else {}
+    expected = expected_pending(instance, assets.keys, step.start, rollout_started(instance, rollout.id, job_name)) if assets and step.start else {}
     requests = [
         pending_request(f"{rollout.id}:{name}", rollout.run_tags(name), assets, expected.get(name), partition_key=name) for name in step.start
     ]

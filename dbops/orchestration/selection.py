@@ -1,10 +1,10 @@
-"""What a run started by a sensor selects: the scripts the Dagster instance has not recorded as applied there.
+"""What a run started by a sensor selects: the scripts the Dagster instance expects to be pending where it runs.
 
 A run stores one planned-materialization event per asset it selects when it is created, and its step looks
 at each of them: selecting the whole job, a deployed rollout run that applies one new script to a project
 of 200 pays for 200 (bench/rollout_one_more.py). The sensors run in the code server, which may not read the
 environments' histories (each secret reaches only its own runs), so they select from the instance's records
-instead, and tag the run `dbops/selection=pending`: its step applies whatever the history table says is
+instead (expected_pending), and tag the run `dbops/selection=pending`: its step applies whatever the history table says is
 pending, selected or not (a database restored from a backup, a script the instance recorded wrongly), and
 records each as a materialization. The selection only saves events; it never decides what is applied.
 """
@@ -13,13 +13,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from dagster import AssetCheckKey, AssetKey, AssetRecordsFilter, DagsterInstance, RepositoryDefinition, RunRequest
+from dagster import AssetCheckKey, AssetKey, DagsterInstance, DagsterRunStatus, RepositoryDefinition, RunRequest, RunsFilter
 
+from dbops.orchestration.partitions import PARTITION_TAG
 from dbops.orchestration.translator import script_keys
 
 TAG_SELECTION = "dbops/selection"
 SELECT_PENDING = "pending"  # the run applies every pending script; its asset selection is the expected ones
-PAGE = 100
 
 
 @dataclass(frozen=True)
@@ -45,37 +45,27 @@ class MigrationAssets:
         return [check for key in keys for check in self.checks.get(key, [])]
 
 
-def recorded_partitions(instance: DagsterInstance, key: AssetKey, partitions: Sequence[str]) -> set[str]:
-    """Which of `partitions` have a materialization of `key`."""
-    wanted, found, cursor = set(partitions), set(), None
-    while wanted - found:
-        page = instance.fetch_materializations(
-            AssetRecordsFilter(asset_key=key, asset_partitions=sorted(wanted - found)), limit=PAGE, cursor=cursor
-        )
-        found |= {r.partition_key for r in page.records if r.partition_key}
-        if not page.has_more:
-            break
-        cursor = page.cursor
-    return found
-
-
 def expected_pending(
-    instance: DagsterInstance, keys: Sequence[AssetKey], partitions: Sequence[str | None]
-) -> Mapping[str | None, list[AssetKey]]:
-    """For each partition (None: the unpartitioned assets) the keys, in order, with no materialization there; when
-    every one has one, the last key alone, so that the run still checks the environment."""
+    instance: DagsterInstance, keys: Sequence[AssetKey], partitions: Sequence[str | None], since: float | None = None,
+    job_name: str = "migrate",
+) -> Mapping[str | None, list[AssetKey] | None]:
+    """For each partition (None: the unpartitioned assets) the keys, in order, the run is expected to apply (the last
+    key alone when there are none, so that the run still checks the target); None: the whole job.
+
+    The keys with no materialization, or (`since`: when the rollout started) a newer one: the scripts the rollout
+    brings, which its earlier waves applied. An environment with no successful run here (new, or built by Flyway or
+    --direct) selects the whole job. One query for the scripts and one per environment, whatever the number of
+    scripts: a query per script and environment cost more than the planned events it saved."""
     if not keys:
-        return {p: [] for p in partitions}
-    named = [p for p in partitions if p is not None]
-    recorded: dict[AssetKey, set[str | None]] = {key: set() for key in keys}
-    if None in partitions:
-        for record in instance.get_asset_records(list(keys)):
-            if record.asset_entry.last_materialization is not None:
-                recorded[record.asset_entry.asset_key].add(None)
-    if named:
-        for key in keys:
-            recorded[key] |= recorded_partitions(instance, key, named)
-    return {p: [k for k in keys if p not in recorded[k]] or [keys[-1]] for p in partitions}
+        return {p: None for p in partitions}
+    latest = {r.asset_entry.asset_key: r.asset_entry.last_materialization for r in instance.get_asset_records(list(keys))}
+    fresh = [k for k in keys if latest.get(k) is None or (since is not None and latest[k].timestamp > since)] or [keys[-1]]
+    expected: dict[str | None, list[AssetKey] | None] = {}
+    for partition in partitions:
+        migrated = partition is None or instance.get_runs(
+            RunsFilter(job_name=job_name, statuses=[DagsterRunStatus.SUCCESS], tags={PARTITION_TAG: partition}), limit=1)
+        expected[partition] = fresh if migrated else None
+    return expected
 
 
 def pending_request(

@@ -128,16 +128,15 @@ def test_a_sensor_rollout_run_plans_only_what_the_instance_has_not_recorded_in_i
     with instance_for_test() as instance:
         defs = build_definitions(DbopsResource(locations=["sql"]), with_sensors=True)
         first = defs.resolve_sensor_def("git_sensor").evaluate_tick(build_sensor_context(instance=instance, definitions=defs))
-        assert all(len(r.asset_selection) == 3 for r in first.run_requests)  # nothing recorded yet
+        assert all(r.asset_selection is None for r in first.run_requests)  # no run yet in either: the whole job
         assert all(execute_request(defs.resolve_job_def("migrate"), r, instance).success for r in first.run_requests)
 
         repo.commit("Add the items", {"sql/V4__items.sql": "create table shop.items (id int);"})
         write_flyway_toml(repo.path / "flyway.toml", fleet)  # and a new environment
         defs = build_definitions(DbopsResource(locations=["sql"]), with_sensors=True)
         second = defs.resolve_sensor_def("git_sensor").evaluate_tick(build_sensor_context(instance=instance, definitions=defs, cursor=first.cursor))
-        selected = {r.partition_key: [k.path[-1] for k in r.asset_selection] for r in second.run_requests}
-        assert selected == {fleet[0].name: ["v4__items"], fleet[1].name: ["v4__items"],
-                            fleet[2].name: ["v1__customers", "v2__orders", "v3__orders_view", "v4__items"]}
+        selected = {r.partition_key: r.asset_selection and [k.path[-1] for k in r.asset_selection] for r in second.run_requests}
+        assert selected == {fleet[0].name: ["v4__items"], fleet[1].name: ["v4__items"], fleet[2].name: None}  # new: the whole job
         runs = [execute_request(defs.resolve_job_def("migrate"), r, instance) for r in second.run_requests]
         assert all(run.success for run in runs)
         planned = {run.run_id: len(instance.all_logs(run.run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION_PLANNED)) for run in runs}
