@@ -3,7 +3,7 @@ and the smaller set `dbops migrate` runs the migrate job from."""
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from dagster import (
@@ -67,13 +67,15 @@ def validate_schedule(validate: AssetJob, environments: Mapping[str, Environment
     cron = os.environ.get("DBOPS_VALIDATE_CRON", "").strip() or NIGHTLY_CRON
     names = list(environments or {})
 
-    def per_environment(context: ScheduleEvaluationContext) -> list[RunRequest] | SkipReason:
+    def per_environment(context: ScheduleEvaluationContext) -> Iterator[RunRequest | SkipReason]:
         stamp = context.scheduled_execution_time.isoformat()
         try:
             tags = {name: deployment_tags(name) for name in names}
         except ConfigError as exc:  # DBOPS_ENVIRONMENT_TASK_ROLE without {environment}
-            return SkipReason(str(exc))
-        return [RunRequest(run_key=f"{name}:{stamp}", tags={TAG_SOURCE: "schedule", TAG_ENVIRONMENT: name, **tags[name]}) for name in names]
+            yield SkipReason(str(exc))
+            return
+        for name in names:
+            yield RunRequest(run_key=f"{name}:{stamp}", tags={TAG_SOURCE: "schedule", TAG_ENVIRONMENT: name, **tags[name]})
 
     what = f" of each of the {len(names)} environments (one run each)" if names else ""
     try:
