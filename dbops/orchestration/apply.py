@@ -34,7 +34,7 @@ from dbops.engine.verify import ChecksRejected
 from dbops.errors import DbopsError
 from dbops.orchestration.drift import ObjectShape, SnapshotStore, diff, live_catalog
 from dbops.orchestration.migration_checks import keys_of, rechecked_results, results_for
-from dbops.orchestration.reconcile import late_materializations, unrecorded
+from dbops.orchestration.reconcile import TAG_RECORDED_LATE, late_materializations, unrecorded
 from dbops.orchestration.selection import SELECT_PENDING, TAG_SELECTION
 from dbops.orchestration.tags import TAG_SOURCE, commit_from_tags
 from dbops.orchestration.translator import MigrationTranslator
@@ -115,6 +115,7 @@ def apply_pending(
                     f"Flyway): recording them late, first {late[0].path}"
                 )
                 yield from late_materializations(late, engine.target.redacted_url, partition)
+                context.instance.add_run_tags(context.run.run_id, {TAG_RECORDED_LATE: "true"})  # where later runs look first
             select = _selection(context, locked.plan, translator, known)
             has_snapshot = _drift_before(context, engine, locked.session)
             for result in locked.apply(run, select):

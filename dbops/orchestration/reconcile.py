@@ -15,11 +15,21 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
-from dagster import AssetKey, AssetMaterialization, AssetRecordsFilter, DagsterInstance, DagsterRunStatus, MetadataValue, RunsFilter
+from dagster import (
+    AssetKey,
+    AssetMaterialization,
+    AssetRecordsFilter,
+    DagsterEventType,
+    DagsterInstance,
+    DagsterRunStatus,
+    MetadataValue,
+    RunsFilter,
+)
 
 from dbops.engine.engine import Engine
 from dbops.engine.history import AppliedAttempt, History
 from dbops.engine.plan import SUCCESS, Plan
+from dbops.orchestration.partitions import PARTITION_TAG
 from dbops.scripts.migrations import Migration
 from dbops.targets.base import Session
 
@@ -27,6 +37,8 @@ TAG_HOST = "dbops/host"
 TAG_PROCESS = "dbops/process"
 APPLIED_IN_RUN = "applied_in_run"
 RECORDED_LATE = "recorded_late"
+TAG_RECORDED_LATE = "dbops/recorded_late"  # on a run that recorded materializations late
+LATE_RUNS = 20
 
 
 @dataclass(frozen=True)
@@ -63,6 +75,9 @@ def unrecorded(
     applied = [(e, attempts.get((e.applied.script, e.applied.checksum))) for e in entries if e.script in keys]
     succeeded = succeeded_runs(instance, {attempt.run_id for _, attempt in applied if attempt is not None})
     doubtful = [(e, attempt) for e, attempt in applied if attempt is None or attempt.run_id not in succeeded]
+    if doubtful and partition is not None:
+        late = recorded_late_in(instance, {keys[e.script] for e, _ in doubtful}, partition)
+        doubtful = [(e, attempt) for e, attempt in doubtful if not _records(late.get(keys[e.script]), e.applied.checksum, attempt)]
     latest = latest_materializations(instance, {keys[e.script] for e, _ in doubtful}, partition) if doubtful else {}
     missing = []
     for entry, attempt in doubtful:
@@ -80,6 +95,20 @@ def succeeded_runs(instance: DagsterInstance, run_ids: set[str]) -> set[str]:
     if not run_ids:
         return set()
     return {run.run_id for run in instance.get_runs(RunsFilter(run_ids=sorted(run_ids), statuses=[DagsterRunStatus.SUCCESS]))}
+
+
+def recorded_late_in(instance: DagsterInstance, keys: set[AssetKey], partition: str) -> dict[AssetKey, Any]:
+    """The newest late materialization of each of `keys` in `partition`, from the runs that recorded some there (tagged
+    `dbops/recorded_late`): one query per such run instead of one per asset. Scripts applied outside Dagster runs
+    (--direct, Flyway) are looked up here on every run of their environment."""
+    found: dict[AssetKey, Any] = {}
+    runs = instance.get_runs(RunsFilter(tags={TAG_RECORDED_LATE: "true", PARTITION_TAG: partition}), limit=LATE_RUNS)
+    for run in runs:  # newest first
+        for entry in reversed(instance.all_logs(run.run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION)):
+            materialization = entry.asset_materialization
+            if materialization is not None and materialization.partition == partition and materialization.asset_key in keys:
+                found.setdefault(materialization.asset_key, entry)
+    return found
 
 
 def latest_materializations(instance: DagsterInstance, keys: set[AssetKey], partition: str | None) -> dict[AssetKey, Any]:

@@ -126,3 +126,33 @@ def test_a_rollout_run_selects_only_what_its_environment_has_pending(project, pg
             planned = [e for e in instance.all_logs(run.run_id) if e.dagster_event and e.dagster_event.event_type_value == "ASSET_MATERIALIZATION_PLANNED"]
             assert {e.dagster_event.asset_key.path[-1] for e in planned} == pending, env
     assert applied_versions(fleet[0].url) == applied_versions(fleet[1].url) == [*VERSIONS, "4"]
+
+
+def test_scripts_applied_outside_dagster_are_recorded_late_once_per_application_in_their_environment(project, pg_server, capsys):
+    from dagster import AssetRecordsFilter
+
+    fleet = make_fleet(pg_server, [0])
+    name = fleet[0].name
+    write_flyway_toml(project / "flyway.toml", fleet)
+    view = project / "sql" / "R__names.sql"
+    view.write_text("create or replace view shop.names as select name from shop.customers;")
+    assert main(["-e", name, "migrate", "--direct"]) == 0
+    capsys.readouterr()
+    assert rollout(capsys, "--commit", "feed01")[0] == 0  # records the four late
+    view.write_text("create or replace view shop.names as select name, id from shop.customers;")
+    assert main(["-e", name, "migrate", "--direct"]) == 0  # the view applied again, outside Dagster
+    capsys.readouterr()
+    (project / "sql" / "V4__payments.sql").write_text("create table shop.payments (id int, order_id int);")
+    for commit in ("feed02", "feed03"):
+        code, _, err = rollout(capsys, "--commit", commit)
+        assert code == 0, err
+
+    def count(asset: str) -> int:
+        records = instance.fetch_materializations(AssetRecordsFilter(AssetKey(["migrations", asset]), asset_partitions=[name]), limit=10)
+        return len(records.records)
+
+    with DagsterInstance.get() as instance:
+        counts = {a: count(a) for a in ("v1__customers", "v2__orders", "v3__orders_view", "v4__payments", "r__names")}
+        (first,) = runs_by_environment("feed01")[name]
+        assert first.tags["dbops/recorded_late"] == "true"
+    assert counts == {"v1__customers": 1, "v2__orders": 1, "v3__orders_view": 1, "v4__payments": 1, "r__names": 2}
