@@ -170,8 +170,8 @@ def _selection(
         select = {m.script for m in pending}
         if unexpected:
             context.log.info(
-                f"{len(unexpected)} pending script(s) were not selected, the Dagster instance having a materialization of "
-                f"them here (a restored database?); applied as the history table says: {', '.join(unexpected[:30])}"
+                f"{len(unexpected)} pending script(s) that the instance did not expect to be pending here (an environment "
+                f"behind the others, a restored database) are applied too: {', '.join(unexpected[:30])}"
             )
     else:
         select = {m.script for m in pending if keys[m.script] in selected or (not unexpected and keys[m.script] not in known)}

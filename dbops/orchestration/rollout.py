@@ -131,8 +131,8 @@ def rollout_requests(
 ) -> tuple[WaveStep, list[RunRequest]]:
     """The rollout's next step and the run requests that start it (run_key: rollout and environment).
 
-    With the migration `assets` (a sensor's loaded definitions), each run selects what the instance has not recorded
-    in its environment and applies whatever is pending there (dbops.orchestration.selection); else the whole job."""
+    With the migration `assets` (a sensor's loaded definitions), each run selects what the instance expects to be
+    pending in its environment and applies whatever is (dbops.orchestration.selection); else the whole job."""
     step = next_step(rollout.waves, rollout_runs(instance, rollout.id, job_name), capacity)
     expected = expected_pending(instance, assets.keys, step.start, rollout_started(instance, rollout.id, job_name)) if assets and step.start else {}
     requests = [

@@ -4,9 +4,9 @@ A run stores one planned-materialization event per asset it selects when it is c
 at each of them: selecting the whole job, a deployed rollout run that applies one new script to a project
 of 200 pays for 200 (bench/rollout_one_more.py). The sensors run in the code server, which may not read the
 environments' histories (each secret reaches only its own runs), so they select from the instance's records
-instead (expected_pending), and tag the run `dbops/selection=pending`: its step applies whatever the history table says is
-pending, selected or not (a database restored from a backup, a script the instance recorded wrongly), and
-records each as a materialization. The selection only saves events; it never decides what is applied.
+instead (expected_pending) and tag the run `dbops/selection=pending`: its step applies whatever the history
+table says is pending, selected or not (an environment behind the others, a database restored from a backup),
+and records each as a materialization. The selection only saves events; it never decides what is applied.
 """
 from __future__ import annotations
 
