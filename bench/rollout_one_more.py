@@ -11,7 +11,7 @@ Per size: the wall of each, the Dagster time per environment-run over `--direct`
 and the events of one run (what its storage had to write). fsync on, as bench/fleet.py.
 
 A second table measures the deployed path on a third fleet: the rollout sensor's run requests (rollout.rollout_requests),
-each executed as the daemon starts it — its asset and check selection, in one process as its run worker would, without
+each executed as the daemon starts it (tests.orchestration.support.execute_request: its asset and check selection), in one process as its run worker would, without
 the process start. Half of the environments get requests that select the whole job (as before
 dbops.orchestration.selection), the other half requests that select what the instance has not recorded there.
 """
@@ -43,12 +43,13 @@ def events_of_last_run(home: str) -> int:
 SENSOR_PROBE = """
 import json, sys, time, warnings
 warnings.simplefilter("ignore")
-from dagster import DagsterEventType, DagsterInstance
+from dagster import DagsterInstance
 from dbops.orchestration.build import build_definitions
 from dbops.orchestration.resource import DbopsResource
 from dbops.orchestration.rollout import Rollout, rollout_requests
 from dbops.orchestration.selection import MigrationAssets
 from dbops.orchestration.tags import TAG_SOURCE
+from tests.orchestration.support import execute_request
 mode, names = sys.argv[1], sys.argv[2].split(",")
 defs = build_definitions(with_sensors=False)
 migrate = defs.resolve_job_def("migrate")
@@ -59,15 +60,11 @@ with DagsterInstance.get() as instance:
     rollout = Rollout("bench-" + mode, environments, {TAG_SOURCE: "sensor"})
     started = time.perf_counter()
     while True:
-        step, requests = rollout_requests(instance, rollout, "migrate", 1, assets)
+        _, requests = rollout_requests(instance, rollout, "migrate", 1, assets)
         if not requests:
             break
         for request in requests:
-            job = migrate
-            if request.asset_selection is not None:
-                job = migrate.get_subset(asset_selection=set(request.asset_selection), asset_check_selection=set(request.asset_check_keys))
-            tags = {k: v for k, v in request.tags.items() if k != "dagster/partition"}
-            result = job.execute_in_process(instance=instance, partition_key=request.partition_key, tags=tags, raise_on_error=False)
+            result = execute_request(migrate, request, instance)
             runs, failed = runs + 1, failed + (not result.success)
             events = len(instance.all_logs(result.run_id))
     seconds = time.perf_counter() - started
