@@ -11,9 +11,10 @@ Per size: the wall of each, the Dagster time per environment-run over `--direct`
 and the events of one run (what its storage had to write). fsync on, as bench/fleet.py.
 
 A second table measures the deployed path on a third fleet: the rollout sensor's run requests (rollout.rollout_requests),
-each executed as the daemon starts it (tests.orchestration.support.execute_request: its asset and check selection), in one process as its run worker would, without
-the process start. Half of the environments get requests that select the whole job (as before
-dbops.orchestration.selection), the other half requests that select what the instance has not recorded there.
+each executed as the daemon starts it (tests.orchestration.support.execute_request: its asset and check selection),
+in one process as its run worker would, without the process start. Half of the environments get requests that
+select the whole job (as before dbops.orchestration.selection), the other half requests that select what the
+instance expects to be pending there.
 """
 from __future__ import annotations
 
