@@ -31,7 +31,7 @@ from dagster import (
 from dbops.environments import Environment
 from dbops.errors import ConfigError
 from dbops.orchestration.partitions import PARTITION_TAG, deployment_tags
-from dbops.orchestration.selection import MigrationAssets, expected_pending, pending_request
+from dbops.orchestration.selection import MigrationAssets, expected_pending, pending_request, sensor_assets
 from dbops.orchestration.tags import (
     TAG_AUTHOR,
     TAG_COMMIT,
@@ -139,12 +139,6 @@ def rollout_requests(
         pending_request(f"{rollout.id}:{name}", rollout.run_tags(name), assets, expected.get(name), partition_key=name) for name in step.start
     ]
     return step, requests
-
-
-def sensor_assets(context: SensorEvaluationContext) -> MigrationAssets | None:
-    """The migration assets of the definitions the sensor runs in; None when not available."""
-    repository = context.repository_def
-    return MigrationAssets.of(repository) if repository is not None else None
 
 
 def describe(rollout: Rollout, step: WaveStep) -> str:

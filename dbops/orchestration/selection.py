@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from dagster import AssetCheckKey, AssetKey, DagsterInstance, DagsterRunStatus, RepositoryDefinition, RunRequest, RunsFilter
+from dagster import AssetCheckKey, AssetKey, DagsterInstance, DagsterRunStatus, RepositoryDefinition, RunRequest, RunsFilter, SensorEvaluationContext
 
 from dbops.orchestration.partitions import PARTITION_TAG
 from dbops.orchestration.translator import script_keys
@@ -44,6 +44,12 @@ class MigrationAssets:
     def checks_of(self, keys: Iterable[AssetKey]) -> list[AssetCheckKey]:
         """The migration checks of `keys` (a run selecting them runs these, not the validate job's)."""
         return [check for key in keys for check in self.checks.get(key, [])]
+
+
+def sensor_assets(context: SensorEvaluationContext) -> MigrationAssets | None:
+    """The migration assets of the definitions the sensor runs in; None when not available."""
+    repository = context.repository_def
+    return MigrationAssets.of(repository) if repository is not None else None
 
 
 def expected_pending(

@@ -19,8 +19,8 @@ from dagster import (
 
 from dbops.config import locations_from, read_flyway_conf
 from dbops.errors import DbopsError
-from dbops.orchestration.rollout import Rollout, describe, parallel_limit, rollout_requests, sensor_assets
-from dbops.orchestration.selection import expected_pending, pending_request
+from dbops.orchestration.rollout import Rollout, describe, parallel_limit, rollout_requests
+from dbops.orchestration.selection import expected_pending, pending_request, sensor_assets
 from dbops.orchestration.tags import TAG_AUTHOR, TAG_COMMIT, TAG_INCLUDED, TAG_MESSAGE, TAG_REPOSITORY, TAG_SOURCE
 from dbops.orchestration.translator import script_keys
 from dbops.scripts.migrations import parse_name
