@@ -30,6 +30,7 @@ from pathlib import Path
 
 import yaml
 
+from bench import counts
 from bench.generate import generate, migration_sql
 from bench.server import durable_server
 from dbops.targets.embedded import EmbeddedDatabase
@@ -174,8 +175,8 @@ def load_figures(root: Path, n: int) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="100,1000", help="pending migrations per run (default 100,1000)")
-    parser.add_argument("--load-sizes", default="1000,10000", help="scripts for the load measurement (default 1000,10000)")
+    parser.add_argument("--sizes", type=counts, default="100,1000", help="pending migrations per run (default 100,1000)")
+    parser.add_argument("--load-sizes", type=counts, default="1000,10000", help="scripts for the load measurement (default 1000,10000)")
     parser.add_argument("--repeat", type=int, default=1, help="repetitions; the best of each figure is kept")
     parser.add_argument("--storage", choices=["postgres", "dbops", "sqlite"], default="postgres",
                         help="instance storage (default postgres, as deployed)")
@@ -184,7 +185,7 @@ def main() -> None:
     with durable_server(root) as server:
         print(f"storage: {args.storage}")
         print(f"{'pending':>8} {'direct (s)':>11} {'migrate job (s)':>16} {'overhead/migration (ms)':>24} {'run (s)':>8} {'events':>7} {'no-op (s)':>10} {'fixed (s)':>10} {'fixed at N (s)':>15} {'MB direct/job':>14}")
-        sizes = [int(s) for s in args.sizes.split(",") if s]
+        sizes = args.sizes
         rows = []
         for n in sizes:
             best = min((migrate_figures(server, root / f"r{i}", n, args.storage) for i in range(args.repeat)), key=lambda f: f["dagster"])
@@ -200,7 +201,7 @@ def main() -> None:
         print()
         print(f"{'scripts':>8} {'import (s)':>11} {'build cold (s)':>15} {'build warm (s)':>15} {'snapshot (s)':>13} {'warm total (s)':>15}"
               f" {'dagster alone: build+snapshot (s)':>34} {'total (s)':>10}")
-        for n in [int(s) for s in args.load_sizes.split(",") if s]:
+        for n in args.load_sizes:
             f = load_figures(root, n)
             warm = f["warm"]
             total = warm["import"] + warm["build"] + warm["snapshot"]

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import psycopg
 
+from bench import counts
 from bench.dagster_overhead import codebuild_compute_logs
 from bench.generate import generate
 from bench.server import durable_server
@@ -115,8 +116,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--environments", type=int, default=50)
     parser.add_argument("--migrations", type=int, default=20)
-    parser.add_argument("--parallel", default="1,4,8", help="--direct fleet parallelism (default 1,4,8)")
-    parser.add_argument("--dagster-parallel", default="", help="also the Dagster path at these parallelisms (e.g. 4; slow: a process per environment)")
+    parser.add_argument("--parallel", type=counts, default="1,4,8", help="--direct fleet parallelism (default 1,4,8)")
+    parser.add_argument("--dagster-parallel", type=counts, default="", help="also the Dagster path at these parallelisms (e.g. 4; slow: a process per environment)")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="dbops-bench-fleet-"))
     with durable_server(root) as server:
@@ -127,9 +128,9 @@ def run_measures(args: argparse.Namespace, root: Path, server: PgServer) -> None
     scripts = root / "sql"
     generate(scripts, args.migrations)
     measures = [Measure("shell loop: dbops -e NAME migrate --direct", 1, shell_loop)]
-    measures += [Measure("dbops -e '*' migrate --direct", int(k), fleet_direct(int(k))) for k in args.parallel.split(",") if k]
+    measures += [Measure("dbops -e '*' migrate --direct", int(k), fleet_direct(int(k))) for k in args.parallel]
     measures += [Measure("dbops -e '*' migrate (one Dagster run each)", int(k), fleet_dagster(int(k)), dagster=True, setup=dagster_instance)
-                 for k in args.dagster_parallel.split(",") if k]
+                 for k in args.dagster_parallel]
     measures += MEASURES
     n = args.environments
     print(f"{args.migrations} migrations to {n} environments (2 cores shared: compare ratios within this run)")

@@ -13,6 +13,7 @@ import argparse
 import sys
 from collections.abc import Callable
 
+from bench import counts
 from bench import fleet as table
 from bench.fleet import Fleet, Measure, dagster_instance
 
@@ -34,11 +35,11 @@ def rollout(parallel: int) -> Callable[[Fleet], None]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(add_help=False)
-    parser.add_argument("--rollout-parallel", default="1,4,8")
+    parser.add_argument("--rollout-parallel", type=counts, default="1,4,8")
     args, rest = parser.parse_known_args()
     table.MEASURES.extend(
         Measure("dbops rollout (3 waves, one Dagster run each)", int(k), rollout(int(k)), dagster=True, setup=in_waves)
-        for k in args.rollout_parallel.split(",") if k
+        for k in args.rollout_parallel
     )
     sys.argv = [sys.argv[0], *rest]
     table.main()

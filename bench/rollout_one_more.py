@@ -27,6 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench import counts
 from bench.fleet import applied_everywhere, fleet_direct, new_fleet
 from bench.fleet_rollout import in_waves, rollout
 from bench.generate import generate, migration_sql
@@ -82,7 +83,7 @@ def sensor_runs(fleet, mode: str, names: list[str]) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--environments", type=int, default=50)
-    parser.add_argument("--applied", default="20,200", help="scripts already applied (default 20,200)")
+    parser.add_argument("--applied", type=counts, default="20,200", help="scripts already applied (default 20,200)")
     parser.add_argument("--bootstrap", choices=["rollout", "direct"], default="rollout",
                         help="how the Dagster fleets got those scripts (default rollout; direct: then a rollout records them late)")
     args = parser.parse_args()
@@ -92,7 +93,7 @@ def main() -> None:
         print(f"one new script to {n} environments that have the others")
         print(f"{'applied':>8} {'--direct (s)':>13} {'rollout (s)':>12} {'Dagster/env-run (s)':>20} {'events/run':>11} {'all applied':>12}")
         deployed = []
-        for size in [int(s) for s in args.applied.split(",") if s]:
+        for size in args.applied:
             scripts = root / f"sql{size}"
             generate(scripts, size)
             direct, dagster = new_fleet(server, root / f"d{size}", n, scripts), new_fleet(server, root / f"r{size}", n, scripts)
