@@ -63,7 +63,7 @@ def migration_assets(
         description="Applies the selected pending migrations in order and records each in the history table.",
     )
     def _migrations(context, dbops: DbopsResource):
-        yield from dbops.migrate(context, translator, known, lineage)
+        yield from dbops.migrate(context, translator, known, lineage, project)
 
     return _migrations
 

@@ -25,6 +25,8 @@ class MigrationProject:
     facts: dict[str, ScriptFacts]
     dialect: Dialect = Dialect.POSTGRESQL
     default_schema: str = "public"
+    snapshot: Snapshot | None = None  # the files `load` read the catalog from, in `locations`
+    locations: tuple[str, ...] = ()
 
     @classmethod
     def load(cls, settings: Settings, dialect: Dialect = Dialect.POSTGRESQL, snapshot: Snapshot | None = None) -> MigrationProject:
@@ -32,7 +34,9 @@ class MigrationProject:
         snapshot = snapshot or FolderSource(settings.locations).snapshot()
         context = PlaceholderContext(values=settings.placeholders, schema=settings.schema, table=settings.table)
         catalog = discover(snapshot.files, context, settings.ignore_invalid_names)
-        return cls.from_catalog(catalog, dialect, default_schema=settings.schema)
+        project = cls.from_catalog(catalog, dialect, default_schema=settings.schema)
+        project.snapshot, project.locations = snapshot, tuple(settings.locations)
+        return project
 
     @classmethod
     def from_catalog(
@@ -51,6 +55,11 @@ class MigrationProject:
             facts[migration.path] = found
         cache.save()
         return cls(catalog=catalog, facts=facts, dialect=dialect, default_schema=default_schema)
+
+    def files_of(self, locations: list[str]) -> Snapshot | None:
+        """The files loaded, when `locations` are the folders they were read from: a run of those folders applies
+        the scripts its definitions were built from (and shares their text) instead of reading the files again."""
+        return self.snapshot if self.snapshot is not None and tuple(locations) == self.locations else None
 
     @property
     def migrations(self) -> list[Migration]:

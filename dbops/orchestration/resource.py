@@ -23,9 +23,11 @@ from dbops.environments import Environment, load_environments, settings_for
 from dbops.errors import ConfigError, DbopsError
 from dbops.orchestration.apply import apply_pending, failure, hold_storage_connection
 from dbops.orchestration.partitions import environment_of
+from dbops.orchestration.project import MigrationProject
 from dbops.orchestration.tags import source_for_tags
 from dbops.orchestration.translator import MigrationTranslator
 from dbops.orchestration.warehouse import ScriptLineage
+from dbops.scripts.sources import FolderSource
 from dbops.targets import open_target
 from dbops.targets.base import Dialect, Target
 from dbops.urls import scheme_of
@@ -121,16 +123,16 @@ class DbopsResource(ConfigurableResource):
         settings.ignore_invalid_names = settings.ignore_invalid_names or self.ignore_invalid_names
         return settings
 
-    def engine(self, context: AssetExecutionContext | AssetCheckExecutionContext) -> Engine:
+    def engine(self, context: AssetExecutionContext | AssetCheckExecutionContext, project: MigrationProject | None = None) -> Engine:
         """The engine of this run: its target, and the scripts its tags name (a repository commit, else the
-        folders), read when first needed. Assets and checks all build their engine here. A run of one
-        environment (its partition, or its dbops/environment tag) connects with that environment's URL and
-        its own credentials only."""
+        folders: those `project` loaded them from when given, else read when first needed). Assets and checks all
+        build their engine here. A run of one environment (its partition, or its dbops/environment tag) connects
+        with that environment's URL and its own credentials only."""
         tags = dict(context.run.tags)
         name = environment_of(tags)
         if name is None:
             settings = self.settings()
-            return Engine(self.open_target(), settings, source=source_for_tags(tags, settings.locations))
+            return Engine(self.open_target(), settings, **self._scripts(tags, settings, project))
         environment = self.environment(name)
         if os.environ.get("DBOPS_PASSWORD"):
             raise ConfigError(
@@ -138,7 +140,14 @@ class DbopsResource(ConfigurableResource):
                 f"{environment.password_variable} (or its secret): unset DBOPS_PASSWORD there"
             )
         settings = self.environment_settings(environment)
-        return Engine(open_target(environment.target_url()), settings, source=source_for_tags(tags, settings.locations))
+        return Engine(open_target(environment.target_url()), settings, **self._scripts(tags, settings, project))
+
+    @staticmethod
+    def _scripts(tags: dict[str, str], settings: Settings, project: MigrationProject | None) -> dict[str, Any]:
+        """The Engine's scripts: the loaded ones for a run of the folders they came from, else the tags' source."""
+        source = source_for_tags(tags, settings.locations)
+        loaded = project.files_of(settings.locations) if project is not None and isinstance(source, FolderSource) else None
+        return {"snapshot": loaded} if loaded is not None else {"source": source}
 
     def migrate(
         self,
@@ -146,13 +155,15 @@ class DbopsResource(ConfigurableResource):
         translator: MigrationTranslator,
         known: set[AssetKey],
         lineage: ScriptLineage | None = None,
+        project: MigrationProject | None = None,
     ) -> Iterator[AssetMaterialization | AssetObservation | AssetCheckResult]:
         """Apply the run's selection and stream its events: a materialization per applied script (late ones
         first), then observations of the tables they touched — as dagster-dbt's `DbtCliResource.cli(...).stream()`.
-        A failure is a step failure carrying the message and the exit code `--direct` would give."""
+        A failure is a step failure carrying the message and the exit code `--direct` would give. `project`: the
+        loaded scripts (see `engine`)."""
         hold_storage_connection(context.instance)
         try:
-            engine = self.engine(context)
+            engine = self.engine(context, project)
         except DbopsError as exc:
             raise failure(exc) from None
         yield from apply_pending(context, engine, translator, known, lineage)

@@ -303,7 +303,7 @@ def parse_name(filename: str) -> ParsedName | str | None:
 def parse_conf(file: ScriptFile) -> ScriptConfig:
     """Read a `.sql.conf` file: `key=value` lines, `#` comments, Flyway's keys."""
     values: dict[str, str] = {}
-    text = _decode(file.data, "utf-8", file.display_path)
+    text = _decode(file, "utf-8")
     for number, line in enumerate(_LINE_BREAK.split(text), start=1):
         line = line.strip()
         if not line or line.startswith("#"):
@@ -339,11 +339,12 @@ def _bool(values: dict[str, str], key: str, file: ScriptFile, default: bool | No
     return value == "true"
 
 
-def _decode(data: bytes, encoding: str, path: str) -> str:
+def _decode(file: ScriptFile, encoding: str) -> str:
     try:
-        return data.decode(encoding)
+        return file.text(encoding)
     except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
+        path = file.display_path
+        line = file.data[: exc.start].count(b"\n") + 1
         raise ScriptError(
             path,
             f"bytes at offset {exc.start} are not valid {encoding}; save the file as UTF-8 "
@@ -374,7 +375,7 @@ def discover(
             continue
         conf_file = confs.get(file.display_path[: -len(".sql")])
         config = parse_conf(conf_file) if conf_file else ScriptConfig()
-        text = _decode(file.data, config.encoding, file.display_path).removeprefix("\ufeff")  # a BOM is not SQL
+        text = _decode(file, config.encoding).removeprefix("\ufeff")  # a BOM is not SQL
         sql = replace_placeholders(text, context, file.display_path) if config.placeholder_replacement else text
         check_file = check_files.pop(file.display_path[: -len(".sql")], None)
         if isinstance(parsed, str) and check_file is not None:
@@ -423,7 +424,7 @@ def discover(
 
 def _checks(file: ScriptFile, config: ScriptConfig, context: PlaceholderContext) -> list[Check]:
     """A script's checks, read as the script is: its encoding, and placeholders unless it turns them off."""
-    text = _decode(file.data, config.encoding, file.display_path).removeprefix("\ufeff")
+    text = _decode(file, config.encoding).removeprefix("\ufeff")
     sql = replace_placeholders(text, context, file.display_path) if config.placeholder_replacement else text
     return read_checks(sql, file.display_path)
 

@@ -1,6 +1,7 @@
 """Where scripts come from: a folder, a git commit or a CodeCommit commit."""
 from __future__ import annotations
 
+import codecs
 import os
 import stat
 from abc import ABC, abstractmethod
@@ -13,18 +14,59 @@ from dbops.errors import ConfigError, DbopsError, ScriptError
 SCRIPT_SUFFIXES = (".sql", ".sql.conf", ".sql.check")  # a script, its settings, its checks
 
 
-@dataclass(frozen=True)
-class ScriptFile:
-    """A file under a migrations location: path relative to the location, and its bytes."""
+# Encodings whose decoded text encodes back to exactly the bytes it came from: a file read in one of them keeps
+# its text alone once decoded.
+_ROUND_TRIP = frozenset({"utf-8", "ascii", "iso8859-1"})  # codecs.lookup names
 
-    relpath: str
-    data: bytes
-    location: str = ""
+
+class ScriptFile:
+    """A file under a migrations location: path relative to the location, and its bytes.
+
+    `text()` decodes once; every catalog read from the same snapshot (the command line's, the Dagster definitions',
+    the run's) then shares that text. Decoded in an encoding that round-trips, the file keeps only the text and
+    `data` encodes it again when asked, so a 50 MB script is held once, not as bytes plus text.
+    """
+
+    __slots__ = ("relpath", "location", "_data", "_text")
+
+    def __init__(self, relpath: str, data: bytes, location: str = "") -> None:
+        self.relpath = relpath
+        self.location = location
+        self._data: bytes | None = data
+        self._text: tuple[str, str] | None = None  # (encoding, text)
+
+    @property
+    def data(self) -> bytes:
+        if self._data is not None:
+            return self._data
+        encoding, text = self._text  # type: ignore[misc]
+        return text.encode(encoding)
+
+    def text(self, encoding: str = "utf-8") -> str:
+        """The file decoded with `encoding` (UnicodeDecodeError when it is not that encoding), decoded once."""
+        if self._text is not None and self._text[0] == encoding:
+            return self._text[1]
+        text = self.data.decode(encoding)
+        self._text = (encoding, text)
+        if codecs.lookup(encoding).name in _ROUND_TRIP:
+            self._data = None
+        return text
 
     @property
     def display_path(self) -> str:
         """The path a user recognises: location/relpath."""
         return f"{self.location.rstrip('/')}/{self.relpath}" if self.location else self.relpath
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ScriptFile):
+            return NotImplemented
+        return (self.relpath, self.location, self.data) == (other.relpath, other.location, other.data)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        size = len(self._data) if self._data is not None else len(self._text[1])  # type: ignore[index]
+        return f"ScriptFile({self.relpath!r}, <{size} chars>, {self.location!r})"
 
 
 @dataclass(frozen=True)
