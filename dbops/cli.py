@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import io
 import logging
 import os
@@ -13,7 +14,7 @@ import zlib
 from dbops.config import Settings, settings_from, url_from
 from dbops.engine.applier import RunInfo, ScriptResult
 from dbops.engine.engine import Engine
-from dbops.environments import Environment, selected, settings_for
+from dbops.environments import Environment, refuse_shared_password, selected, settings_for
 from dbops.errors import ConfigError, DbopsError
 from dbops.output import Console, describe_attempt, entry_json, print_checks, print_results, result_json
 from dbops.scripts.sources import CommitInfo, FolderSource
@@ -305,12 +306,31 @@ def cmd_rollout(args: argparse.Namespace, console: Console) -> int:
         raise ConfigError(f"{declared.path}: no environments to roll out to; declare [environments.<name>] tables (see README: Environments)")
     pattern = getattr(args, "environment", None) or os.environ.get(SELECT_VARIABLE)
     environments = select(declared.environments, pattern) if pattern else list(declared.environments.values())
-    settings = settings_for(environments[0], vars(args))
-    files = FolderSource(settings.locations).snapshot().files
-    scripts = [(f.display_path, zlib.crc32(f.data)) for f in files]
+    refuse_shared_password(environments)
+    scripts = rollout_scripts(environments, vars(args), str(declared.path))
     commit = CommitInfo(id=args.commit, author=args.author, message=args.message) if args.commit else None
     return launch_rollout(console, environments, scripts, parallel=args.parallel or parallel_limit(), commit=commit,
                           source=args.source, flags=vars(args))
+
+
+def rollout_scripts(environments: list[Environment], flags: dict, toml: str) -> list[tuple[str, int | None]]:
+    """What a rollout applies where, for its id: each environment's scripts (its own locations) and placeholder values,
+    so a rerun after any of them changed is a new rollout. A location that cannot be read names its environment."""
+    read: dict[tuple[str, ...], list[tuple[str, int | None]]] = {}
+    scripts: set[tuple[str, int | None]] = set()
+    for environment in environments:
+        settings = settings_for(environment, flags)
+        locations = tuple(settings.locations)
+        if locations not in read:
+            try:
+                read[locations] = [(f.display_path, zlib.crc32(f.data)) for f in FolderSource(settings.locations).snapshot().files]
+            except DbopsError as exc:
+                raise ConfigError(f"environment {environment.name} ({toml}): {exc}") from None
+        scripts.update(read[locations])
+        if settings.placeholders:
+            values = "\n".join(f"{k}={v}" for k, v in sorted(settings.placeholders.items()))
+            scripts.add((f"placeholders of {environment.name}", int.from_bytes(hashlib.sha256(values.encode()).digest()[:4], "big")))
+    return sorted(scripts, key=lambda item: (item[0], item[1] or 0))
 
 
 def cmd_ui(args: argparse.Namespace, console: Console) -> int:

@@ -489,13 +489,19 @@ def selected(
     if not declared.environments:
         raise ConfigError(f"--environment {pattern!r}: {declared.path} declares no environments ([environments.<name>] tables)")
     chosen_envs = select(declared.environments, pattern)
+    refuse_shared_password(chosen_envs, environ)
+    return chosen_envs
+
+
+def refuse_shared_password(environments: list[Environment], environ: Mapping[str, str] | None = None) -> None:
+    """DBOPS_PASSWORD is refused with environments: each reads its own variable, so no password reaches another's server."""
+    environ = os.environ if environ is None else environ
     if environ.get("DBOPS_PASSWORD"):
         raise ConfigError(
             "DBOPS_PASSWORD is set, but environments take their password from their own variable "
-            f"({', '.join(e.password_variable for e in chosen_envs[:3])}{', …' if len(chosen_envs) > 3 else ''}): "
+            f"({', '.join(e.password_variable for e in environments[:3])}{', …' if len(environments) > 3 else ''}): "
             "unset DBOPS_PASSWORD and set those"
         )
-    return chosen_envs
 
 
 def settings_for(

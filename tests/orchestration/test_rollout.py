@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 
+import psycopg
 import pytest
 from dagster import AssetKey, DagsterInstance, RunsFilter
 
@@ -156,3 +157,49 @@ def test_scripts_applied_outside_dagster_are_recorded_late_once_per_application_
         (first,) = runs_by_environment("feed01")[name]
         assert first.tags["dbops/recorded_late"] == "true"
     assert counts == {"v1__customers": 1, "v2__orders": 1, "v3__orders_view": 1, "v4__payments": 1, "r__names": 2}
+
+
+def test_a_rerun_after_an_environment_of_its_own_locations_gained_a_script_applies_it(project, pg_server, capsys):
+    """A rollout's id digests every selected environment's scripts: a script new in one environment's own
+    locations, or a changed placeholder value, makes the rerun a new rollout instead of "already succeeded"."""
+    fleet = make_fleet(pg_server, [0, 1])
+    write_flyway_toml(project / "flyway.toml", fleet)
+    other = project / "other"
+    other.mkdir()
+    (other / "V1__other.sql").write_text("create table other_one (id int);")
+    (other / "R__view.sql").write_text("create or replace view owner_view as select '${owner}'::text as owner;")
+    with open(project / "flyway.toml", "a") as toml:
+        toml.write(f'\n[environments.{fleet[1].name}.flyway]\nlocations = ["filesystem:other"]\n'
+                   f'[environments.{fleet[1].name}.flyway.placeholders]\nowner = "first"\n')
+    code, first, err = rollout(capsys)
+    assert code == 0, err
+    (other / "V2__other.sql").write_text("create table other_two (id int);")
+    code, second, err = rollout(capsys)
+    assert code == 0, err
+    assert second["rollout"] != first["rollout"]
+    assert applied_versions(fleet[1].url) == ["1", None, "2"]  # V1 and the view, then V2 by the rerun
+    toml = (project / "flyway.toml").read_text().replace('owner = "first"', 'owner = "second"')
+    (project / "flyway.toml").write_text(toml)
+    code, third, err = rollout(capsys)
+    assert code == 0, err
+    assert third["rollout"] != second["rollout"]
+    with psycopg.connect(fleet[1].url) as conn:
+        assert conn.execute("select owner from owner_view").fetchone()[0] == "second"
+
+
+def test_operator_errors_of_a_rollout_are_refused_before_any_run_naming_what_to_fix(project, pg_server, capsys, monkeypatch):
+    fleet = make_fleet(pg_server, [0, 5])
+    write_flyway_toml(project / "flyway.toml", fleet)
+    with open(project / "flyway.toml", "a") as toml:
+        toml.write(f'\n[environments.{fleet[1].name}.flyway]\nlocations = ["filesystem:typo"]\n')
+    assert main(["rollout"]) == 2
+    err = capsys.readouterr().err
+    assert f"environment {fleet[1].name}" in err and "flyway.toml" in err and "typo" in err, err
+    assert "Traceback" not in err
+    write_flyway_toml(project / "flyway.toml", fleet)
+    monkeypatch.setenv("DBOPS_PASSWORD", "s3cret-shared")
+    assert main(["rollout"]) == 2
+    err = capsys.readouterr().err
+    assert "unset DBOPS_PASSWORD" in err and "s3cret-shared" not in err, err
+    assert not (project / "dagster_home").exists()  # no Dagster instance was even opened, so no run started
+    assert applied_versions(fleet[0].url) == []
