@@ -14,7 +14,7 @@ from dbops.orchestration.tags import TAG_COMMIT, TAG_INCLUDED, TAG_REPOSITORY, c
 from dbops.scripts.codecommit import CodeCommitSource
 from dbops.scripts.git import GitSource, mirror_dir
 from dbops.scripts.migrations import discover
-from dbops.scripts.sources import FolderSource, SourceError, repo_location
+from dbops.scripts.sources import FolderSource, ScriptFile, SourceError, repo_location
 from dbops.targets import open_target
 from tests.gitrepo import GitRepo
 
@@ -188,3 +188,19 @@ def test_a_remote_urls_password_never_reaches_tags_or_errors(tmp_path: Path) -> 
     assert "s3cret-token" not in str(caught.value)
     with pytest.raises(SourceError, match="the URL is redacted so it cannot be cloned here"):
         GitSource(source.label.removeprefix("git:"), "main", home=tmp_path).head()
+
+
+def test_a_decoded_script_is_held_as_its_text_alone_and_still_gives_its_exact_bytes() -> None:
+    """A 50 MB script must not be held as bytes plus text: once decoded in an encoding that round-trips, the file
+    keeps the text, and every catalog read from it shares that one text."""
+    data = "create table café (id int);\n".encode()
+    file = ScriptFile("V1__café.sql", data, "sql")
+    text = file.text("utf-8")
+    assert text == "create table café (id int);\n"
+    assert file.text("utf-8") is text
+    assert file.data == data
+    assert discover([file]).migrations[0].sql is text
+    utf16 = "select 1;\n".encode("utf-16-be")
+    kept = ScriptFile("V2__wide.sql", b"\xfe\xff" + utf16)
+    assert kept.text("utf-16") == "select 1;\n"
+    assert kept.data == b"\xfe\xff" + utf16  # utf-16 would encode back in this machine's byte order: the bytes stay

@@ -326,3 +326,20 @@ def test_an_unexpected_error_in_the_migrate_step_reaches_the_user_with_its_cause
     err = capsys.readouterr().err
     assert err.startswith("error: the migrate step failed: RuntimeError: the disk is on fire"), err
     assert "DagsterExecutionStepExecutionError" not in err and 'executing op "migrations"' not in err
+
+
+def test_the_dagster_path_reads_each_script_once_and_its_run_applies_what_the_command_line_planned(project, pg_url, monkeypatch):
+    """The command line, the definitions it builds and the run's step share one read of the files: a big script is
+    held once (bench/big_scripts.py), and a file changed while the run starts cannot make the step apply other SQL."""
+    reads: dict[str, int] = {}
+    read_bytes = Path.read_bytes
+
+    def counted(self: Path) -> bytes:
+        if self.suffix == ".sql":
+            reads[self.name] = reads.get(self.name, 0) + 1
+        return read_bytes(self)
+
+    monkeypatch.setattr(Path, "read_bytes", counted)
+    assert main(["--url", pg_url, "migrate"]) == 0
+    assert reads == {name: 1 for name in SCRIPTS}
+    assert query(pg_url, "select count(*) from users") == [(2,)]
