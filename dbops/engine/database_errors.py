@@ -15,6 +15,7 @@ INSUFFICIENT_PRIVILEGE = "42501"
 QUERY_CANCELED = "57014"
 LOCK_NOT_AVAILABLE = "55P03"
 _DENIED = re.compile(r"permission denied for (schema|table|relation|view|sequence|database) (.+)$", re.IGNORECASE)
+ANOTHER_USER = "the user of --url, or of the environment's url in flyway.toml"  # where a command takes its database user
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,7 @@ def _permission(message: str, tables: OwnTables) -> str:
         return (
             f"{message}: {who} may not use or create tables in schema {name}, where dbops keeps its history table "
             f"{tables.history} and {tables.schema}.{AUDIT_TABLE}. Have an administrator run "
-            f"GRANT USAGE, CREATE ON SCHEMA {quote_ident(name)} TO {user}; or connect as another user (--url), "
+            f"GRANT USAGE, CREATE ON SCHEMA {quote_ident(name)} TO {user}; or connect as another user ({ANOTHER_USER}), "
             "or choose a schema it may create in (--schema)"
         )
     if kind in ("table", "relation", "view", "sequence"):
@@ -83,7 +84,7 @@ def _permission(message: str, tables: OwnTables) -> str:
         return (
             f"{message}: {who} may not read or write {schema or tables.schema}.{table}, one of dbops's tables (history "
             f"table {tables.history}). Have an administrator run GRANT SELECT, INSERT, UPDATE, DELETE ON {qualified} "
-            f"TO {user}; or connect as the user that owns dbops's tables (--url)"
+            f"TO {user}; or connect as the user that owns dbops's tables ({ANOTHER_USER})"
         )
     if kind == "database":
         return (
@@ -93,7 +94,7 @@ def _permission(message: str, tables: OwnTables) -> str:
         )
     return (
         f"{message}: {who} lacks a privilege dbops needs on its tables in schema {tables.schema} (history table "
-        f"{tables.history}). Connect as the user that owns them (--url), or have an administrator grant it"
+        f"{tables.history}). Connect as the user that owns them ({ANOTHER_USER}), or have an administrator grant it"
     )
 
 

@@ -122,6 +122,7 @@ def test_a_user_who_may_not_create_in_the_schema_is_told_what_to_grant(project, 
     before = relations(any_db)
     outcome = migrate(url, path)
     assert_error_line(outcome, 2, "permission denied for schema public", f'GRANT USAGE, CREATE ON SCHEMA "public" TO "{role}"')
+    assert "the user of --url, or of the environment's url in flyway.toml" in outcome.err  # -e refuses --url
     # Through pgbouncer a reused connection comes back from DISCARD ALL as the superuser (the rig maps every user to
     # postgres), so there the lock table may exist; everything of the history table's is checked on both drivers.
     rig_lock = {("public", "dbops_lock")} if any_db.driver == "redshift" else set()
