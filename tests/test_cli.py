@@ -147,6 +147,19 @@ def test_repair_and_baseline_commands(pg_url, scripts, run) -> None:
     assert code == 0 and "nothing to do" in out
 
 
+def test_a_renamed_applied_script_is_explained_and_repair_says_it_records_the_new_description(pg_url, scripts, run) -> None:
+    folder = scripts({"V1__a.sql": "create table a (id int);"})
+    assert run(pg_url, folder, "migrate", "--direct")[0] == 0
+    (folder / "V1__a.sql").rename(folder / "V1__renamed.sql")
+    code, out, err = run(pg_url, folder, "validate")
+    assert code == 1
+    assert "description mismatch for version 1: applied 'a', file 'renamed'; rename the file back, or run `dbops repair`" in out + err
+    code, out, _ = run(pg_url, folder, "repair")
+    assert code == 0
+    assert "realigned" in out and "description 'a' -> 'renamed'" in out and "checksum" not in out, out
+    assert run(pg_url, folder, "validate")[0] == 0
+
+
 def test_local_database_lifecycle(tmp_path) -> None:
     env = {**os.environ, "DBOPS_HOME": str(tmp_path / "home")}
     env.pop("DBOPS_URL", None)

@@ -12,7 +12,7 @@ from dbops.engine.database_errors import OwnTables, own_statements
 from dbops.engine.history import AUDIT_TABLE, BASELINE_DESCRIPTION, History
 from dbops.engine.lease import lock_for
 from dbops.engine.locks import RunLock
-from dbops.engine.plan import FAILED, MISSING, Plan, PlanEntry, attach_failures, build_plan, unfinished
+from dbops.engine.plan import FAILED, MISSING, Plan, PlanEntry, attach_failures, build_plan, realigned, unfinished
 from dbops.engine.search_path import search_path_statement
 from dbops.errors import ConfigError, ValidationFailed
 from dbops.scripts.migrations import Catalog, PlaceholderContext, RowType, Version, discover, version_flag
@@ -262,7 +262,7 @@ class Engine:
                     actions.append(f"marked missing version {row.version} ({row.script}) as deleted")
                 elif m is not None and entry.problems:
                     history.update_checksum(row.installed_rank, m.checksum, m.description, m.history_type)
-                    actions.append(f"realigned {m.path}: checksum {row.checksum} -> {m.checksum}")
+                    actions.append(f"realigned {m.path}: {realigned(row, m)}")
             session.commit()
         return actions
 

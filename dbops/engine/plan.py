@@ -99,6 +99,18 @@ def unfinished(plan: Plan) -> list[str]:
 DESCRIPTION_LIMIT = 200  # Flyway's VARCHAR(200): characters on PostgreSQL, UTF-8 bytes on Redshift
 
 
+def realigned(row: AppliedMigration, migration: Migration) -> str:
+    """What `repair` changes in an applied row to match its file: the checksum, the description, the type."""
+    changes = []
+    if row.checksum != migration.checksum:
+        changes.append(f"checksum {row.checksum} -> {migration.checksum}")
+    if row.description not in recorded_forms(migration.description):
+        changes.append(f"description '{row.description}' -> '{migration.description}'")
+    if row.type != migration.history_type:
+        changes.append(f"type {row.type} -> {migration.history_type}")
+    return ", ".join(changes)
+
+
 def recorded_forms(description: str) -> set[str]:
     """How a script's description reads back from the history table: whole, or cut to fit the column."""
     forms = {description, description[:DESCRIPTION_LIMIT]}
@@ -277,8 +289,12 @@ def _applied_entry(migration: Migration | None, row: AppliedMigration, latest_fi
         )
     if row.description not in recorded_forms(migration.description):
         entry.problems.append(
-            f"description mismatch for version {row.version}: applied '{row.description}', file '{migration.description}'"
+            f"description mismatch for version {row.version}: applied '{row.description}', file '{migration.description}'; "
+            "rename the file back, or run `dbops repair` to record the new description"
         )
     if row.type != migration.history_type:
-        entry.problems.append(f"type mismatch for version {row.version}: applied {row.type}, file {migration.history_type}")
+        entry.problems.append(
+            f"type mismatch for version {row.version}: applied {row.type}, file {migration.history_type}; "
+            "run `dbops repair` to record the file's type"
+        )
     return entry
