@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from dbops.cli import main
@@ -158,6 +159,15 @@ def test_a_renamed_applied_script_is_explained_and_repair_says_it_records_the_ne
     assert code == 0
     assert "realigned" in out and "description 'a' -> 'renamed'" in out and "checksum" not in out, out
     assert run(pg_url, folder, "validate")[0] == 0
+
+
+def test_an_applied_row_without_a_checksum_is_named_so_in_the_mismatch(pg_url, scripts, run) -> None:
+    folder = scripts({"V1__a.sql": "create table a (id int);"})
+    assert run(pg_url, folder, "migrate", "--direct")[0] == 0
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("update flyway_schema_history set checksum = null")
+    code, out, err = run(pg_url, folder, "validate")
+    assert code == 1 and "applied none (NULL), file now" in out + err and "None" not in out + err
 
 
 def test_local_database_lifecycle(tmp_path) -> None:

@@ -103,12 +103,16 @@ def realigned(row: AppliedMigration, migration: Migration) -> str:
     """What `repair` changes in an applied row to match its file: the checksum, the description, the type."""
     changes = []
     if row.checksum != migration.checksum:
-        changes.append(f"checksum {row.checksum} -> {migration.checksum}")
+        changes.append(f"checksum {_checksum(row.checksum)} -> {migration.checksum}")
     if row.description not in recorded_forms(migration.description):
         changes.append(f"description '{row.description}' -> '{migration.description}'")
     if row.type != migration.history_type:
         changes.append(f"type {row.type} -> {migration.history_type}")
     return ", ".join(changes)
+
+
+def _checksum(value: int | None) -> str:
+    return "none (NULL)" if value is None else str(value)
 
 
 def recorded_forms(description: str) -> set[str]:
@@ -284,7 +288,7 @@ def _applied_entry(migration: Migration | None, row: AppliedMigration, latest_fi
     entry = PlanEntry(SUCCESS, migration=migration, applied=row)
     if row.checksum != migration.checksum:
         entry.problems.append(
-            f"checksum mismatch for version {row.version}: applied {row.checksum}, file now {migration.checksum}; "
+            f"checksum mismatch for version {row.version}: applied {_checksum(row.checksum)}, file now {migration.checksum}; "
             "revert the file (put the change in a new migration) or run `dbops repair` to accept it"
         )
     if row.description not in recorded_forms(migration.description):
