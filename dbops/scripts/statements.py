@@ -212,7 +212,7 @@ def _sqlparse_statements(sql: str, pos: int, line: int) -> tuple[list[Statement]
 
     window = 1 << 16
     while True:
-        raws = FilterStack().run(sql[pos : pos + window])
+        raws = FilterStack().run(one_comment_each(sql[pos : pos + window]))
         whole = pos + window >= len(sql)
         found: list[Statement] = []
         ahead = list(islice(raws, 2))
@@ -222,7 +222,7 @@ def _sqlparse_statements(sql: str, pos: int, line: int) -> tuple[list[Statement]
             ahead.extend(islice(raws, 1))
             if len(ahead) < 2 and not whole:
                 break  # this statement's end is not certain yet: read a larger window
-            text = str(raw)
+            text = sql[offset : offset + len(str(raw))]  # as written: a nested comment's inner `*/` were blanked
             start = _first_code_offset(raw)
             if start is not None:
                 statement = _body(text[start:], line + text.count("\n", 0, start), _normalize_tokens(raw))
@@ -260,7 +260,54 @@ def normalize(sql: str) -> str:
     """Comments dropped, literals blanked, upper-cased, whitespace collapsed."""
     from sqlparse.engine import FilterStack
 
-    return " ".join(filter(None, (_normalize_tokens(raw) for raw in FilterStack().run(sql))))
+    return " ".join(filter(None, (_normalize_tokens(raw) for raw in FilterStack().run(one_comment_each(sql)))))
+
+
+def one_comment_each(sql: str) -> str:
+    """`sql` with each nested block comment blanked inside (the same length, so offsets and lines hold), so that
+    sqlparse, which ends a comment at its first `*/`, sees it as one comment as PostgreSQL and psql do."""
+    if not _may_nest(sql):
+        return sql
+    from sqlparse import tokens as T
+    from sqlparse.lexer import Lexer
+
+    start = 0
+    while (found := _next_nested_comment(sql, start, Lexer.get_default_instance(), T.Comment.Multiline)) is not None:
+        begin, end = found
+        sql = sql[: begin + 2] + _COMMENT_MARKS.sub("  ", sql[begin + 2 : end - 2]) + sql[end - 2 :]
+        start = end
+    return sql
+
+
+_COMMENT_MARKS = re.compile(r"/\*|\*/")
+
+
+def _may_nest(sql: str) -> bool:
+    """True when some `/*` comes before the `*/` after the `/*` before it (quotes not considered: a cheap test)."""
+    pos = sql.find("/*")
+    while pos >= 0:
+        close = sql.find("*/", pos + 2)
+        if close < 0:
+            return False
+        if sql.find("/*", pos + 2, close) >= 0:
+            return True
+        pos = sql.find("/*", close + 2)
+    return False
+
+
+def _next_nested_comment(sql: str, start: int, lexer, comment) -> tuple[int, int] | None:
+    """(start, end) of the first block comment from `start` (where no token is open) that nests, as sqlparse's
+    tokens place comments; None when there is none, or it does not close."""
+    offset = start
+    for ttype, value in lexer.get_tokens(sql[start:]):
+        if ttype in comment:
+            end = _comment_end(sql, offset + 2)
+            if end is None:
+                return None
+            if end != offset + len(value):
+                return offset, end
+        offset += len(value)
+    return None
 
 
 def _normalize_tokens(stmt) -> str:
