@@ -339,6 +339,53 @@ def may_hold_non_transactional(sql: str, dialect: str | None = None) -> bool:
 _PREFILTER_CHUNK = 1 << 20
 
 
+def _chunks_upper(sql: str, overlap: int) -> Iterator[str]:
+    """`sql` upper-cased a slice at a time (each overlapping the one before): never a copy of the whole."""
+    for start in range(0, len(sql), _PREFILTER_CHUNK):
+        yield sql[max(start - overlap, 0) : start + _PREFILTER_CHUNK].upper()
+
+
+# COPY that streams rows through the client (psql's way of loading a pg_dump): dbops sends no data and reads none.
+_CLIENT_COPY = re.compile(r"COPY\b.*\b(FROM STDIN|TO STDOUT)\b", re.S)
+# A statement that ends, opens or nests a transaction (lint's DB003; matched against the normalized statement).
+_TRANSACTION_CONTROL = re.compile(
+    r"(BEGIN|START TRANSACTION|COMMIT|END|ROLLBACK|ABORT|PREPARE TRANSACTION)( (WORK|TRANSACTION))?( AND (NO )?CHAIN)?"
+    r"( (ISOLATION LEVEL|READ (WRITE|ONLY)|(NOT )?DEFERRABLE)\b.*| '')?$",
+    re.S,
+)
+# What a script needs to hold one (upper-cased text): words, and BEGIN or END ending a statement.
+_TRANSACTION_WORDS = ("COMMIT", "ROLLBACK", "ABORT", "TRANSACTION")
+_BLOCK_EDGE = r"\s*(?:;|$|--|/\*|WORK\b|TRANSACTION\b|ISOLATION\b|READ\b|NOT\b|DEFERRABLE\b)"
+_ALONE = [(word, re.compile(rf"{word}(?<=\b{word})" + _BLOCK_EDGE, re.M)) for word in ("BEGIN", "END")]
+
+
+def client_copy(normalized: str) -> str | None:
+    """`COPY FROM STDIN` or `COPY TO STDOUT` when the normalized statement is one, else None."""
+    found = _CLIENT_COPY.match(normalized)
+    return f"COPY {found.group(1)}" if found else None
+
+
+def may_hold_client_copy(sql: str) -> bool:
+    """False when no statement of `sql` can be a COPY through the client (a cheap test before splitting)."""
+    return any("STDIN" in chunk or "STDOUT" in chunk for chunk in _chunks_upper(sql, 5))
+
+
+def transaction_control(normalized: str) -> str | None:
+    """The keyword (BEGIN, COMMIT, START TRANSACTION, ...) when the normalized statement is transaction control."""
+    found = _TRANSACTION_CONTROL.match(normalized)
+    return found.group(1) if found else None
+
+
+def may_hold_transaction_control(sql: str) -> bool:
+    """False when no statement of `sql` can be transaction control (a cheap test before splitting)."""
+    for chunk in _chunks_upper(sql, 16):
+        if any(word in chunk for word in _TRANSACTION_WORDS):
+            return True
+        if any(word in chunk and pattern.search(chunk) for word, pattern in _ALONE):
+            return True
+    return False
+
+
 def non_transactional_kind(normalized: str, dialect: str | None = None) -> str | None:
     """The label of the non-transactional statement `normalized` starts with (on `dialect`, or on any), or None."""
     masked = _QUOTED_IDENT.sub('"_"', normalized) if '"' in normalized else normalized
