@@ -291,6 +291,33 @@ def test_copy_from_a_file_the_server_reads_is_not_refused(pg_url, scripts, run) 
     assert code == 0, err
 
 
+@pytest.mark.parametrize(
+    ("copy", "failure"),
+    [("copy b (id) from stdin;\n", "V2__copy.sql: migration V2 (copy) failed"),  # the COPY failed: dbops sends no data
+     ("copy b (id) from stdin;\n1\n\\.\n", "V2__copy.sql:3: migration V2 (copy) failed"),  # the server parses the data as SQL
+     ("copy (select 1) to stdout;\n", None)],
+    ids=["from-stdin", "from-stdin-with-data", "to-stdout"],
+)
+def test_a_copy_that_reaches_the_driver_leaves_history_as_the_run_reports_it(pg_url, scripts, run, monkeypatch, copy, failure) -> None:
+    """Past the refusal, psycopg refused the COPY mid-batch and the batch's COMMIT still ran: a traceback with V1-V3
+    recorded as Success. Now COPY FROM STDIN fails its script (V1 stays, nothing else), COPY TO STDOUT's rows are dropped."""
+    import dbops.engine.engine as engine_module
+
+    monkeypatch.setattr(engine_module, "refuse_unrunnable", lambda migrations, dialect: None)
+    folder = scripts({"V1__a.sql": "create table a(id int);", "V2__copy.sql": "create table b(id int);\n" + copy,
+                      "V3__c.sql": "create table c(id int);"})
+    code, out, err = run(pg_url, folder, "--json", "migrate", "--direct")
+    assert "Traceback" not in err
+    if failure:
+        assert code == 1 and failure in json.loads(out)["error"] and failure in err
+        assert history_rows(pg_url) == [("1", "V1__a.sql", True)]
+    else:
+        assert code == 0, err
+        assert history_rows(pg_url) == [("1", "V1__a.sql", True), ("2", "V2__copy.sql", True), ("3", "V3__c.sql", True)]
+    code, out, err = run(pg_url, folder, "info", "--json")
+    assert code == 0 and "Traceback" not in err
+
+
 def test_transaction_control_in_a_transactional_script_is_refused_naming_its_line(pg_url, scripts, run) -> None:
     """A COMMIT mid-script committed part of it: the failure blamed line 1 (or the script before it, in a batch),
     said nothing was applied while table a stayed, and left the history inconsistent."""
