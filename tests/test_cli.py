@@ -274,3 +274,94 @@ def test_output_piped_into_a_reader_that_stops_early_ends_without_a_traceback(tm
     stderr = process.stderr.read().decode()
     assert process.wait(60) == 141, stderr
     assert "Traceback" not in stderr and "BrokenPipeError" not in stderr, stderr
+
+
+def history_rows(url: str) -> list[tuple]:
+    """(version, script, success) of flyway_schema_history, or [] when dbops never created it."""
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        if conn.execute("select to_regclass('flyway_schema_history')").fetchone()[0] is None:
+            return []
+        return conn.execute("select version, script, success from flyway_schema_history order by installed_rank").fetchall()
+
+
+COPY_THROUGH_THE_CLIENT = {
+    "to-stdout": ("create table b(id int);\ncopy (select 1) to stdout;\n", "V2__copy.sql:2:", "COPY TO STDOUT"),
+    "from-stdin": ("create table b(id int, name text);\ncopy b (id, name) from stdin;\n1\tada\n2\tgrace\n\\.\n",
+                   "V2__copy.sql:2:", "COPY FROM STDIN"),
+}
+
+
+@pytest.mark.parametrize("case", COPY_THROUGH_THE_CLIENT, ids=list(COPY_THROUGH_THE_CLIENT))
+def test_copy_through_the_client_is_refused_before_anything_is_applied(pg_url, scripts, run, case) -> None:
+    """It crashed with psycopg's traceback (exit 1, empty --json) after the batch's COMMIT recorded V1-V3 as Success."""
+    sql, where, kind = COPY_THROUGH_THE_CLIENT[case]
+    folder = scripts({"V1__a.sql": "create table a(id int);", "V2__copy.sql": sql, "V3__c.sql": "create table c(id int);"})
+    code, out, err = run(pg_url, folder, "--json", "migrate", "--direct")
+    assert code == 2 and "Traceback" not in err
+    assert err.startswith(f"error: {folder}/{where} {kind} streams data through the client")
+    assert "INSERT" in err and "s3://" in err and json.loads(out)["exit_code"] == 2
+    assert history_rows(pg_url) == []
+    code, _, err = run(pg_url, folder, "migrate", "--dry-run")
+    assert code == 2 and where in err
+
+
+def test_copy_from_a_file_the_server_reads_is_not_refused(pg_url, scripts, run) -> None:
+    folder = scripts({"V1__load.sql": "create table t(id int);\ncopy t from 's3://bucket/t.csv' iam_role 'arn:aws:iam::1:role/r';\n"
+                                      "copy t from '/server/t.csv';\ncopy t to '/server/out.csv';\n"})
+    code, out, err = run(pg_url, folder, "migrate", "--dry-run")
+    assert code == 0, err
+
+
+@pytest.mark.parametrize(
+    ("copy", "failure"),
+    [("copy b (id) from stdin;\n", "V2__copy.sql: migration V2 (copy) failed"),  # the COPY failed: dbops sends no data
+     ("copy b (id) from stdin;\n1\n\\.\n", "V2__copy.sql:3: migration V2 (copy) failed"),  # the server parses the data as SQL
+     ("copy (select 1) to stdout;\n", None)],
+    ids=["from-stdin", "from-stdin-with-data", "to-stdout"],
+)
+def test_a_copy_that_reaches_the_driver_leaves_history_as_the_run_reports_it(pg_url, scripts, run, monkeypatch, copy, failure) -> None:
+    """Past the refusal, psycopg refused the COPY mid-batch and the batch's COMMIT still ran: a traceback with V1-V3
+    recorded as Success. Now COPY FROM STDIN fails its script (V1 stays, nothing else), COPY TO STDOUT's rows are dropped."""
+    import dbops.engine.engine as engine_module
+
+    monkeypatch.setattr(engine_module, "refuse_unrunnable", lambda migrations, dialect: None)
+    folder = scripts({"V1__a.sql": "create table a(id int);", "V2__copy.sql": "create table b(id int);\n" + copy,
+                      "V3__c.sql": "create table c(id int);"})
+    code, out, err = run(pg_url, folder, "--json", "migrate", "--direct")
+    assert "Traceback" not in err
+    if failure:
+        assert code == 1 and failure in json.loads(out)["error"] and failure in err
+        assert history_rows(pg_url) == [("1", "V1__a.sql", True)]
+    else:
+        assert code == 0, err
+        assert history_rows(pg_url) == [("1", "V1__a.sql", True), ("2", "V2__copy.sql", True), ("3", "V3__c.sql", True)]
+    code, out, err = run(pg_url, folder, "info", "--json")
+    assert code == 0 and "Traceback" not in err
+
+
+def test_transaction_control_in_a_transactional_script_is_refused_naming_its_line(pg_url, scripts, run) -> None:
+    """A COMMIT mid-script committed part of it: the failure blamed line 1 (or the script before it, in a batch),
+    said nothing was applied while table a stayed, and left the history inconsistent."""
+    tx = "create table a(id int);\ncommit;\ncreate table b(id int);\nselect 1/0;\n"
+    folder = scripts({"V1__ok.sql": "create table ok(id int);", "V2__tx.sql": tx, "V3__later.sql": "create table later(id int);"})
+    code, out, err = run(pg_url, folder, "--json", "migrate", "--direct")
+    assert code == 2 and "Traceback" not in err
+    assert err.startswith(f"error: {folder}/V2__tx.sql:2: COMMIT inside a script that runs in a transaction")
+    assert "Remove it, or set executeInTransaction=false in" in err and "V2__tx.sql.conf" in err
+    assert history_rows(pg_url) == []
+    (folder / "V2__tx.sql").write_text("create table a(id int);\ncommit;\ncreate table b(id int);\n")
+    (folder / "V2__tx.sql.conf").write_text("executeInTransaction=false\n")
+    code, _, err = run(pg_url, folder, "migrate", "--direct")
+    assert code == 0, err
+    assert history_rows(pg_url) == [("1", "V1__ok.sql", True), ("2", "V2__tx.sql", True), ("3", "V3__later.sql", True)]
+
+
+@pytest.mark.parametrize("statement", ["begin", "BEGIN TRANSACTION ISOLATION LEVEL SERIALIZABLE", "start transaction", "end",
+                                       "rollback", "abort", "commit and chain", "commit /* c */", "COMMIT\n-- done"])
+def test_each_form_of_transaction_control_is_refused(pg_url, scripts, run, statement) -> None:
+    folder = scripts({"V1__tx.sql": f"create table a(id int);\n\n{statement};\n"})
+    code, _, err = run(pg_url, folder, "migrate", "--direct")
+    assert code == 2 and "V1__tx.sql:3: " in err and "executeInTransaction=false" in err
+    assert history_rows(pg_url) == []

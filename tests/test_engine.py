@@ -128,6 +128,16 @@ def test_database_migrated_by_flyway_shows_success(db, scripts) -> None:
     assert list(engine.migrate()) == []
 
 
+def test_a_nested_block_comment_is_one_comment_on_both_drivers(db, scripts) -> None:
+    """PostgreSQL nests block comments; the splitter ended one at its first `*/` (a syntax error at line 2)."""
+    nested = "create table a(id int);\n/* outer /* inner */ still comment; */\ncreate table b(id int);\n"
+    folder = scripts({"V1__nested.sql": nested, "V2__alone.sql": nested.replace("table a", "table c").replace("table b", "table d")})
+    assert migrate(db, folder, target_version="1") == ["V1__nested.sql"]  # alone: split into statements
+    assert migrate(db, folder) == ["V2__alone.sql"]
+    assert all(table_exists(db, name) for name in "abcd")
+    assert [(v, s) for _, v, _, _, _, _, s in history(db)] == [("1", True), ("2", True)]
+
+
 def test_failure_mid_script_leaves_no_trace_but_an_audit_row(db, scripts) -> None:
     folder = scripts({
         "V1__ok.sql": "create table kept (id int);",

@@ -50,6 +50,11 @@ def test_each_rule_is_reported_once_with_file_and_line() -> None:
     assert sorted(f.code for f in findings) == sorted(RULES)
 
 
+def test_a_nested_block_comment_is_one_comment_to_lint() -> None:
+    findings = lint_texts({"V1__a.sql": "create table a (id int);\n/* outer /* inner */ commit; */\ncreate table b (id int);\n"})
+    assert [f for f in findings if f.severity == "error"] == []
+
+
 def test_findings_carry_severity_message_and_fix() -> None:
     by_code = {f.code: f for f in lint_folder(DATA / "bad")}
     for code, finding in by_code.items():

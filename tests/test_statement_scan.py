@@ -9,14 +9,16 @@ from hypothesis import strategies as st
 from sqlparse.engine import FilterStack
 
 from dbops.scripts import statements as st_mod
-from dbops.scripts.statements import iter_statements, normalize, split
+from dbops.scripts.statements import iter_statements, normalize, one_comment_each, split
 
 
 def sqlparse_split(sql: str) -> list[tuple[str, int, str]]:
-    """What dbops's splitter returned when sqlparse split every script (the reference)."""
-    found, line = [], 1
-    for raw in FilterStack().run(sql):
-        text = str(raw)
+    """What dbops's splitter returned when sqlparse split every script (the reference), a nested block comment read
+    as one comment, as PostgreSQL reads it."""
+    found, line, offset = [], 1, 0
+    for raw in FilterStack().run(one_comment_each(sql)):
+        text = sql[offset : offset + len(str(raw))]
+        offset += len(text)
         start = st_mod._first_code_offset(raw)
         if start is not None:
             body = text[start:].rstrip()
@@ -67,6 +69,7 @@ CASES = [
     "select 1;\r\n-- x\r\nselect 2;\rselect 3",
     "select 1*/-- c;\nselect 1",  # sqlparse lexes `/--` as one operator: the `;` ends the statement
     "select 1 +-- c;\nselect 2 |-- d;\nselect 3 -- e;\nselect 4",
+    "select 1; /* a /* b; */ c; */ select 2; /* d */ select 3;",
 ]
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from dbops.scripts.statements import may_hold_non_transactional, split
+from dbops.scripts.statements import may_hold_non_transactional, normalize, split
 
 RS, PG = "redshift", "postgresql"
 
@@ -145,6 +145,20 @@ def test_a_script_is_split_at_semicolons_outside_strings_bodies_and_comments() -
     assert statements[1].sql == "insert into notes values ('a; b'), ($$c; d$$)"
     assert statements[3].sql == "VACUUM notes"
     assert statements[4].neutral
+
+
+def test_a_nested_block_comment_is_one_comment_as_in_postgresql() -> None:
+    """The splitter ended the comment at the first `*/`, so `still comment */` was sent as a statement (line 2)."""
+    script = (
+        "create table a(id int);\n/* outer /* inner */ still comment; */\ncreate table b(id int);\n"
+        "select '/* not a comment'; /* one /* two /* three */ */ vacuum; */ select 2;"
+    )
+    statements = split(script)
+    assert [(s.line, s.sql) for s in statements] == [
+        (1, "create table a(id int)"), (3, "create table b(id int)"), (4, "select '/* not a comment'"), (4, "select 2"),
+    ]
+    assert [s.non_transactional for s in statements] == [None] * 4
+    assert normalize("select 1 /* a /* b */ c */ + 2") == "SELECT 1 + 2"
 
 
 def test_scripts_without_any_trigger_word_need_no_parsing() -> None:

@@ -13,6 +13,7 @@ from dbops.engine.history import AUDIT_TABLE, BASELINE_DESCRIPTION, History
 from dbops.engine.lease import lock_for
 from dbops.engine.locks import RunLock
 from dbops.engine.plan import FAILED, MISSING, Plan, PlanEntry, attach_failures, build_plan, realigned, unfinished
+from dbops.engine.refusals import refuse_unrunnable
 from dbops.engine.search_path import search_path_statement
 from dbops.errors import ConfigError, ValidationFailed
 from dbops.scripts.migrations import Catalog, PlaceholderContext, RowType, Version, discover, version_flag
@@ -225,6 +226,7 @@ class Engine:
         self.validate(plan)
         todo = self.check_selection(plan.pending(), select)
         self.refuse_mixed(todo, self.dialect)
+        refuse_unrunnable((e.migration for e in todo if e.migration is not None), self.dialect)
         return todo
 
     def baseline(self, version: str = "1", description: str = BASELINE_DESCRIPTION) -> None:
@@ -284,6 +286,8 @@ class Engine:
             chosen = [e for e in applied if floor is None or Version.parse(e.applied.version) > floor]  # type: ignore[union-attr]
             if floor is None:
                 chosen = chosen[:1]
+            refuse_unrunnable((undo_scripts[v] for v in (Version.parse(e.applied.version) for e in chosen)  # type: ignore[union-attr]
+                               if v in undo_scripts), session.dialect)
             applier = Applier(self.apply_context(), session, history, run)
             for entry in chosen:
                 version = Version.parse(entry.applied.version)  # type: ignore[union-attr]
@@ -311,6 +315,7 @@ class LockedRun:
         if not session.supports_batches:  # a batching driver sends scripts as written: no parsing ahead
             split_ahead(todo)
         engine.refuse_mixed(todo, session.dialect)
+        refuse_unrunnable((e.migration for e in todo if e.migration is not None), session.dialect)
         session.check_scripts([e.migration for e in todo])
         if not todo:
             return

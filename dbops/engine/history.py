@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from dbops.errors import ConfigError
-from dbops.scripts.migrations import RowType
+from dbops.scripts.migrations import DESCRIPTION_LIMIT, RowType, abbreviate_description
 from dbops.targets.base import Dialect, Session, SqlError
 
 BASELINE_DESCRIPTION = "<< Flyway Baseline >>"
@@ -389,7 +389,7 @@ class History:
     ) -> tuple[str, tuple]:
         """The insert of one history row, as (sql, params); execution_time None: measured by the server."""
         values = (
-            rank, version, self.fit(description, 200), type_, self.fit(script, 1000), checksum, self.fit(self.session.user, 100)
+            rank, version, self.fit(abbreviate_description(description), DESCRIPTION_LIMIT), type_, self.fit(script, 1000), checksum, self.fit(self.session.user, 100)
         )
         if execution_time is None:
             elapsed = SERVER_ELAPSED_MS
@@ -419,7 +419,7 @@ class History:
     def update_checksum(self, rank: int, checksum: int | None, description: str, type_: str) -> None:
         self.session.execute(
             f'update {self.qualified} set "checksum" = %s, "description" = %s, "type" = %s where "installed_rank" = %s',
-            (checksum, self.fit(description, 200), type_, rank),
+            (checksum, self.fit(abbreviate_description(description), DESCRIPTION_LIMIT), type_, rank),
         )
 
     def delete_rank(self, rank: int) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from dbops.engine.history import AppliedMigration, Attempt
-from dbops.scripts.migrations import Catalog, Migration, RowType, Version
+from dbops.scripts.migrations import DESCRIPTION_LIMIT, Catalog, Migration, RowType, Version, abbreviate_description
 
 PENDING = "Pending"
 SUCCESS = "Success"
@@ -96,9 +96,6 @@ def unfinished(plan: Plan) -> list[str]:
     return [e.script for e in plan.entries if e.is_pending or e.state == FAILED]
 
 
-DESCRIPTION_LIMIT = 200  # Flyway's VARCHAR(200): characters on PostgreSQL, UTF-8 bytes on Redshift
-
-
 def realigned(row: AppliedMigration, migration: Migration) -> str:
     """What `repair` changes in an applied row to match its file: the checksum, the description, the type."""
     changes = []
@@ -116,11 +113,15 @@ def _checksum(value: int | None) -> str:
 
 
 def recorded_forms(description: str) -> set[str]:
-    """How a script's description reads back from the history table: whole, or cut to fit the column."""
-    forms = {description, description[:DESCRIPTION_LIMIT]}
-    data = description.encode("utf-8", "surrogatepass")
-    if len(data) > DESCRIPTION_LIMIT:
-        forms.add(data[:DESCRIPTION_LIMIT].decode("utf-8", "ignore"))
+    """How a script's description reads back from the history table's VARCHAR(200) (characters on PostgreSQL, UTF-8
+    bytes on Redshift): whole, abbreviated as Flyway writes it (197 characters and `...`), or cut to fit the column
+    (as dbops wrote it before it abbreviated)."""
+    forms = set()
+    for form in (description, abbreviate_description(description), description[:DESCRIPTION_LIMIT]):
+        forms.add(form)
+        data = form.encode("utf-8", "surrogatepass")
+        if len(data) > DESCRIPTION_LIMIT:
+            forms.add(data[:DESCRIPTION_LIMIT].decode("utf-8", "ignore"))
     return forms
 
 

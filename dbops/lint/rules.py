@@ -9,7 +9,7 @@ from sqlglot import exp
 
 from dbops.lint.syntax import judge
 from dbops.scripts.migrations import REPEATABLE, UNDO
-from dbops.scripts.statements import Statement
+from dbops.scripts.statements import Statement, transaction_control
 
 CALLBACK = "callback"
 
@@ -139,7 +139,6 @@ def parse(statement: Statement) -> tuple[exp.Expression | None, Hit | None]:
 
 # --- checks on one statement ---------------------------------------------------------------------
 
-_TRANSACTION_CONTROL = re.compile(r"(BEGIN|START TRANSACTION|COMMIT|END|ROLLBACK|ABORT)( (WORK|TRANSACTION))?$")
 _DROP_TABLE = re.compile(r"DROP (TABLE|SCHEMA) (IF EXISTS )?(?P<name>[^ ,]+)")
 _DROP_SCHEMA_KEEPS = re.compile(r"DROP SCHEMA (?!.*\bCASCADE\b)")
 _ALTER_TABLE = re.compile(r"ALTER TABLE (IF EXISTS )?(ONLY )?(?P<table>\S+)")
@@ -204,8 +203,7 @@ class StatementContext:
 
 def check_transaction_control(ctx: StatementContext) -> Iterator[Hit]:
     """DB003: BEGIN, COMMIT, ROLLBACK and the like inside a script."""
-    if m := _TRANSACTION_CONTROL.match(ctx.text):
-        keyword = m.group(1)
+    if keyword := transaction_control(ctx.text):
         effect = "nests a transaction in the one dbops runs the script in" if keyword in ("BEGIN", "START TRANSACTION") else \
             "ends the script's transaction early"
         yield Hit("DB003", f"{keyword} {effect}; a failure after it leaves the script half-applied and unrecorded")

@@ -47,6 +47,8 @@ CONF_KEYS = {"executeintransaction", "encoding", "placeholderreplacement", "mixe
 _VERSION_PART = re.compile(r"[0-9]+")
 _PLACEHOLDER = re.compile(r"\$\{([^}\r\n]+)\}")
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
+VERSION_LIMIT = 50  # Flyway's history table keeps a version in VARCHAR(50)
+DESCRIPTION_LIMIT = 200  # and a description in VARCHAR(200), abbreviated to fit (Flyway's AbbreviationUtils)
 
 
 @total_ordering
@@ -248,6 +250,11 @@ def lines_checksum(text: str, start: int = 0) -> int:
 _CHECKSUM_CHUNK = 1 << 20
 
 
+def abbreviate_description(description: str) -> str:
+    """The description as Flyway records it: over 200 characters, its first 197 and `...`."""
+    return description if len(description) <= DESCRIPTION_LIMIT else description[: DESCRIPTION_LIMIT - 3] + "..."
+
+
 def line_of(text: str, offset: int) -> int:
     """1-based line number of `offset`, counting \\r\\n, \\r and \\n as line breaks."""
     return len(_LINE_BREAK.findall(text, 0, offset)) + 1
@@ -340,8 +347,9 @@ def _bool(values: dict[str, str], key: str, file: ScriptFile, default: bool | No
 
 
 def _decode(file: ScriptFile, encoding: str) -> str:
+    """The file's text; bytes that do not decode, or a NUL character (no server takes one in SQL), raise ScriptError."""
     try:
-        return file.text(encoding)
+        text = file.text(encoding)
     except UnicodeDecodeError as exc:
         path = file.display_path
         line = file.data[: exc.start].count(b"\n") + 1
@@ -351,6 +359,24 @@ def _decode(file: ScriptFile, encoding: str) -> str:
             f"or set encoding= in its .sql.conf",
             line=line,
         ) from None
+    if "\x00" in text:
+        raise ScriptError(
+            file.display_path,
+            "holds a NUL byte, which PostgreSQL and Redshift refuse in SQL text; remove the NUL byte (a UTF-16 file: "
+            "save it as UTF-8, or set encoding=UTF-16 in its .sql.conf)",
+            line=line_of(text, text.index("\x00")),
+        )
+    return text
+
+
+def _refuse_long_version(parsed: ParsedName, path: str) -> None:
+    """A version the history table cannot keep: refused before anything runs, not when its row is written."""
+    if parsed.version is not None and len(parsed.version.text) > VERSION_LIMIT:
+        raise ScriptError(
+            path,
+            f"version {parsed.version.text} has {len(parsed.version.text)} characters, more than the {VERSION_LIMIT} "
+            f"that Flyway's history table keeps (version VARCHAR({VERSION_LIMIT})); give the script a shorter version",
+        )
 
 
 def discover(
@@ -373,6 +399,8 @@ def discover(
         if parsed is None:
             invalid.append(file.display_path)
             continue
+        if isinstance(parsed, ParsedName):
+            _refuse_long_version(parsed, file.display_path)
         conf_file = confs.get(file.display_path[: -len(".sql")])
         config = parse_conf(conf_file) if conf_file else ScriptConfig()
         text = _decode(file, config.encoding).removeprefix("\ufeff")  # a BOM is not SQL

@@ -212,7 +212,7 @@ def _sqlparse_statements(sql: str, pos: int, line: int) -> tuple[list[Statement]
 
     window = 1 << 16
     while True:
-        raws = FilterStack().run(sql[pos : pos + window])
+        raws = FilterStack().run(one_comment_each(sql[pos : pos + window]))
         whole = pos + window >= len(sql)
         found: list[Statement] = []
         ahead = list(islice(raws, 2))
@@ -222,7 +222,7 @@ def _sqlparse_statements(sql: str, pos: int, line: int) -> tuple[list[Statement]
             ahead.extend(islice(raws, 1))
             if len(ahead) < 2 and not whole:
                 break  # this statement's end is not certain yet: read a larger window
-            text = str(raw)
+            text = sql[offset : offset + len(str(raw))]  # as written: a nested comment's inner `*/` were blanked
             start = _first_code_offset(raw)
             if start is not None:
                 statement = _body(text[start:], line + text.count("\n", 0, start), _normalize_tokens(raw))
@@ -260,7 +260,54 @@ def normalize(sql: str) -> str:
     """Comments dropped, literals blanked, upper-cased, whitespace collapsed."""
     from sqlparse.engine import FilterStack
 
-    return " ".join(filter(None, (_normalize_tokens(raw) for raw in FilterStack().run(sql))))
+    return " ".join(filter(None, (_normalize_tokens(raw) for raw in FilterStack().run(one_comment_each(sql)))))
+
+
+def one_comment_each(sql: str) -> str:
+    """`sql` with each nested block comment blanked inside (the same length, so offsets and lines hold), so that
+    sqlparse, which ends a comment at its first `*/`, sees it as one comment as PostgreSQL and psql do."""
+    if not _may_nest(sql):
+        return sql
+    from sqlparse import tokens as T
+    from sqlparse.lexer import Lexer
+
+    start = 0
+    while (found := _next_nested_comment(sql, start, Lexer.get_default_instance(), T.Comment.Multiline)) is not None:
+        begin, end = found
+        sql = sql[: begin + 2] + _COMMENT_MARKS.sub("  ", sql[begin + 2 : end - 2]) + sql[end - 2 :]
+        start = end
+    return sql
+
+
+_COMMENT_MARKS = re.compile(r"/\*|\*/")
+
+
+def _may_nest(sql: str) -> bool:
+    """True when some `/*` comes before the `*/` after the `/*` before it (quotes not considered: a cheap test)."""
+    pos = sql.find("/*")
+    while pos >= 0:
+        close = sql.find("*/", pos + 2)
+        if close < 0:
+            return False
+        if sql.find("/*", pos + 2, close) >= 0:
+            return True
+        pos = sql.find("/*", close + 2)
+    return False
+
+
+def _next_nested_comment(sql: str, start: int, lexer, comment) -> tuple[int, int] | None:
+    """(start, end) of the first block comment from `start` (where no token is open) that nests, as sqlparse's
+    tokens place comments; None when there is none, or it does not close."""
+    offset = start
+    for ttype, value in lexer.get_tokens(sql[start:]):
+        if ttype in comment:
+            end = _comment_end(sql, offset + 2)
+            if end is None:
+                return None
+            if end != offset + len(value):
+                return offset, end
+        offset += len(value)
+    return None
 
 
 def _normalize_tokens(stmt) -> str:
@@ -290,6 +337,53 @@ def may_hold_non_transactional(sql: str, dialect: str | None = None) -> bool:
 
 
 _PREFILTER_CHUNK = 1 << 20
+
+
+def _chunks_upper(sql: str, overlap: int) -> Iterator[str]:
+    """`sql` upper-cased a slice at a time (each overlapping the one before): never a copy of the whole."""
+    for start in range(0, len(sql), _PREFILTER_CHUNK):
+        yield sql[max(start - overlap, 0) : start + _PREFILTER_CHUNK].upper()
+
+
+# COPY that streams rows through the client (psql's way of loading a pg_dump): dbops sends no data and reads none.
+_CLIENT_COPY = re.compile(r"COPY\b.*\b(FROM STDIN|TO STDOUT)\b", re.S)
+# A statement that ends, opens or nests a transaction (lint's DB003; matched against the normalized statement).
+_TRANSACTION_CONTROL = re.compile(
+    r"(BEGIN|START TRANSACTION|COMMIT|END|ROLLBACK|ABORT|PREPARE TRANSACTION)( (WORK|TRANSACTION))?( AND (NO )?CHAIN)?"
+    r"( (ISOLATION LEVEL|READ (WRITE|ONLY)|(NOT )?DEFERRABLE)\b.*| '')?$",
+    re.S,
+)
+# What a script needs to hold one (upper-cased text): words, and BEGIN or END ending a statement.
+_TRANSACTION_WORDS = ("COMMIT", "ROLLBACK", "ABORT", "TRANSACTION")
+_BLOCK_EDGE = r"\s*(?:;|$|--|/\*|WORK\b|TRANSACTION\b|ISOLATION\b|READ\b|NOT\b|DEFERRABLE\b)"
+_ALONE = [(word, re.compile(rf"{word}(?<=\b{word})" + _BLOCK_EDGE, re.M)) for word in ("BEGIN", "END")]
+
+
+def client_copy(normalized: str) -> str | None:
+    """`COPY FROM STDIN` or `COPY TO STDOUT` when the normalized statement is one, else None."""
+    found = _CLIENT_COPY.match(normalized)
+    return f"COPY {found.group(1)}" if found else None
+
+
+def may_hold_client_copy(sql: str) -> bool:
+    """False when no statement of `sql` can be a COPY through the client (a cheap test before splitting)."""
+    return any("STDIN" in chunk or "STDOUT" in chunk for chunk in _chunks_upper(sql, 5))
+
+
+def transaction_control(normalized: str) -> str | None:
+    """The keyword (BEGIN, COMMIT, START TRANSACTION, ...) when the normalized statement is transaction control."""
+    found = _TRANSACTION_CONTROL.match(normalized)
+    return found.group(1) if found else None
+
+
+def may_hold_transaction_control(sql: str) -> bool:
+    """False when no statement of `sql` can be transaction control (a cheap test before splitting)."""
+    for chunk in _chunks_upper(sql, 16):
+        if any(word in chunk for word in _TRANSACTION_WORDS):
+            return True
+        if any(word in chunk and pattern.search(chunk) for word, pattern in _ALONE):
+            return True
+    return False
 
 
 def non_transactional_kind(normalized: str, dialect: str | None = None) -> str | None:

@@ -107,6 +107,26 @@ def _sql_error(exc: psycopg.Error) -> Exception:
     return SqlError(message, exc.sqlstate)
 
 
+def end_client_copy(pgconn: Any) -> psycopg.Error | None:
+    """End the COPY that psycopg refused in the middle of a query, and read the query's remaining results: a COPY
+    FROM STDIN fails (so its transaction aborts, and no COMMIT after it commits), a COPY TO STDOUT is read to its
+    end and dropped. Returns the first error among the results, or None."""
+    error = None
+    saved, pgconn.nonblocking = pgconn.nonblocking, 0
+    try:
+        while (result := pgconn.get_result()) is not None:
+            if result.status == psycopg.pq.ExecStatus.COPY_IN:
+                pgconn.put_copy_end(b"dbops sends no COPY data: load the rows with INSERT or COPY from a server file")
+            elif result.status == psycopg.pq.ExecStatus.COPY_OUT:
+                while pgconn.get_copy_data(0)[0] >= 0:
+                    pass
+            elif result.status == psycopg.pq.ExecStatus.FATAL_ERROR and error is None:
+                error = psycopg.errors.error_from_result(result)
+    finally:
+        pgconn.nonblocking = saved
+    return error
+
+
 class PostgresSession(Session):
     """A psycopg 3 connection; dialect detected from `version()`."""
 
@@ -120,12 +140,25 @@ class PostgresSession(Session):
         try:
             with self.conn.cursor() as cur:
                 if params is None:
-                    cur.execute(sql, prepare=False)
+                    self._send(cur, sql)
                 else:
                     cur.execute(template(sql), params)
                 return cur.rowcount
         except psycopg.Error as exc:
             raise _sql_error(exc) from None
+
+    def _send(self, cur: psycopg.Cursor, sql: str) -> None:
+        """Run a script's SQL (one query, maybe several statements). A COPY that streams through the client, which
+        psycopg refuses mid-query, is ended (end_client_copy) and the query's first error raised in its place: the
+        session stays usable, and what the server committed or rolled back is what the caller reports."""
+        try:
+            cur.execute(sql, prepare=False)
+        except psycopg.ProgrammingError:
+            if self.conn.pgconn.transaction_status != psycopg.pq.TransactionStatus.ACTIVE:
+                raise
+            error = end_client_copy(self.conn.pgconn)
+            if error is not None:
+                raise error from None
 
     def query(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple]:
         try:
@@ -156,7 +189,7 @@ class PostgresSession(Session):
         saved, self.conn.autocommit = self.conn.autocommit, True
         try:
             with self.conn.cursor() as cur:
-                cur.execute(_SEPARATOR.join(sent))
+                self._send(cur, _SEPARATOR.join(sent))
                 rows.append(cur.rowcount)
                 while cur.nextset():
                     rows.append(cur.rowcount)
@@ -206,7 +239,7 @@ class PostgresSession(Session):
                 for start, piece in pieces(sql, PIECE_CHARS):
                     try:
                         cur.execute("SAVEPOINT dbops_piece")
-                        cur.execute(piece, prepare=False)
+                        self._send(cur, piece)
                     except psycopg.Error as exc:
                         return self._piece_failed(exc, sql, start, piece)
                     rows.append(cur.rowcount)
@@ -285,7 +318,7 @@ class PostgresSession(Session):
             with self.conn.cursor() as cur:
                 for first, end in bounds:
                     try:
-                        cur.execute(_SEPARATOR.join(parts[first:end]))
+                        self._send(cur, _SEPARATOR.join(parts[first:end]))
                     except psycopg.Error as exc:
                         return self._batch_failed(exc, items, parts, first, end, owners, is_script)
                     results.append((cur.statusmessage, cur.rowcount))
@@ -344,7 +377,7 @@ class PostgresSession(Session):
             with self.conn.transaction(force_rollback=True), self.conn.cursor() as cur:
                 for index, sql in enumerate(statements):
                     try:
-                        cur.execute(sql, prepare=False)
+                        self._send(cur, sql)
                     except psycopg.Error:
                         return index
         except psycopg.Error:

@@ -538,6 +538,9 @@ def test_descriptions_longer_than_the_history_column_still_validate(url, tmp_pat
     assert dbops("--url", database, "--locations", str(folder), "migrate", "--direct").code == 0
     outcome = dbops("--url", database, "--locations", str(folder), "validate")
     assert outcome.code == 0, outcome.out + outcome.err
+    with psycopg.connect(database) as conn:
+        recorded = sorted(d for (d,) in conn.execute("select description from flyway_schema_history"))
+    assert recorded == ["d" * 197 + "...", "r" * 197 + "..."]  # as Flyway abbreviates them (AbbreviationUtils)
     assert "Nothing to migrate" in dbops("--url", database, "--locations", str(folder), "migrate", "--direct").out
     # Redshift's VARCHAR(200) counts bytes: the description comes back cut to 200 bytes.
     catalog = discover([ScriptFile("R__" + "é" * 150 + ".sql", b"select 2;")], PlaceholderContext())
@@ -557,3 +560,30 @@ def test_a_script_of_5000_statements_applies_completely_through_redshift_connect
         assert conn.execute("select count(*), count(distinct n), max(n) from big").fetchall() == [(4999, 4999, 4999)]
         history = conn.execute("select version, script, success from flyway_schema_history where type = 'SQL'").fetchall()
     assert history == [("1", "V1__big.sql", True)]
+
+
+def test_a_nul_byte_is_refused_naming_file_and_line_before_anything_runs(tmp_path, pg_server) -> None:
+    """psycopg refused the text mid-run (a traceback, exit 1); now discovery names the file and line."""
+    folder = fresh_folder(tmp_path)
+    (folder / "V1__ok.sql").write_text("create table ok (id int);")
+    (folder / "V2__nul.sql").write_bytes(b"create table b (id int);\nselect 1;\0\n")
+    database = pg_server.create_database("nul")
+    for command in (("migrate", "--direct"), ("info",)):
+        outcome = dbops("--url", pg_server.url(database), "--locations", str(folder), "--json", *command)
+        assert_user_error(outcome, "V2__nul.sql:2:", "NUL byte", "remove the NUL byte")
+        assert outcome.json()["exit_code"] == 2
+    with psycopg.connect(pg_server.url(database)) as conn:
+        assert conn.execute("select to_regclass('flyway_schema_history'), to_regclass('ok')").fetchall() == [(None, None)]
+
+
+def test_a_version_longer_than_the_history_column_is_refused_when_discovered(url, tmp_path) -> None:
+    """Flyway's version VARCHAR(50): `info` listed the script and migrate failed on its row (exit 1)."""
+    folder = fresh_folder(tmp_path)
+    name = "V" + ".".join(["1"] * 26) + "__x.sql"  # 51 characters of version
+    (folder / name).write_text("select 1;")
+    (folder / ("V" + ".".join(["1"] * 25) + "__fits.sql")).write_text("select 1;")
+    for command in (("info",), ("migrate", "--direct")):
+        outcome = dbops("--url", url, "--locations", str(folder), *command)
+        assert_user_error(outcome, name, "51 characters", "more than the 50")
+    (folder / name).unlink()
+    assert dbops("--url", url, "--locations", str(folder), "info").code == 0
