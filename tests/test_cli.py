@@ -111,6 +111,28 @@ def test_unreachable_database_exit_3_without_password(run, tmp_path) -> None:
     assert "s3cr3t-pw" not in out + err
 
 
+@pytest.mark.parametrize(
+    ("url", "hint"),
+    [
+        ("host=/tmp/x user=postgres password=s3cr3tpw dbname=x", "password=*** dbname=x: use postgresql://"),
+        ("host=/tmp/x password='s3cr3t pw' dbname=x", "password=*** dbname=x: use postgresql://"),
+        ("jdbc:postgresql://localhost:5432/x?user=postgres&password=s3cr3tpw", "password=***: use postgresql://"),
+    ],
+)
+def test_an_unsupported_url_is_exit_2_with_its_hint_and_without_its_password(run, tmp_path, url, hint) -> None:
+    code, out, err = run(url, tmp_path, "info")
+    assert code == 2 and err.startswith("error: unsupported URL") and hint in err
+    assert "s3cr3t" not in out + err
+
+
+def test_a_password_in_the_query_hides_neither_the_cause_nor_the_rest_of_the_url(run, pg_server, tmp_path) -> None:
+    url = f"postgresql://postgres@/no_such_db?host={pg_server.socket_dir}&password=s3cr3tpw&connect_timeout=2"
+    code, out, err = run(url, tmp_path, "--json", "info")
+    error = json.loads(out)["error"]
+    assert code == 3 and "password=***&connect_timeout=2: " in error and 'database "no_such_db" does not exist' in error
+    assert "s3cr3tpw" not in out + err
+
+
 def test_password_from_environment_never_printed(pg_url, scripts, run, monkeypatch) -> None:
     monkeypatch.setenv("DBOPS_PASSWORD", "hunter2-secret")
     folder = scripts({"V1__a.sql": "select 1;"})
