@@ -10,7 +10,7 @@ import sys
 import time
 import zlib
 
-from dbops.config import Settings, settings_from, url_from
+from dbops.config import Settings, settings_from, timeout_problem, url_from
 from dbops.engine.applier import RunInfo, ScriptResult
 from dbops.engine.engine import Engine
 from dbops.environments import Environment, selected, settings_for
@@ -27,14 +27,23 @@ class _Parser(argparse.ArgumentParser):
         raise ConfigError(f"{message} (see `dbops --help`)")
 
 
-def _positive(value: str) -> float:
+def _seconds(value: str, statement: bool = False) -> float:
     try:
         number = float(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{value!r} is not a number of seconds") from None
-    if number < 0:
-        raise argparse.ArgumentTypeError(f"{value!r} must not be negative")
+    problem = timeout_problem(number, statement)
+    if problem:
+        raise argparse.ArgumentTypeError(f"{value!r} {problem}")
     return number
+
+
+def _lock_seconds(value: str) -> float:
+    return _seconds(value)
+
+
+def _statement_seconds(value: str) -> float:
+    return _seconds(value, statement=True)
 
 
 def _parallel(value: str) -> int:
@@ -65,8 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     migrate.add_argument("--out-of-order", action="store_true", help="also apply scripts older than the latest applied one")
     migrate.add_argument("--mixed", action="store_true", help="allow scripts that mix non-transactional and transactional statements")
     migrate.add_argument("--direct", action="store_true", help="run the engine without Dagster")
-    migrate.add_argument("--lock-timeout", type=_positive, default=600.0, help="seconds to wait for the run lock (default 600)")
-    migrate.add_argument("--statement-timeout", type=_positive, help="seconds one statement may run")
+    migrate.add_argument("--lock-timeout", type=_lock_seconds, default=600.0, help="seconds to wait for the run lock (default 600)")
+    migrate.add_argument("--statement-timeout", type=_statement_seconds, help="seconds one statement may run")
     migrate.add_argument("--commit", default=os.environ.get("DBOPS_COMMIT", ""), help="commit id to record")
     migrate.add_argument("--author", default=os.environ.get("DBOPS_AUTHOR", ""), help="commit author to record")
     migrate.add_argument("--message", default=os.environ.get("DBOPS_MESSAGE", ""), help="commit message to record")

@@ -1,6 +1,7 @@
 """Settings: from flags, then DBOPS_* variables, then flyway.conf, then the defaults."""
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -13,6 +14,8 @@ DEFAULT_TABLE = "flyway_schema_history"
 DEFAULT_SCHEMA = "public"
 PLACEHOLDER_PREFIX = "DBOPS_PLACEHOLDER_"
 TRUE = ("1", "true", "yes")
+# statement_timeout is an int of milliseconds on PostgreSQL and Redshift: the longest timeout dbops can set.
+MAX_TIMEOUT_SECONDS = 2_147_483.647
 
 
 @dataclass
@@ -66,6 +69,27 @@ def settings_from(
         lock_timeout=flags.get("lock_timeout", 600.0),
         statement_timeout=flags.get("statement_timeout"),
     )
+
+
+def timeout_problem(seconds: float, statement: bool = False) -> str | None:
+    """Why `seconds` cannot be a lock timeout (or, `statement`, a statement timeout; 0 turns it off), None when it can:
+    a finite number from 0 up to MAX_TIMEOUT_SECONDS (about 24.8 days), a statement timeout at least 1 ms."""
+    if math.isnan(seconds) or seconds < 0:
+        return "must be a number of seconds, 0 or more"
+    if seconds > MAX_TIMEOUT_SECONDS:
+        return f"is more than {MAX_TIMEOUT_SECONDS:.3f} seconds, the longest timeout PostgreSQL and Redshift take (about 24.8 days)"
+    if statement and 0 < seconds < 0.001:
+        return "is under 1 ms, the shortest statement timeout (0 turns it off)"
+    return None
+
+
+def check_timeouts(settings: Settings, lock: str = "lock_timeout", statement: str = "statement_timeout") -> Settings:
+    """`settings` when its timeouts are usable; otherwise ConfigError naming the setting (`lock`, `statement`)."""
+    for name, value, is_statement in ((lock, settings.lock_timeout, False), (statement, settings.statement_timeout, True)):
+        problem = None if value is None else timeout_problem(float(value), is_statement)
+        if problem:
+            raise ConfigError(f"{name} {value!r} {problem}")
+    return settings
 
 
 def url_from(flags: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> str | None:

@@ -102,6 +102,27 @@ def test_bad_flag_exit_2(run, pg_url) -> None:
     assert code == 2 and "lock-timeout" in err
 
 
+@pytest.mark.parametrize("flag", ["--statement-timeout", "--lock-timeout"])
+@pytest.mark.parametrize(("value", "problem"), [
+    ("nan", "must be a number of seconds"), ("inf", "is more than 2147483.647 seconds"), ("1e12", "is more than 2147483.647 seconds"),
+    ("2147483.648", "is more than"), ("-1", "must be a number of seconds, 0 or more"),
+])
+def test_a_timeout_postgresql_cannot_hold_is_exit_2_naming_the_flag(run, pg_url, scripts, flag, value, problem) -> None:
+    folder = scripts({"V1__a.sql": "create table a (id int);"})
+    code, out, err = run(pg_url + "&lock=table", folder, "migrate", "--direct", flag, value)
+    assert code == 2 and f"error: argument {flag}: '{value}' {problem}" in err and "Traceback" not in err
+    code, out, _ = run(pg_url, folder, "--json", "info")
+    assert [m["state"] for m in json.loads(out)["migrations"]] == ["Pending"]
+
+
+def test_the_longest_timeouts_postgresql_takes_are_used(run, pg_url, scripts) -> None:
+    folder = scripts({"V1__a.sql": "create table a (id int);"})
+    code, _, err = run(pg_url + "&lock=table", folder, "migrate", "--direct", "--statement-timeout", "2147483.647", "--lock-timeout", "2147483.647")
+    assert code == 0, err
+    code, _, err = run(pg_url, folder, "migrate", "--direct", "--statement-timeout", "0.0001")
+    assert code == 2 and "'0.0001' is under 1 ms" in err
+
+
 def test_unreachable_database_exit_3_without_password(run, tmp_path) -> None:
     url = f"postgresql://deployer:s3cr3t-pw@/nowhere?host={tmp_path}&connect_timeout=2"
     (tmp_path / "sql").mkdir()
