@@ -154,6 +154,19 @@ def test_a_password_in_the_query_hides_neither_the_cause_nor_the_rest_of_the_url
     assert "s3cr3tpw" not in out + err
 
 
+@pytest.mark.parametrize("table", ["dbops_audit", "DBOPS_AUDIT", "dbops_lock", "dbops_lease"])
+def test_a_history_table_named_as_one_of_dbopss_own_is_refused_before_anything_is_created(run, pg_url, scripts, table) -> None:
+    import psycopg
+
+    folder = scripts({"V1__a.sql": "create table a (id int);"})
+    code, _, err = run(pg_url, folder, "--table", table, "migrate", "--direct")
+    assert code == 2 and f"error: history table '{table}' is the name of dbops's" in err and "--table" in err
+    with psycopg.connect(pg_url) as conn:
+        assert conn.execute("select table_name from information_schema.tables where table_schema = 'public'").fetchall() == []
+    code, _, err = run(pg_url, folder, "migrate", "--direct")
+    assert code == 0, err
+
+
 def test_password_from_environment_never_printed(pg_url, scripts, run, monkeypatch) -> None:
     monkeypatch.setenv("DBOPS_PASSWORD", "hunter2-secret")
     folder = scripts({"V1__a.sql": "select 1;"})
