@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
-from dbops.config import Settings, read_flyway_conf, settings_from
+from dbops.config import Settings, conf_problem, read_flyway_conf, settings_from
 from dbops.errors import ConfigError
 from dbops.urls import redact, scheme_of
 
@@ -214,7 +214,7 @@ def _parse(document: dict[str, Any], lines: _Lines) -> EnvironmentsFile:
                 f"{lines.at(f'dbops.environments.{name}', 'wave')}: [dbops.environments.{name}] has no [environments.{name}]; "
                 f"declare the environment (url, user, schemas) there, or fix the name (known: {_names(declared)})"
             )
-    root = flyway_conf(flyway)
+    root = _checked_conf(flyway, "flyway", lines)
     environments: dict[str, Environment] = {}
     for name, table in declared.items():
         extra = own.get(name, {})
@@ -260,8 +260,9 @@ def _environment(name: str, table: dict[str, Any], extra: dict[str, Any], root: 
     overrides = table.get("flyway", {})
     if not isinstance(overrides, dict):
         raise ConfigError(f"{lines.at(section, 'flyway')}: [{section}.flyway] must be a table of Flyway settings")
-    conf = {**root, **({"schemas": ",".join(schemas)} if schemas else {}), **flyway_conf(overrides)}
-    placeholders = {k[len("placeholders."):].lower(): v for k, v in flyway_conf(overrides).items() if k.startswith("placeholders.")}
+    own_conf = _checked_conf(overrides, f"{section}.flyway", lines)
+    conf = {**root, **({"schemas": ",".join(schemas)} if schemas else {}), **own_conf}
+    placeholders = {k[len("placeholders."):].lower(): v for k, v in own_conf.items() if k.startswith("placeholders.")}
     auth = {**implied, **{k: extra[k] for k in AUTH_KEYS if k in extra}}
     for key in ("secret_arn", "cluster_identifier", "workgroup", "region"):
         if key in auth and not (isinstance(auth[key], str) and auth[key].strip()):
@@ -367,6 +368,16 @@ def flyway_conf(table: dict[str, Any]) -> dict[str, str]:
             conf[key] = ",".join(_text(v) for v in value)
         elif not isinstance(value, dict):
             conf[key] = _text(value)
+    return conf
+
+
+def _checked_conf(table: dict[str, Any], name: str, lines: _Lines) -> dict[str, str]:
+    """flyway_conf of `[name]`; a value dbops cannot use (outOfOrder = "maybe") is a ConfigError naming its line."""
+    conf = flyway_conf(table)
+    for key, value in conf.items():
+        problem = conf_problem(key, value)
+        if problem:
+            raise ConfigError(f"{lines.at(name, key)}: {key} in [{name}]: {problem}")
     return conf
 
 

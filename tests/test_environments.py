@@ -192,6 +192,10 @@ def test_a_password_inside_the_url_is_refused_too(project: Path, capsys) -> None
         ('[flyway]\nenvironment = "prod"\n[environments.a]\nurl = "postgresql://h/a"\n', "flyway.toml:2: flyway.environment = 'prod' is not one of"),
         ('[environments.a]\nurl = "postgresql://h/a"\npassword = "${vault.a}"\n', "flyway.toml:3: dbops resolves only ${env.NAME} in password"),
         ('[environments.a]\nurl = "postgresql://h/a\n', "flyway.toml:2: not valid TOML: Illegal character"),
+        ('[flyway]\noutOfOrder = "maybe"\n[environments.a]\nurl = "postgresql://h/a"\n',
+         "flyway.toml:2: outOfOrder in [flyway]: 'maybe' is not true or false"),
+        ('[environments.a]\nurl = "postgresql://h/a"\n[environments.a.flyway]\nmixed = "perhaps"\n',
+         "flyway.toml:4: mixed in [environments.a.flyway]: 'perhaps' is not true or false"),
     ],
 )
 def test_bad_environment_files_exit_2_naming_file_and_line(project: Path, capsys, text: str, expected: str) -> None:
