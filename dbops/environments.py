@@ -35,7 +35,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
+from urllib.parse import SplitResult, parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
 from dbops.config import Settings, conf_problem, read_flyway_conf, settings_from
 from dbops.errors import ConfigError
@@ -393,7 +393,7 @@ def dbops_url_of(url: str, where: str) -> tuple[str, dict[str, Any]]:
     implied: dict[str, Any] = {}
     if lowered.startswith("jdbc:redshift:iam://"):
         rest = url[len("jdbc:redshift:iam://"):]
-        scheme, implied = "redshift", _iam_from_host(urlsplit(f"x://{rest}").hostname or "", where)
+        scheme, implied = "redshift", _iam_from_host(_split(f"x://{rest}", url, where).hostname or "", where)
     elif lowered.startswith("jdbc:redshift://"):
         scheme, rest = "redshift", url[len("jdbc:redshift://"):]
     elif lowered.startswith("jdbc:postgresql://"):
@@ -405,8 +405,8 @@ def dbops_url_of(url: str, where: str) -> tuple[str, dict[str, Any]]:
             raise ConfigError(f"{where}: url {redact(url)}: use jdbc:redshift://…, jdbc:postgresql://… or a dbops URL (redshift://…)")
         _refuse_password(url, where)
         return url, implied
+    parts = _split(f"{scheme}://{rest}", url, where)
     _refuse_password(f"{scheme}://{rest}", where)
-    parts = urlsplit(f"{scheme}://{rest}")
     params: list[tuple[str, str]] = []
     user = unquote(parts.username or "")
     for key, value in parse_qsl(parts.query, keep_blank_values=True):
@@ -428,8 +428,19 @@ def dbops_url_of(url: str, where: str) -> tuple[str, dict[str, Any]]:
     return urlunsplit((scheme, netloc, parts.path, urlencode(params, safe="/:"), "")), implied
 
 
+def _split(url: str, written: str, where: str) -> SplitResult:
+    """urlsplit(url), its host parsed; a malformed one (an unclosed `[` of an IPv6 address, say) is a ConfigError
+    naming `where` and the URL as `written`."""
+    try:
+        parts = urlsplit(url)
+        parts.hostname  # noqa: B018 - parses a bracketed host, which may raise
+    except ValueError as exc:
+        raise ConfigError(f"{where}: url {redact(written)}: {exc}; fix the host (an IPv6 address is written [::1])") from None
+    return parts
+
+
 def _refuse_password(url: str, where: str) -> None:
-    parts = urlsplit(url)
+    parts = _split(url, url, where)
     if parts.password or any(k.lower() == "password" for k, _ in parse_qsl(parts.query)):
         raise ConfigError(f"{where}: the url holds a password; remove it and set the environment's password variable instead")
 

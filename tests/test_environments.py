@@ -203,6 +203,19 @@ def test_bad_environment_files_exit_2_naming_file_and_line(project: Path, capsys
     assert expected in refused(project, capsys, "-e", "*", "info")
 
 
+@pytest.mark.parametrize("url", [
+    "jdbc:postgresql://[::1/db", "postgresql://postgres@[::1/db", "jdbc:redshift:iam://[bad/dev", "jdbc:redshift://u:s3cr3t@[bad/dev",
+    "redshift://[zz]:5439/dev",
+])
+def test_a_malformed_host_in_an_environment_url_is_exit_2_naming_the_line(project: Path, capsys, url: str) -> None:
+    write(project, f'[environments.a]\nurl = "{url}"\n')
+    assert main(["-e", "a", "--json", "info"]) == 2
+    out, err = capsys.readouterr()
+    document = json.loads(out)
+    assert document["exit_code"] == 2 and document["error"].startswith("flyway.toml:2: url ") and "fix the host" in document["error"]
+    assert "Traceback" not in err and "s3cr3t" not in out + err
+
+
 def test_url_and_environment_together_are_an_error(project: Path, capsys, monkeypatch) -> None:
     write(project, FLYWAY_SAMPLE)
     err = refused(project, capsys, "--url", "postgresql://h/db", "-e", "dev", "info")
