@@ -16,10 +16,12 @@ _SECRET_NAMES = "|".join(sorted(SECRET_PARAMS, key=len, reverse=True))
 _REDACTED = r"\*\*\*(?=[:,;.)\]}'\"`]*(?:[\s&#]|$))"
 # `?password=…` / `&password=…`: the value ends at `&`, `#`, white space or the end of the text.
 _QUERY_SECRET = re.compile(rf"(?i)(?<=[?&])(?P<key>{_SECRET_NAMES})=(?:{_REDACTED}|[^&#\s]*)")
+# `password = "${env.NAME}"` in a hint names a variable, not a password: kept.
+_REFERENCE = r"\"?\$\{[\w.:-]+\}\"?(?![^\s,;.)])"
 # libpq's `host=h password=pw` / `password = 'a b'`: a keyword at the start or after white space; a quoted value
 # ends at its closing quote (`\'` and `\\` escaped inside), a bare one at white space.
 _KEYWORD_SECRET = re.compile(
-    rf"(?i)(?:^|(?<=\s))(?P<key>{_SECRET_NAMES})\s*=\s*(?:{_REDACTED}|'(?:[^'\\]|\\.)*(?:'|\\?$)|[^\s']\S*|(?=\s|$))"
+    rf"(?i)(?:^|(?<=\s))(?P<key>{_SECRET_NAMES})\s*+=\s*+(?!{_REFERENCE})(?:{_REDACTED}|'(?:[^'\\]|\\.)*(?:'|\\?$)|[^\s']\S*|(?=\s|$))"
 )
 
 

@@ -26,6 +26,9 @@ from dbops.urls import redact
          "cannot connect to postgresql://u@/db?host=/s&password=***&sslmode=disable: FATAL: no database"),
         ("cannot connect to postgresql://u@/db?password=pw cause", "cannot connect to postgresql://u@/db?password=*** cause"),
         ("postgresql://u@/db?password=pw#frag", "postgresql://u@/db?password=***#frag"),
+        ('write password = "${env.NAME}" instead', 'write password = "${env.NAME}" instead'),
+        ("password = ${env.A_PW}, or", "password = ${env.A_PW}, or"),
+        ("password = ${env.A}x host=h", "password=*** host=h"),
     ],
 )
 def test_passwords_are_replaced_in_urls_and_in_messages(text, expected):
