@@ -39,7 +39,7 @@ from urllib.parse import SplitResult, parse_qsl, quote, unquote, urlencode, urls
 
 from dbops.config import Settings, conf_problem, read_flyway_conf, settings_from
 from dbops.errors import ConfigError
-from dbops.urls import redact, scheme_of
+from dbops.urls import SECRET_PARAMS, redact, scheme_of
 
 FLYWAY_TOML = "flyway.toml"
 FILE_VARIABLE = "DBOPS_FLYWAY_TOML"  # another path than ./flyway.toml
@@ -214,6 +214,7 @@ def _parse(document: dict[str, Any], lines: _Lines) -> EnvironmentsFile:
                 f"{lines.at(f'dbops.environments.{name}', 'wave')}: [dbops.environments.{name}] has no [environments.{name}]; "
                 f"declare the environment (url, user, schemas) there, or fix the name (known: {_names(declared)})"
             )
+    _refuse_secrets(flyway, "flyway", lines, "each environment's password variable (DBOPS_PASSWORD_<NAME>)")
     root = _checked_conf(flyway, "flyway", lines)
     environments: dict[str, Environment] = {}
     for name, table in declared.items():
@@ -249,6 +250,8 @@ def _environment(name: str, table: dict[str, Any], extra: dict[str, Any], root: 
         if key not in DBOPS_KEYS:
             raise ConfigError(f"{lines.at(f'dbops.{section}', key)}: unknown key `{key}` in [dbops.{section}]; known: {', '.join(DBOPS_KEYS)}")
     variable = _password_variable(name, table, extra, lines)
+    for where, values in ((f"{section}.flyway", table.get("flyway")), (f"{section}.jdbcProperties", table.get("jdbcProperties"))):
+        _refuse_secrets(values, where, lines, variable)
     url = table.get("url")
     if not isinstance(url, str) or not url.strip():
         raise ConfigError(f"{lines.at(section, 'url')}: [{section}] needs url = \"jdbc:redshift://host:5439/db\" (or jdbc:postgresql://…)")
@@ -319,6 +322,24 @@ def _password_variable(name: str, table: dict[str, Any], extra: dict[str, Any], 
             raise ConfigError(f"{lines.at(section, 'password')}: password names ${{env.{match[1]}}} but password_variable is {chosen}; keep one")
         return match[1]
     return chosen or default_password_variable(name)
+
+
+def _refuse_secrets(values: Any, table: str, lines: _Lines, variable: str) -> None:
+    """A password (or another secret: token, secret, …) in `[table]`, where dbops never reads one, is a ConfigError
+    naming its line and the variable to set instead; `[table]` may also be an inline table (`jdbcProperties = {…}`)."""
+    if not isinstance(values, dict):
+        return
+    for key in values:
+        if key.lower() in SECRET_PARAMS:
+            parent, _, own = table.rpartition(".")
+            where = lines.at(table, key)
+            if where == lines.path or where == lines.at(table, "\0"):  # no line of its own: the inline table's
+                where = lines.at(parent, own)
+            raise ConfigError(
+                f"{where}: `{key}` in [{table}]: dbops never reads a password from there, and a password is never written "
+                f"in the file; remove it and set {variable} instead (or write password = \"${{env.NAME}}\" in "
+                "[environments.<name>], or use secret_arn / iam in [dbops.environments.<name>])"
+            )
 
 
 def _check_variables(environments: dict[str, Environment], path: str) -> None:

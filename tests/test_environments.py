@@ -175,6 +175,26 @@ def test_a_password_inside_the_url_is_refused_too(project: Path, capsys) -> None
 
 
 @pytest.mark.parametrize(
+    ("text", "line", "table", "variable"),
+    [
+        ('[flyway]\npassword = "hunter2"\n[environments.a]\nurl = "postgresql://h/a"\n', 2, "flyway", "each environment's password variable (DBOPS_PASSWORD_<NAME>)"),
+        ('[environments.a]\nurl = "postgresql://h/a"\n[environments.a.flyway]\nlocations = ["sql"]\npassword = "hunter2"\n',
+         5, "environments.a.flyway", "DBOPS_PASSWORD_A"),
+        ('[environments.a]\nurl = "postgresql://h/a"\nflyway.password = "hunter2"\n', 3, "environments.a.flyway", "DBOPS_PASSWORD_A"),
+        ('[environments.a]\nurl = "postgresql://h/a"\njdbcProperties = { ssl = "true", password = "hunter2" }\n',
+         3, "environments.a.jdbcProperties", "DBOPS_PASSWORD_A"),
+        ('[environments.a]\nurl = "postgresql://h/a"\npassword = "${env.A_PW}"\n[environments.a.jdbcProperties]\nPassword = "hunter2"\n',
+         5, "environments.a.jdbcProperties", "A_PW"),
+    ],
+)
+def test_a_password_anywhere_else_in_the_file_is_refused_naming_the_line(project: Path, capsys, text, line, table, variable) -> None:
+    write(project, text)
+    err = refused(project, capsys, "-e", "a", "info")
+    assert f"flyway.toml:{line}: `" in err and f"in [{table}]: dbops never reads a password from there" in err
+    assert f"set {variable} instead" in err and 'write password = "${env.NAME}"' in err and "hunter2" not in err
+
+
+@pytest.mark.parametrize(
     ("text", "expected"),
     [
         ('[environments.a]\nurl = "jdbc:postgresql://h/db"\nwave = 1\n', "flyway.toml:3: `wave` is dbops's, not Flyway's: move it to [dbops.environments.a]"),
