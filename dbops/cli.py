@@ -13,7 +13,7 @@ import zlib
 from dbops.config import Settings, settings_from, timeout_problem, url_from
 from dbops.engine.applier import RunInfo, ScriptResult
 from dbops.engine.engine import Engine
-from dbops.environments import Environment, selected, settings_for
+from dbops.environments import Environment, selected, settings_for, with_password_hint
 from dbops.errors import ConfigError, DbopsError
 from dbops.output import Console, describe_attempt, entry_json, print_checks, print_results, result_json
 from dbops.scripts.sources import CommitInfo, FolderSource
@@ -351,6 +351,7 @@ def run_fleet(args: argparse.Namespace, console: Console, environments: list[Env
             try:
                 code = cmd_migrate(argparse.Namespace(**{**vars(args), "env": environment}), one)
             except DbopsError as exc:
+                exc = with_password_hint(environment, exc)
                 one.error(redact(str(exc)), exc.exit_code)
                 code = exc.exit_code
             except Exception as exc:  # one environment's unexpected error must not stop the worker's others
@@ -418,6 +419,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point: run a command, turn user errors into a message and an exit code."""
     argv = sys.argv[1:] if argv is None else argv
     console = Console(as_json="--json" in argv)  # a bad command line still gets its JSON error document
+    environment: Environment | None = None
     try:
         args = build_parser().parse_args(argv)
         console = Console(as_json=getattr(args, "json", False), verbose=getattr(args, "verbose", False))
@@ -426,9 +428,10 @@ def main(argv: list[str] | None = None) -> int:
             environments = selected(vars(args))
             if environments is not None and (len(environments) > 1 or getattr(args, "worker", False)):
                 return run_fleet(args, console, environments, argv)
-            args.env = environments[0] if environments else None
+            args.env = environment = environments[0] if environments else None
         return COMMANDS[args.command](args, console)
     except DbopsError as exc:
+        exc = with_password_hint(environment, exc) if environment else exc
         console.error(redact(str(exc)), exc.exit_code)
         return exc.exit_code
     except KeyboardInterrupt:

@@ -38,7 +38,7 @@ from typing import Any
 from urllib.parse import SplitResult, parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
 from dbops.config import Settings, conf_problem, read_flyway_conf, settings_from
-from dbops.errors import ConfigError
+from dbops.errors import ConfigError, ConnectError, DbopsError
 from dbops.urls import SECRET_PARAMS, redact, scheme_of
 
 FLYWAY_TOML = "flyway.toml"
@@ -340,6 +340,21 @@ def _refuse_secrets(values: Any, table: str, lines: _Lines, variable: str) -> No
                 f"in the file; remove it and set {variable} instead (or write password = \"${{env.NAME}}\" in "
                 "[environments.<name>], or use secret_arn / iam in [dbops.environments.<name>])"
             )
+
+
+# What the drivers say when the server asked for a password and none was sent (libpq; redshift_connector).
+NO_PASSWORD = re.compile(r"no password supplied|but no password was provided", re.I)
+
+
+def with_password_hint(environment: Environment, error: DbopsError, environ: Mapping[str, str] | None = None) -> DbopsError:
+    """`error`, or — when the server asked for a password and the environment's variable is unset (and no secret or
+    IAM stands in) — a ConnectError that also says which variable to set."""
+    unset = not environment.password(environ) and not environment.secret_arn and not environment.iam
+    if not (isinstance(error, ConnectError) and unset and NO_PASSWORD.search(str(error))):
+        return error
+    first, _, rest = str(error).strip().partition("\n")
+    hint = f"; set {environment.password_variable} (environment {environment.name}'s password), it is not set"
+    return ConnectError(first + hint + (f"\n{rest}" if rest else ""))
 
 
 def _check_variables(environments: dict[str, Environment], path: str) -> None:

@@ -340,3 +340,36 @@ def test_settings_already_resolved_get_the_environment_on_top(sample: Path) -> N
     assert dev.placeholders == {"days": "30", "extra": "x", "owner": "platform"} and dev.lock_timeout == 5.0
     bare = write(sample.parent, '[environments.x]\nurl = "postgresql://h/x"\n', "bare.toml")
     assert settings_for(load_environments(bare)["x"], base) == base
+
+
+@pytest.fixture
+def password_only(pg_server) -> str:
+    """A database whose role `pw_only` must give a password over the socket (its pg_hba.conf line comes first);
+    returns its URL without one."""
+    hba = pg_server.pgdata / "pg_hba.conf"
+    line = "local all pw_only scram-sha-256\n"
+    if line not in hba.read_text():
+        hba.write_text(line + hba.read_text())
+    name = pg_server.create_database("pw")
+    with pg_server.admin() as conn:
+        conn.execute("select pg_reload_conf()")
+        if not conn.execute("select 1 from pg_roles where rolname = 'pw_only'").fetchone():
+            conn.execute("create role pw_only login password 'right-pw'")
+    return f"postgresql://pw_only@/{name}?host={pg_server.socket_dir}"
+
+
+def test_an_unset_password_variable_is_named_when_the_server_asks_for_a_password(project: Path, capsys, monkeypatch, password_only) -> None:
+    write(project, f'[environments.lim]\nurl = "{password_only}"\npassword = "${{env.LIM_PW}}"\n'
+                   f'[environments.other]\nurl = "{password_only}"\n')
+    (project / "sql").mkdir()
+    monkeypatch.delenv("LIM_PW", raising=False)
+    monkeypatch.delenv("DBOPS_PASSWORD_OTHER", raising=False)
+    assert main(["-e", "lim", "info"]) == 3
+    err = capsys.readouterr().err
+    assert "cannot connect to" in err and "no password supplied; set LIM_PW (environment lim's password), it is not set" in err
+    assert main(["-e", "*", "--json", "info"]) == 3
+    rows = {row["environment"]: row for row in json.loads(capsys.readouterr().out)["environments"]}
+    assert "set DBOPS_PASSWORD_OTHER (environment other's password)" in rows["other"]["error"]
+    assert rows["other"]["status"] == "unreachable" and rows["other"]["exit_code"] == 3
+    monkeypatch.setenv("LIM_PW", "right-pw")
+    assert main(["-e", "lim", "info"]) == 0
