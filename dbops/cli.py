@@ -11,10 +11,10 @@ import sys
 import time
 import zlib
 
-from dbops.config import Settings, settings_from, url_from
+from dbops.config import Settings, settings_from, timeout_problem, url_from
 from dbops.engine.applier import RunInfo, ScriptResult
 from dbops.engine.engine import Engine
-from dbops.environments import Environment, refuse_shared_password, selected, settings_for
+from dbops.environments import Environment, refuse_shared_password, selected, settings_for, with_password_hint
 from dbops.errors import ConfigError, DbopsError
 from dbops.output import Console, describe_attempt, entry_json, print_checks, print_results, result_json
 from dbops.scripts.sources import CommitInfo, FolderSource
@@ -28,14 +28,23 @@ class _Parser(argparse.ArgumentParser):
         raise ConfigError(f"{message} (see `dbops --help`)")
 
 
-def _positive(value: str) -> float:
+def _seconds(value: str, statement: bool = False) -> float:
     try:
         number = float(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{value!r} is not a number of seconds") from None
-    if number < 0:
-        raise argparse.ArgumentTypeError(f"{value!r} must not be negative")
+    problem = timeout_problem(number, statement)
+    if problem:
+        raise argparse.ArgumentTypeError(f"{value!r} {problem}")
     return number
+
+
+def _lock_seconds(value: str) -> float:
+    return _seconds(value)
+
+
+def _statement_seconds(value: str) -> float:
+    return _seconds(value, statement=True)
 
 
 def _parallel(value: str) -> int:
@@ -66,8 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
     migrate.add_argument("--out-of-order", action="store_true", help="also apply scripts older than the latest applied one")
     migrate.add_argument("--mixed", action="store_true", help="allow scripts that mix non-transactional and transactional statements")
     migrate.add_argument("--direct", action="store_true", help="run the engine without Dagster")
-    migrate.add_argument("--lock-timeout", type=_positive, default=600.0, help="seconds to wait for the run lock (default 600)")
-    migrate.add_argument("--statement-timeout", type=_positive, help="seconds one statement may run")
+    migrate.add_argument("--lock-timeout", type=_lock_seconds, default=600.0, help="seconds to wait for the run lock (default 600)")
+    migrate.add_argument("--statement-timeout", type=_statement_seconds, help="seconds one statement may run")
     migrate.add_argument("--commit", default=os.environ.get("DBOPS_COMMIT", ""), help="commit id to record")
     migrate.add_argument("--author", default=os.environ.get("DBOPS_AUTHOR", ""), help="commit author to record")
     migrate.add_argument("--message", default=os.environ.get("DBOPS_MESSAGE", ""), help="commit message to record")
@@ -362,6 +371,7 @@ def run_fleet(args: argparse.Namespace, console: Console, environments: list[Env
             try:
                 code = cmd_migrate(argparse.Namespace(**{**vars(args), "env": environment}), one)
             except DbopsError as exc:
+                exc = with_password_hint(environment, exc)
                 one.error(redact(str(exc)), exc.exit_code)
                 code = exc.exit_code
             except Exception as exc:  # one environment's unexpected error must not stop the worker's others
@@ -429,6 +439,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point: run a command, turn user errors into a message and an exit code."""
     argv = sys.argv[1:] if argv is None else argv
     console = Console(as_json="--json" in argv)  # a bad command line still gets its JSON error document
+    environment: Environment | None = None
     try:
         args = build_parser().parse_args(argv)
         console = Console(as_json=getattr(args, "json", False), verbose=getattr(args, "verbose", False))
@@ -437,9 +448,10 @@ def main(argv: list[str] | None = None) -> int:
             environments = selected(vars(args))
             if environments is not None and (len(environments) > 1 or getattr(args, "worker", False)):
                 return run_fleet(args, console, environments, argv)
-            args.env = environments[0] if environments else None
+            args.env = environment = environments[0] if environments else None
         return COMMANDS[args.command](args, console)
     except DbopsError as exc:
+        exc = with_password_hint(environment, exc) if environment else exc
         console.error(redact(str(exc)), exc.exit_code)
         return exc.exit_code
     except KeyboardInterrupt:

@@ -35,11 +35,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
+from urllib.parse import SplitResult, parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
-from dbops.config import Settings, read_flyway_conf, settings_from
-from dbops.errors import ConfigError
-from dbops.urls import redact, scheme_of
+from dbops.config import Settings, conf_problem, read_flyway_conf, settings_from
+from dbops.errors import ConfigError, ConnectError, DbopsError
+from dbops.urls import SECRET_PARAMS, redact, scheme_of
 
 FLYWAY_TOML = "flyway.toml"
 FILE_VARIABLE = "DBOPS_FLYWAY_TOML"  # another path than ./flyway.toml
@@ -214,7 +214,8 @@ def _parse(document: dict[str, Any], lines: _Lines) -> EnvironmentsFile:
                 f"{lines.at(f'dbops.environments.{name}', 'wave')}: [dbops.environments.{name}] has no [environments.{name}]; "
                 f"declare the environment (url, user, schemas) there, or fix the name (known: {_names(declared)})"
             )
-    root = flyway_conf(flyway)
+    _refuse_secrets(flyway, "flyway", lines, "each environment's password variable (DBOPS_PASSWORD_<NAME>)")
+    root = _checked_conf(flyway, "flyway", lines)
     environments: dict[str, Environment] = {}
     for name, table in declared.items():
         extra = own.get(name, {})
@@ -249,6 +250,8 @@ def _environment(name: str, table: dict[str, Any], extra: dict[str, Any], root: 
         if key not in DBOPS_KEYS:
             raise ConfigError(f"{lines.at(f'dbops.{section}', key)}: unknown key `{key}` in [dbops.{section}]; known: {', '.join(DBOPS_KEYS)}")
     variable = _password_variable(name, table, extra, lines)
+    for where, values in ((f"{section}.flyway", table.get("flyway")), (f"{section}.jdbcProperties", table.get("jdbcProperties"))):
+        _refuse_secrets(values, where, lines, variable)
     url = table.get("url")
     if not isinstance(url, str) or not url.strip():
         raise ConfigError(f"{lines.at(section, 'url')}: [{section}] needs url = \"jdbc:redshift://host:5439/db\" (or jdbc:postgresql://…)")
@@ -260,8 +263,9 @@ def _environment(name: str, table: dict[str, Any], extra: dict[str, Any], root: 
     overrides = table.get("flyway", {})
     if not isinstance(overrides, dict):
         raise ConfigError(f"{lines.at(section, 'flyway')}: [{section}.flyway] must be a table of Flyway settings")
-    conf = {**root, **({"schemas": ",".join(schemas)} if schemas else {}), **flyway_conf(overrides)}
-    placeholders = {k[len("placeholders."):].lower(): v for k, v in flyway_conf(overrides).items() if k.startswith("placeholders.")}
+    own_conf = _checked_conf(overrides, f"{section}.flyway", lines)
+    conf = {**root, **({"schemas": ",".join(schemas)} if schemas else {}), **own_conf}
+    placeholders = {k[len("placeholders."):].lower(): v for k, v in own_conf.items() if k.startswith("placeholders.")}
     auth = {**implied, **{k: extra[k] for k in AUTH_KEYS if k in extra}}
     for key in ("secret_arn", "cluster_identifier", "workgroup", "region"):
         if key in auth and not (isinstance(auth[key], str) and auth[key].strip()):
@@ -320,6 +324,39 @@ def _password_variable(name: str, table: dict[str, Any], extra: dict[str, Any], 
     return chosen or default_password_variable(name)
 
 
+def _refuse_secrets(values: Any, table: str, lines: _Lines, variable: str) -> None:
+    """A password (or another secret: token, secret, …) in `[table]`, where dbops never reads one, is a ConfigError
+    naming its line and the variable to set instead; `[table]` may also be an inline table (`jdbcProperties = {…}`)."""
+    if not isinstance(values, dict):
+        return
+    for key in values:
+        if key.lower() in SECRET_PARAMS:
+            parent, _, own = table.rpartition(".")
+            where = lines.at(table, key)
+            if where == lines.path or where == lines.at(table, "\0"):  # no line of its own: the inline table's
+                where = lines.at(parent, own)
+            raise ConfigError(
+                f"{where}: `{key}` in [{table}]: dbops never reads a password from there, and a password is never written "
+                f"in the file; remove it and set {variable} instead (or write password = \"${{env.NAME}}\" in "
+                "[environments.<name>], or use secret_arn / iam in [dbops.environments.<name>])"
+            )
+
+
+# What the drivers say when the server asked for a password and none was sent (libpq; redshift_connector).
+NO_PASSWORD = re.compile(r"no password supplied|but no password was provided", re.I)
+
+
+def with_password_hint(environment: Environment, error: DbopsError, environ: Mapping[str, str] | None = None) -> DbopsError:
+    """`error`, or — when the server asked for a password and the environment's variable is unset (and no secret or
+    IAM stands in) — a ConnectError that also says which variable to set."""
+    unset = not environment.password(environ) and not environment.secret_arn and not environment.iam
+    if not (isinstance(error, ConnectError) and unset and NO_PASSWORD.search(str(error))):
+        return error
+    first, _, rest = str(error).strip().partition("\n")
+    hint = f"; set {environment.password_variable} (environment {environment.name}'s password), it is not set"
+    return ConnectError(first + hint + (f"\n{rest}" if rest else ""))
+
+
 def _check_variables(environments: dict[str, Environment], path: str) -> None:
     owners: dict[str, str] = {}
     for env in environments.values():
@@ -370,6 +407,16 @@ def flyway_conf(table: dict[str, Any]) -> dict[str, str]:
     return conf
 
 
+def _checked_conf(table: dict[str, Any], name: str, lines: _Lines) -> dict[str, str]:
+    """flyway_conf of `[name]`; a value dbops cannot use (outOfOrder = "maybe") is a ConfigError naming its line."""
+    conf = flyway_conf(table)
+    for key, value in conf.items():
+        problem = conf_problem(key, value)
+        if problem:
+            raise ConfigError(f"{lines.at(name, key)}: {key} in [{name}]: {problem}")
+    return conf
+
+
 def _text(value: Any) -> str:
     return ("true" if value else "false") if isinstance(value, bool) else str(value)
 
@@ -382,7 +429,7 @@ def dbops_url_of(url: str, where: str) -> tuple[str, dict[str, Any]]:
     implied: dict[str, Any] = {}
     if lowered.startswith("jdbc:redshift:iam://"):
         rest = url[len("jdbc:redshift:iam://"):]
-        scheme, implied = "redshift", _iam_from_host(urlsplit(f"x://{rest}").hostname or "", where)
+        scheme, implied = "redshift", _iam_from_host(_split(f"x://{rest}", url, where).hostname or "", where)
     elif lowered.startswith("jdbc:redshift://"):
         scheme, rest = "redshift", url[len("jdbc:redshift://"):]
     elif lowered.startswith("jdbc:postgresql://"):
@@ -394,8 +441,8 @@ def dbops_url_of(url: str, where: str) -> tuple[str, dict[str, Any]]:
             raise ConfigError(f"{where}: url {redact(url)}: use jdbc:redshift://…, jdbc:postgresql://… or a dbops URL (redshift://…)")
         _refuse_password(url, where)
         return url, implied
+    parts = _split(f"{scheme}://{rest}", url, where)
     _refuse_password(f"{scheme}://{rest}", where)
-    parts = urlsplit(f"{scheme}://{rest}")
     params: list[tuple[str, str]] = []
     user = unquote(parts.username or "")
     for key, value in parse_qsl(parts.query, keep_blank_values=True):
@@ -417,8 +464,19 @@ def dbops_url_of(url: str, where: str) -> tuple[str, dict[str, Any]]:
     return urlunsplit((scheme, netloc, parts.path, urlencode(params, safe="/:"), "")), implied
 
 
+def _split(url: str, written: str, where: str) -> SplitResult:
+    """urlsplit(url), its host parsed; a malformed one (an unclosed `[` of an IPv6 address, say) is a ConfigError
+    naming `where` and the URL as `written`."""
+    try:
+        parts = urlsplit(url)
+        parts.hostname  # noqa: B018 - parses a bracketed host, which may raise
+    except ValueError as exc:
+        raise ConfigError(f"{where}: url {redact(written)}: {exc}; fix the host (an IPv6 address is written [::1])") from None
+    return parts
+
+
 def _refuse_password(url: str, where: str) -> None:
-    parts = urlsplit(url)
+    parts = _split(url, url, where)
     if parts.password or any(k.lower() == "password" for k, _ in parse_qsl(parts.query)):
         raise ConfigError(f"{where}: the url holds a password; remove it and set the environment's password variable instead")
 

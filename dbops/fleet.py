@@ -17,7 +17,7 @@ from dbops.config import Settings
 from dbops.engine.engine import Engine
 from dbops.engine.history import History
 from dbops.engine.plan import FAILED
-from dbops.environments import Environment
+from dbops.environments import Environment, with_password_hint
 from dbops.errors import ConnectError, DbopsError
 from dbops.scripts.sources import FolderSource, Snapshot
 from dbops.targets import open_target
@@ -80,6 +80,7 @@ def run_each(
         try:
             outcome.value = work(environment)
         except DbopsError as exc:
+            exc = with_password_hint(environment, exc)
             outcome.exit_code, outcome.error = exc.exit_code, first_line(str(exc))
         except Exception as exc:  # one environment's unexpected error must not stop the others
             outcome.exit_code, outcome.error = 1, first_line(f"{type(exc).__name__}: {exc}")

@@ -11,22 +11,29 @@ _USERINFO_PASSWORD = re.compile(r"(?P<head>^[a-zA-Z][a-zA-Z0-9+.-]*://[^/@:]*:)(
 # A URL inside a message (an error, a log line): its user info ends at white space or a quote.
 _EMBEDDED_PASSWORD = re.compile(r"""(?P<head>\b[a-zA-Z][a-zA-Z0-9+.-]*://[^/@:\s'"`]*:)(?P<pw>[^/@\s'"`]*)(?P<at>@)""")
 
+_SECRET_NAMES = "|".join(sorted(SECRET_PARAMS, key=len, reverse=True))
+# What redact() wrote itself: `***`, then the end of the token, or punctuation of the message around it (`***: …`).
+_REDACTED = r"\*\*\*(?=[:,;.)\]}'\"`]*(?:[\s&#]|$))"
+# `?password=…` / `&password=…`: the value ends at `&`, `#`, white space or the end of the text.
+_QUERY_SECRET = re.compile(rf"(?i)(?<=[?&])(?P<key>{_SECRET_NAMES})=(?:{_REDACTED}|[^&#\s]*)")
+# `password = "${env.NAME}"` in a hint names a variable, not a password: kept.
+_REFERENCE = r"\"?\$\{[\w.:-]+\}\"?(?![^\s,;.)])"
+# libpq's `host=h password=pw` / `password = 'a b'`: a keyword at the start or after white space; a quoted value
+# ends at its closing quote (`\'` and `\\` escaped inside), a bare one at white space.
+_KEYWORD_SECRET = re.compile(
+    rf"(?i)(?:^|(?<=\s))(?P<key>{_SECRET_NAMES})\s*+=\s*+(?!{_REFERENCE})(?:{_REDACTED}|'(?:[^'\\]|\\.)*(?:'|\\?$)|[^\s']\S*|(?=\s|$))"
+)
+
 
 def redact(url: str) -> str:
-    """The URL, or a message holding URLs, with any password (user info or query parameter) replaced by `***`."""
+    """The URL, or a message holding URLs or libpq `key=value` strings, with any password (user info, query
+    parameter or keyword) replaced by `***`; the text after the password is kept."""
     if not url:
         return url
     url = _USERINFO_PASSWORD.sub(lambda m: m["head"] + ("***" if m["pw"] else "") + m["at"], url)
     url = _EMBEDDED_PASSWORD.sub(lambda m: m["head"] + ("***" if m["pw"] else "") + m["at"], url)
-
-    def mask(match: re.Match[str]) -> str:
-        return f"{match[1]}={'***'}"
-
-    return re.sub(
-        r"(?i)(?<=[?&])(" + "|".join(sorted(SECRET_PARAMS)) + r")=[^&#]*",
-        mask,
-        url,
-    )
+    url = _QUERY_SECRET.sub(lambda m: f"{m['key']}=***", url)
+    return _KEYWORD_SECRET.sub(lambda m: f"{m['key']}=***", url)
 
 
 def query_params(url: str) -> dict[str, str]:

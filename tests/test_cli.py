@@ -103,6 +103,27 @@ def test_bad_flag_exit_2(run, pg_url) -> None:
     assert code == 2 and "lock-timeout" in err
 
 
+@pytest.mark.parametrize("flag", ["--statement-timeout", "--lock-timeout"])
+@pytest.mark.parametrize(("value", "problem"), [
+    ("nan", "must be a number of seconds"), ("inf", "is more than 2147483.647 seconds"), ("1e12", "is more than 2147483.647 seconds"),
+    ("2147483.648", "is more than"), ("-1", "must be a number of seconds, 0 or more"),
+])
+def test_a_timeout_postgresql_cannot_hold_is_exit_2_naming_the_flag(run, pg_url, scripts, flag, value, problem) -> None:
+    folder = scripts({"V1__a.sql": "create table a (id int);"})
+    code, out, err = run(pg_url + "&lock=table", folder, "migrate", "--direct", flag, value)
+    assert code == 2 and f"error: argument {flag}: '{value}' {problem}" in err and "Traceback" not in err
+    code, out, _ = run(pg_url, folder, "--json", "info")
+    assert [m["state"] for m in json.loads(out)["migrations"]] == ["Pending"]
+
+
+def test_the_longest_timeouts_postgresql_takes_are_used(run, pg_url, scripts) -> None:
+    folder = scripts({"V1__a.sql": "create table a (id int);"})
+    code, _, err = run(pg_url + "&lock=table", folder, "migrate", "--direct", "--statement-timeout", "2147483.647", "--lock-timeout", "2147483.647")
+    assert code == 0, err
+    code, _, err = run(pg_url, folder, "migrate", "--direct", "--statement-timeout", "0.0001")
+    assert code == 2 and "'0.0001' is under 1 ms" in err
+
+
 def test_unreachable_database_exit_3_without_password(run, tmp_path) -> None:
     url = f"postgresql://deployer:s3cr3t-pw@/nowhere?host={tmp_path}&connect_timeout=2"
     (tmp_path / "sql").mkdir()
@@ -110,6 +131,41 @@ def test_unreachable_database_exit_3_without_password(run, tmp_path) -> None:
     assert code == 3
     assert "cannot connect" in err and "deployer:***@" in err
     assert "s3cr3t-pw" not in out + err
+
+
+@pytest.mark.parametrize(
+    ("url", "hint"),
+    [
+        ("host=/tmp/x user=postgres password=s3cr3tpw dbname=x", "password=*** dbname=x: use postgresql://"),
+        ("host=/tmp/x password='s3cr3t pw' dbname=x", "password=*** dbname=x: use postgresql://"),
+        ("jdbc:postgresql://localhost:5432/x?user=postgres&password=s3cr3tpw", "password=***: use postgresql://"),
+    ],
+)
+def test_an_unsupported_url_is_exit_2_with_its_hint_and_without_its_password(run, tmp_path, url, hint) -> None:
+    code, out, err = run(url, tmp_path, "info")
+    assert code == 2 and err.startswith("error: unsupported URL") and hint in err
+    assert "s3cr3t" not in out + err
+
+
+def test_a_password_in_the_query_hides_neither_the_cause_nor_the_rest_of_the_url(run, pg_server, tmp_path) -> None:
+    url = f"postgresql://postgres@/no_such_db?host={pg_server.socket_dir}&password=s3cr3tpw&connect_timeout=2"
+    code, out, err = run(url, tmp_path, "--json", "info")
+    error = json.loads(out)["error"]
+    assert code == 3 and "password=***&connect_timeout=2: " in error and 'database "no_such_db" does not exist' in error
+    assert "s3cr3tpw" not in out + err
+
+
+@pytest.mark.parametrize("table", ["dbops_audit", "DBOPS_AUDIT", "dbops_lock", "dbops_lease"])
+def test_a_history_table_named_as_one_of_dbopss_own_is_refused_before_anything_is_created(run, pg_url, scripts, table) -> None:
+    import psycopg
+
+    folder = scripts({"V1__a.sql": "create table a (id int);"})
+    code, _, err = run(pg_url, folder, "--table", table, "migrate", "--direct")
+    assert code == 2 and f"error: history table '{table}' is the name of dbops's" in err and "--table" in err
+    with psycopg.connect(pg_url) as conn:
+        assert conn.execute("select table_name from information_schema.tables where table_schema = 'public'").fetchall() == []
+    code, _, err = run(pg_url, folder, "migrate", "--direct")
+    assert code == 0, err
 
 
 def test_password_from_environment_never_printed(pg_url, scripts, run, monkeypatch) -> None:

@@ -175,6 +175,26 @@ def test_a_password_inside_the_url_is_refused_too(project: Path, capsys) -> None
 
 
 @pytest.mark.parametrize(
+    ("text", "line", "table", "variable"),
+    [
+        ('[flyway]\npassword = "hunter2"\n[environments.a]\nurl = "postgresql://h/a"\n', 2, "flyway", "each environment's password variable (DBOPS_PASSWORD_<NAME>)"),
+        ('[environments.a]\nurl = "postgresql://h/a"\n[environments.a.flyway]\nlocations = ["sql"]\npassword = "hunter2"\n',
+         5, "environments.a.flyway", "DBOPS_PASSWORD_A"),
+        ('[environments.a]\nurl = "postgresql://h/a"\nflyway.password = "hunter2"\n', 3, "environments.a.flyway", "DBOPS_PASSWORD_A"),
+        ('[environments.a]\nurl = "postgresql://h/a"\njdbcProperties = { ssl = "true", password = "hunter2" }\n',
+         3, "environments.a.jdbcProperties", "DBOPS_PASSWORD_A"),
+        ('[environments.a]\nurl = "postgresql://h/a"\npassword = "${env.A_PW}"\n[environments.a.jdbcProperties]\nPassword = "hunter2"\n',
+         5, "environments.a.jdbcProperties", "A_PW"),
+    ],
+)
+def test_a_password_anywhere_else_in_the_file_is_refused_naming_the_line(project: Path, capsys, text, line, table, variable) -> None:
+    write(project, text)
+    err = refused(project, capsys, "-e", "a", "info")
+    assert f"flyway.toml:{line}: `" in err and f"in [{table}]: dbops never reads a password from there" in err
+    assert f"set {variable} instead" in err and 'write password = "${env.NAME}"' in err and "hunter2" not in err
+
+
+@pytest.mark.parametrize(
     ("text", "expected"),
     [
         ('[environments.a]\nurl = "jdbc:postgresql://h/db"\nwave = 1\n', "flyway.toml:3: `wave` is dbops's, not Flyway's: move it to [dbops.environments.a]"),
@@ -190,13 +210,31 @@ def test_a_password_inside_the_url_is_refused_too(project: Path, capsys) -> None
         ('[environments.a]\nurl = "postgresql://h/a"\n[dbops.environments.a]\nsecret_arn = "arn:aws:secretsmanager:eu-west-1:1:secret:x"\n',
          "flyway.toml:4: secret_arn and iam are for Redshift environments"),
         ('[flyway]\nenvironment = "prod"\n[environments.a]\nurl = "postgresql://h/a"\n', "flyway.toml:2: flyway.environment = 'prod' is not one of"),
-        ('[environments.a]\nurl = "postgresql://h/a"\npassword = "${vault.a}"\n', "flyway.toml:3: dbops resolves only ${env.NAME} in password"),
+        ('[environments.a]\nurl = "postgresql://h/a"\npassword = "${vault.a}"\n',
+         'flyway.toml:3: dbops resolves only ${env.NAME} in password; write password = "${env.NAME}", or set DBOPS_PASSWORD_A'),
         ('[environments.a]\nurl = "postgresql://h/a\n', "flyway.toml:2: not valid TOML: Illegal character"),
+        ('[flyway]\noutOfOrder = "maybe"\n[environments.a]\nurl = "postgresql://h/a"\n',
+         "flyway.toml:2: outOfOrder in [flyway]: 'maybe' is not true or false"),
+        ('[environments.a]\nurl = "postgresql://h/a"\n[environments.a.flyway]\nmixed = "perhaps"\n',
+         "flyway.toml:4: mixed in [environments.a.flyway]: 'perhaps' is not true or false"),
     ],
 )
 def test_bad_environment_files_exit_2_naming_file_and_line(project: Path, capsys, text: str, expected: str) -> None:
     write(project, text)
     assert expected in refused(project, capsys, "-e", "*", "info")
+
+
+@pytest.mark.parametrize("url", [
+    "jdbc:postgresql://[::1/db", "postgresql://postgres@[::1/db", "jdbc:redshift:iam://[bad/dev", "jdbc:redshift://u:s3cr3t@[bad/dev",
+    "redshift://[zz]:5439/dev",
+])
+def test_a_malformed_host_in_an_environment_url_is_exit_2_naming_the_line(project: Path, capsys, url: str) -> None:
+    write(project, f'[environments.a]\nurl = "{url}"\n')
+    assert main(["-e", "a", "--json", "info"]) == 2
+    out, err = capsys.readouterr()
+    document = json.loads(out)
+    assert document["exit_code"] == 2 and document["error"].startswith("flyway.toml:2: url ") and "fix the host" in document["error"]
+    assert "Traceback" not in err and "s3cr3t" not in out + err
 
 
 def test_url_and_environment_together_are_an_error(project: Path, capsys, monkeypatch) -> None:
@@ -302,3 +340,36 @@ def test_settings_already_resolved_get_the_environment_on_top(sample: Path) -> N
     assert dev.placeholders == {"days": "30", "extra": "x", "owner": "platform"} and dev.lock_timeout == 5.0
     bare = write(sample.parent, '[environments.x]\nurl = "postgresql://h/x"\n', "bare.toml")
     assert settings_for(load_environments(bare)["x"], base) == base
+
+
+@pytest.fixture
+def password_only(pg_server) -> str:
+    """A database whose role `pw_only` must give a password over the socket (its pg_hba.conf line comes first);
+    returns its URL without one."""
+    hba = pg_server.pgdata / "pg_hba.conf"
+    line = "local all pw_only scram-sha-256\n"
+    if line not in hba.read_text():
+        hba.write_text(line + hba.read_text())
+    name = pg_server.create_database("pw")
+    with pg_server.admin() as conn:
+        conn.execute("select pg_reload_conf()")
+        if not conn.execute("select 1 from pg_roles where rolname = 'pw_only'").fetchone():
+            conn.execute("create role pw_only login password 'right-pw'")
+    return f"postgresql://pw_only@/{name}?host={pg_server.socket_dir}"
+
+
+def test_an_unset_password_variable_is_named_when_the_server_asks_for_a_password(project: Path, capsys, monkeypatch, password_only) -> None:
+    write(project, f'[environments.lim]\nurl = "{password_only}"\npassword = "${{env.LIM_PW}}"\n'
+                   f'[environments.other]\nurl = "{password_only}"\n')
+    (project / "sql").mkdir()
+    monkeypatch.delenv("LIM_PW", raising=False)
+    monkeypatch.delenv("DBOPS_PASSWORD_OTHER", raising=False)
+    assert main(["-e", "lim", "info"]) == 3
+    err = capsys.readouterr().err
+    assert "cannot connect to" in err and "no password supplied; set LIM_PW (environment lim's password), it is not set" in err
+    assert main(["-e", "*", "--json", "info"]) == 3
+    rows = {row["environment"]: row for row in json.loads(capsys.readouterr().out)["environments"]}
+    assert "set DBOPS_PASSWORD_OTHER (environment other's password)" in rows["other"]["error"]
+    assert rows["other"]["status"] == "unreachable" and rows["other"]["exit_code"] == 3
+    monkeypatch.setenv("LIM_PW", "right-pw")
+    assert main(["-e", "lim", "info"]) == 0

@@ -6,12 +6,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 
-from dbops.config import Settings
+from dbops.config import DEFAULT_TABLE, Settings
 from dbops.engine.applier import Applier, ApplyContext, RunInfo, ScriptResult, split_ahead
 from dbops.engine.database_errors import OwnTables, own_statements
 from dbops.engine.history import AUDIT_TABLE, BASELINE_DESCRIPTION, History
-from dbops.engine.lease import lock_for
-from dbops.engine.locks import RunLock
+from dbops.engine.lease import LEASE_TABLE, lock_for
+from dbops.engine.locks import LOCK_TABLE, RunLock
 from dbops.engine.plan import FAILED, MISSING, Plan, PlanEntry, attach_failures, build_plan, realigned, unfinished
 from dbops.engine.refusals import refuse_unrunnable
 from dbops.engine.search_path import search_path_statement
@@ -21,6 +21,23 @@ from dbops.scripts.sources import FolderSource, Snapshot, Source
 from dbops.targets.base import Dialect, Session, Target
 
 Event = Callable[[str], None]
+
+
+OWN_TABLES = (AUDIT_TABLE, LOCK_TABLE, LEASE_TABLE)  # the tables dbops keeps next to the history table
+
+
+def check_history_table(settings: Settings) -> Settings:
+    """`settings` when its history table is not one of dbops's own tables in the same schema, compared as Redshift
+    folds names (case-insensitively; PostgreSQL keeps the quoted name's case, a stricter match); else ConfigError,
+    before anything connects or is created."""
+    clash = next((own for own in OWN_TABLES if settings.table.lower() == own), None)
+    if clash:
+        kind = "audit table" if clash == AUDIT_TABLE else "run-lock table"
+        raise ConfigError(
+            f"history table {settings.table!r} is the name of dbops's {kind} in schema {settings.schema}; "
+            f"choose another history table name (--table, DBOPS_TABLE or flyway.table; default {DEFAULT_TABLE})"
+        )
+    return settings
 
 
 class Engine:
@@ -37,7 +54,7 @@ class Engine:
         """The scripts: `snapshot`, else `source` read when first needed, else the settings' folders.
         `values_needed=False`: the engine only lists and compares (info, validate), so placeholders need no value."""
         self.target = target
-        self.settings = settings or Settings()
+        self.settings = check_history_table(settings or Settings())
         self._snapshot = snapshot
         self._source = source
         self.values_needed = values_needed

@@ -17,7 +17,7 @@ from dagster import (
 )
 from pydantic import Field
 
-from dbops.config import DEFAULT_TABLE, PLACEHOLDER_PREFIX, Settings, env_placeholders, settings_from
+from dbops.config import DEFAULT_TABLE, PLACEHOLDER_PREFIX, Settings, check_timeouts, env_placeholders, settings_from
 from dbops.engine.engine import Engine
 from dbops.environments import Environment, load_environments, settings_for
 from dbops.errors import ConfigError, DbopsError
@@ -83,7 +83,7 @@ class DbopsResource(ConfigurableResource):
         """Engine settings; DBOPS_PLACEHOLDER_* values of the running process override configured ones."""
         placeholders = dict(self.placeholders)
         placeholders.update(env_placeholders())
-        return Settings(
+        return check_timeouts(Settings(
             locations=list(self.locations),
             schema=self.history_schema,
             schemas=list(self.schemas),
@@ -95,7 +95,7 @@ class DbopsResource(ConfigurableResource):
             target_version=self.target_version,
             lock_timeout=self.lock_timeout,
             statement_timeout=self.statement_timeout,
-        )
+        ))
 
     def environments(self) -> dict[str, Environment]:
         """The environments of the flyway.toml this resource points at ({} when there is none)."""
@@ -121,7 +121,7 @@ class DbopsResource(ConfigurableResource):
         settings.out_of_order = settings.out_of_order or self.out_of_order
         settings.mixed = settings.mixed or self.mixed
         settings.ignore_invalid_names = settings.ignore_invalid_names or self.ignore_invalid_names
-        return settings
+        return check_timeouts(settings)
 
     def engine(self, context: AssetExecutionContext | AssetCheckExecutionContext, project: MigrationProject | None = None) -> Engine:
         """The engine of this run: its target, and the scripts its tags name (a repository commit, else the

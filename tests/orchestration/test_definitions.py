@@ -158,3 +158,10 @@ def test_the_workspace_loads_the_repository_sql_folder():
     keys = {k for k in defs.resolve_asset_graph().get_all_asset_keys() if k.path[0] == "migrations"}
     assert keys == {key(asset_name(m.script)) for m in project.migrations}
     assert len(keys) == len(project.migrations) >= 10
+
+
+@pytest.mark.parametrize(("field", "value"), [("statement_timeout", float("nan")), ("lock_timeout", float("inf")), ("statement_timeout", 1e12)])
+def test_a_resource_timeout_postgresql_cannot_hold_is_bad_config_naming_the_field(field: str, value: float) -> None:
+    with pytest.raises(ConfigError, match=rf"^{field} {value!r} ") as raised:
+        DbopsResource(locations=["sql"], **{field: value}).settings()
+    assert raised.value.exit_code == 2
