@@ -6,6 +6,7 @@ import os
 import re
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import psycopg
@@ -247,6 +248,33 @@ def test_local_database_lifecycle(tmp_path) -> None:
     finally:
         assert "stopped" in dbops("local", "stop").stdout
     assert "stopped" in dbops("local", "status").stdout
+
+
+def test_an_embedded_server_that_does_not_stop_in_time_is_an_error_line(tmp_path, monkeypatch, capsys) -> None:
+    """pg_ctl stop -w gives up while a loaded machine's shutdown checkpoint runs: no traceback, say to try again."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # platformdirs' XDG_RUNTIME_DIR warning, as dbops imports it
+        import pgserver
+
+    monkeypatch.setenv("DBOPS_HOME", str(tmp_path / "home"))
+    assert main(["local", "start"]) == 0
+    real = pgserver.pg_ctl
+
+    def gives_up(args, **kwargs):
+        if "stop" in args:
+            raise subprocess.CalledProcessError(1, ["pg_ctl", *args], "", "pg_ctl: server does not shut down")
+        return real(args, **kwargs)
+
+    try:
+        monkeypatch.setattr(pgserver, "pg_ctl", gives_up)
+        capsys.readouterr()
+        assert main(["local", "stop"]) == 3
+        err = capsys.readouterr().err
+        assert "did not stop within 120 s" in err and "dbops local stop" in err and "Traceback" not in err, err
+    finally:
+        monkeypatch.setattr(pgserver, "pg_ctl", real)
+        assert main(["local", "stop"]) == 0
+    assert "stopped" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(

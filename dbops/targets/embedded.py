@@ -4,6 +4,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import subprocess
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,7 @@ from dbops.targets.postgres import PostgresTarget
 
 DATABASE = "warehouse"
 DAGSTER_DATABASE = "dagster"
+STOP_WAIT_S = 120  # pg_ctl stop -w waits 60 s by default; a loaded machine's shutdown checkpoint can take longer
 
 
 def _pgserver():
@@ -82,12 +84,15 @@ class EmbeddedDatabase:
         """Stop the server; False when it was not running."""
         if not self.running_socket_dir():
             return False
-        pgserver = _pgserver()
-        from pgserver._commands import pg_ctl
-
         user = "pgserver" if os.geteuid() == 0 else None
-        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self.pgdata, user=user)
-        del pgserver
+        try:
+            _pgserver().pg_ctl(["-w", "-t", str(STOP_WAIT_S), "-m", "fast", "stop"], pgdata=self.pgdata, user=user)
+        except subprocess.CalledProcessError:
+            if self.running_socket_dir():  # still shutting down (a long checkpoint), or refusing to stop
+                raise ConnectError(
+                    f"the embedded PostgreSQL server ({self.pgdata}) did not stop within {STOP_WAIT_S} s; "
+                    "run `dbops local stop` again in a moment"
+                ) from None
         return True
 
     def url(self, socket_dir: str, database: str = DATABASE) -> str:
