@@ -128,11 +128,13 @@ def launch_migrate(
     environment: str | None = None,
 ) -> int:
     """Execute the migrate job on the instance at DAGSTER_HOME; print what --direct prints, plus the run id.
-    `plan`: the validated plan the command line read; `url`: the database URL as given (None: embedded);
+    `plan`: the plan the command line read (not validated yet); `url`: the database URL as given (None: embedded);
     `environment`: the flyway.toml environment it is (its dbops/environment tag).
 
     Before anything is applied: the storage is checked, runs a killed `dbops migrate` left STARTED are marked
-    failed, and with nothing pending and nothing to record late, no run is started.
+    failed, the plan is validated (when it has problems, again under the run lock, which marks a killed run's
+    unfinished attempts interrupted; ValidationFailed then, and no run), and with nothing pending and nothing to
+    record late, no run is started.
     """
     started = time.perf_counter()
     verbose = console.verbose
@@ -150,6 +152,9 @@ def launch_migrate(
         with open_instance(home) as instance:
             for run_id in fail_abandoned_runs(instance, MIGRATE_JOB):
                 console.log(f"Dagster run {run_id} was left STARTED by a dbops migrate that is gone: marked failed")
+            if plan.problems():
+                # Raises as --direct does, under the run lock: the attempts a killed run left are marked interrupted first.
+                plan = engine.validate_locked(console.log)
             if not plan.pending() and not unrecorded(engine, plan, lambda m: keys.get(m.script), instance, environment):
                 print_results(console, [], target, time.perf_counter() - started, None)
                 return 0
