@@ -211,6 +211,40 @@ def test_an_unreachable_storage_is_one_error_line_exit_3_and_nothing_applied(pro
     assert query(pg_url, "select count(*) from information_schema.tables where table_name = 'flyway_schema_history'") == [(0,)]
 
 
+def bad_home(project: Path, kind: str) -> tuple[str, str]:
+    """A DAGSTER_HOME that cannot be used, and the path its error must name."""
+    if kind == "a file":
+        (project / "afile").write_text("")
+        return str(project / "afile"), str(project / "afile")
+    if kind == "under a file":
+        (project / "afile").write_text("")
+        return str(project / "afile" / "home"), str(project / "afile" / "home")
+    if kind == "unwritable":
+        return "/sys/dbops_dagster_home", "/sys/dbops_dagster_home"
+    home = project / "home"
+    home.mkdir()
+    if kind == "dagster.yaml a folder":
+        (home / "dagster.yaml").mkdir()
+    else:
+        (home / "dagster.yaml").write_bytes(b"telemetry:\n  enabled: false # caf\xe9\n")
+    return str(home), str(home / "dagster.yaml")
+
+
+@pytest.mark.parametrize("kind", ["a file", "under a file", "unwritable", "dagster.yaml a folder", "dagster.yaml not UTF-8"])
+def test_a_dagster_home_that_cannot_be_used_is_one_error_line_exit_2(project, pg_url, monkeypatch, capsys, kind):
+    home, named = bad_home(project, kind)
+    if kind == "unwritable" and os.access("/sys", os.W_OK) and not Path("/sys").is_mount():
+        pytest.skip("/sys is writable here")
+    monkeypatch.setenv("DAGSTER_HOME", home)
+    assert main(["--url", pg_url, "migrate"]) == 2
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and named in lines[0], err
+    assert any(fix in lines[0] for fix in ("set DAGSTER_HOME to a folder you can write", "remove it", "save it as UTF-8"))
+    assert "Traceback" not in err
+    assert query(pg_url, "select count(*) from information_schema.tables where table_name = 'flyway_schema_history'") == [(0,)]
+
+
 def test_a_storage_that_fails_mid_run_is_exit_3_and_the_next_run_records_what_was_applied(project, pg_server, pg_url, scripts, monkeypatch):
     from dagster import DagsterRunStatus
 
