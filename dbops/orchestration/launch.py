@@ -221,9 +221,8 @@ def open_instance(home: Path, hold: bool = True) -> Iterator[DagsterInstance]:
 
 
 def storage_failure(home: Path, exc: BaseException, during_run: bool) -> StorageUnavailable:
-    """The one-line error for a Dagster storage that failed, naming the instance and what to do."""
-    cause = exc.__cause__ or exc.__context__ or exc
-    what = _first_line(cause if isinstance(exc, DagsterError) else exc)
+    """The one-line error for a Dagster storage that failed, naming the instance, the cause and what to do."""
+    what = storage_cause(exc)
     where = f"the Dagster storage of the instance in {home} ({home / 'dagster.yaml'})"
     if during_run:
         return StorageUnavailable(
@@ -234,6 +233,22 @@ def storage_failure(home: Path, exc: BaseException, during_run: bool) -> Storage
         f"cannot use {where}: {what}; nothing was applied. Check that its database is reachable (the DAGSTER_PG_* "
         "settings of a deployment; `dbops local start` for the local one), or migrate with --direct"
     )
+
+
+def storage_cause(exc: BaseException) -> str:
+    """What made the storage fail, in one line without a password: the driver's own error at the bottom of the
+    chain (dagster-postgres gives up with "too many retries for DB connection", raised from the last attempt's
+    error; SQLAlchemy wraps the driver's), with the wrapper's words after it when they add something."""
+    root = exc
+    while (inner := root.__cause__ or (None if root.__suppress_context__ else root.__context__)) is not None:
+        root = inner
+    root = getattr(root, "orig", None) or root  # SQLAlchemy's DBAPIError: the driver's exception
+    what = _first_line(root)
+    if root is not exc and not isinstance(exc, DagsterError):
+        wrapper = _first_line(exc)
+        if wrapper not in what:
+            what = f"{what} ({wrapper})"
+    return what
 
 
 def _first_line(exc: BaseException) -> str:
@@ -297,13 +312,27 @@ def _cause_of(error: Any) -> str:
     return f"the migrate step failed: {error.message.strip()}"
 
 
+class StorageRetryWarnings(logging.Filter):
+    """Drops the warnings dagster-postgres logs on the root logger for each storage connection it retries (each
+    with the whole SQLAlchemy error): a storage that stays down ends in one `error:` line with the cause instead,
+    and one that comes back needed no message. Every other record passes."""
+
+    MESSAGES = ("Retrying failed database connection", "Retrying failed database creation")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from_dagster_postgres = "dagster_postgres" in record.pathname.replace("\\", "/").split("/")
+        return not (record.levelno == logging.WARNING and from_dagster_postgres and str(record.msg).startswith(self.MESSAGES))
+
+
 @contextmanager
 def quiet_dagster(verbose: bool) -> Iterator[None]:
-    """Keep Dagster's own warnings and INFO logs off the terminal unless -v."""
+    """Keep Dagster's own warnings and INFO logs, and dagster-postgres's retry warnings, off the terminal unless -v."""
     logger = logging.getLogger("dagster")
     level = logger.level
+    retries = StorageRetryWarnings()
     if not verbose:
         logger.setLevel(logging.WARNING)
+        logging.getLogger().addFilter(retries)
     with warnings.catch_warnings():
         if not verbose:
             warnings.simplefilter("ignore")
@@ -311,6 +340,7 @@ def quiet_dagster(verbose: bool) -> Iterator[None]:
             yield
         finally:
             logger.setLevel(level)
+            logging.getLogger().removeFilter(retries)
 
 
 def open_ui(console: Console, settings: Settings, url: str | None) -> int:
