@@ -242,6 +242,31 @@ def test_only_dagster_postgres_s_retry_warnings_are_kept_off_the_terminal(caplog
     assert [r.getMessage() for r in caplog.records] == ["Retrying failed database connection: said by something else", "a real error"]
 
 
+BAD_INSTANCE_CONFIGS = {
+    "bad YAML": ("storage: [\n  postgres: {\n", ["dagster.yaml:3:1: not valid YAML", "fix the YAML there"]),
+    "unknown storage module": ("storage:\n  custom:\n    module: no_such_mod\n    class: Foo\n    config: {}\n",
+                               ["no_such_mod", "install the package that provides it"]),
+    "unknown key": ("storage:\n  postgres:\n    nonsense: 1\n", ['unexpected config entry "nonsense" at path root:storage:postgres', "fix it there"]),
+    "storage URL that does not parse": ("storage:\n  postgres:\n    postgres_url: 'not a url'\n", ["Could not parse SQLAlchemy URL", "fix it there"]),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(BAD_INSTANCE_CONFIGS))
+def test_a_dagster_yaml_dagster_cannot_use_is_a_configuration_error_naming_where(project, pg_url, monkeypatch, capsys, kind):
+    text, expected = BAD_INSTANCE_CONFIGS[kind]
+    home = project / "own_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text(text)
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    assert main(["--url", pg_url, "migrate"]) == 2
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith(f"error: {home / 'dagster.yaml'}"), err
+    assert all(part in lines[0] for part in expected), err
+    assert "reachable" not in err and "--direct" not in err and "Traceback" not in err  # not the storage-outage advice
+    assert query(pg_url, "select count(*) from information_schema.tables where table_name = 'flyway_schema_history'") == [(0,)]
+
+
 def bad_home(project: Path, kind: str) -> tuple[str, str]:
     """A DAGSTER_HOME that cannot be used, and the path its error must name."""
     if kind == "a file":
