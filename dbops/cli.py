@@ -160,7 +160,7 @@ def cmd_migrate(args: argparse.Namespace, console: Console) -> int:
         return 0
     started = time.perf_counter()
     if not args.direct:
-        plan = engine.validate()
+        plan = engine.plan()  # validated by launch_migrate, after it has cleaned up what a killed run left
         from dbops.orchestration.launch import launch_migrate
 
         environment = args.env.name if getattr(args, "env", None) else None

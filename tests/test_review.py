@@ -87,6 +87,27 @@ def test_edits_renames_and_deletions_of_base_scripts_block(repo: GitRepo, capsys
     assert found["moved"]["severity"] == "warning"
 
 
+@pytest.mark.parametrize("folder, locations", [
+    ("wh", []),                          # the default location sql, under the subfolder
+    ("wh/sql", ["--locations", "."]),
+    ("wh/sql", ["--locations", "ABSOLUTE"]),
+])
+def test_an_edit_of_a_base_script_blocks_when_reviewed_from_a_subfolder(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], folder: str, locations: list[str]) -> None:
+    repo = GitRepo(tmp_path / "repo")
+    repo.commit("base", {"wh/sql/V1__one.sql": PORTABLE.format("one"), "wh/sql/V2__two.sql": PORTABLE.format("two")})
+    repo.git("checkout", "-q", "-b", "feat")
+    repo.commit("edit V1", {"wh/sql/V1__one.sql": "create table one (id bigint);\n"})
+    monkeypatch.setenv("DBOPS_HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(repo.path / folder)
+    locations = [str(repo.path / "wh" / "sql") if arg == "ABSOLUTE" else arg for arg in locations]
+    code = main(["review", "--no-scratch", "--base", "main", *locations])
+    out = capsys.readouterr().out
+    assert code == 1, out
+    assert "Review: blocked" in out and "V1__one.sql is in main and this branch changed it" in out
+    assert "Integrity: no problems" not in out and "0 script(s) would run on a database deployed from main" in out
+
+
 def test_a_version_below_the_base_latest_is_out_of_order_unless_allowed(repo: GitRepo, capsys: pytest.CaptureFixture[str]) -> None:
     repo.git("checkout", "-q", "-b", "late")
     repo.commit("adds V16", {"sql/V16__late.sql": PORTABLE.format("late")})

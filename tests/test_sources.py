@@ -100,6 +100,15 @@ def test_changes_follow_the_first_parent_line_and_list_only_scripts(repo: GitRep
     assert changes[0].commit.id == merge and feature not in [c.commit.id for c in changes] and readme == changes[2].commit.id
 
 
+def test_a_subfolder_of_the_work_tree_reads_the_repository_s_paths(repo: GitRepo) -> None:
+    base = repo.commit("add V1", {"wh/sql/V1__a.sql": "select 1;"})
+    repo.commit("add V2", {"wh/sql/V2__b.sql": "select 2;"})
+    repo.git("config", "diff.relative", "true")  # a user's setting: log paths relative to the folder git runs in
+    source = GitSource(str(repo.path / "wh"), "main", ("wh/sql",))
+    assert [f.relpath for f in source.snapshot().files] == ["V1__a.sql", "V2__b.sql"]
+    assert [(c.commit.message, c.paths) for c in source.changes(base)] == [("add V2", ("wh/sql/V2__b.sql",))]
+
+
 def test_locations_are_paths_inside_the_repository(repo: GitRepo) -> None:
     repo.commit("nested", {"db/migrations/V1__a.sql": "select 1;", "db/V0__outside.sql": "select 0;"})
     snapshot = GitSource(str(repo.path), "main", ("./db/migrations/",)).snapshot()

@@ -237,6 +237,13 @@ class Engine:
             self.validate(plan)
             yield LockedRun(self, session, history, plan)
 
+    def validate_locked(self, on_event: Event | None = None) -> Plan:
+        """The plan read and validated under the run lock (ValidationFailed as migrate raises it). Taking the lock marks
+        the attempts an earlier run left unfinished as interrupted, as every migrate does: for a caller that read the
+        plan without the lock, found problems, and must fail the way migrate fails."""
+        with self.migration(on_event) as locked:
+            return locked.plan
+
     def dry_run(self, select: set[str] | None = None) -> list[PlanEntry]:
         """The entries migrate would apply, without taking the lock or changing anything."""
         plan = self.plan()

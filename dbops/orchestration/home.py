@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from dbops.errors import ConfigError
 from dbops.paths import dbops_home
 from dbops.targets.embedded import DAGSTER_DATABASE, EmbeddedDatabase
 
@@ -30,16 +31,53 @@ def dagster_home() -> Path:
 
     A folder without a dagster.yaml, or with one dbops wrote, gets dbops's: the embedded server is
     started and its `dagster` database is the storage. A dagster.yaml of your own is left as it is.
+    A folder that cannot be one (a file, unwritable) or a dagster.yaml that cannot be read is ConfigError.
     """
-    home = Path(os.environ.get("DAGSTER_HOME") or dbops_home() / "dagster_home").resolve()
-    home.mkdir(parents=True, exist_ok=True)
+    given = os.environ.get("DAGSTER_HOME")
+    home = Path(given or dbops_home() / "dagster_home").absolute()
+    if given:
+        setting = f"DAGSTER_HOME={given}" + ("" if str(home) == given else f" ({home})")
+        fix = "set DAGSTER_HOME to a folder you can write (or unset it for the default, .dbops/dagster_home)"
+    else:
+        setting = f"the Dagster instance folder {home} (DBOPS_HOME/dagster_home)"
+        fix = "set DBOPS_HOME to a folder you can write, or DAGSTER_HOME to the instance's folder"
+    try:
+        home = home.resolve()
+        home.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise ConfigError(f"{setting} is a file, not a folder; {fix}") from None
+    except NotADirectoryError:
+        raise ConfigError(f"{setting} is under a file, so it cannot be a folder; {fix}") from None
+    except (OSError, RuntimeError) as exc:  # RuntimeError: a symbolic link loop
+        raise ConfigError(f"{setting}: cannot create the folder: {getattr(exc, 'strerror', None) or exc}; {fix}") from None
     config = home / "dagster.yaml"
-    if not (home / "dagster.yml").exists() and (not config.exists() or config.read_text().startswith(HEADER)):
+    text = _read_config(config)
+    if not (home / "dagster.yml").exists() and (text is None or text.startswith(HEADER)):
         wanted = DAGSTER_YAML.format(database=DAGSTER_DATABASE, url=embedded_storage_url())
-        if not config.exists() or config.read_text() != wanted:
-            config.write_text(wanted)
+        if text != wanted:
+            try:
+                config.write_text(wanted, encoding="utf-8")
+            except OSError as exc:
+                raise ConfigError(f"{config}: cannot write the Dagster instance configuration: {exc.strerror or exc}; {fix}") from None
     os.environ["DAGSTER_HOME"] = str(home)
     return home
+
+
+def _read_config(config: Path) -> str | None:
+    """The text of the instance's dagster.yaml, None when there is none; one that cannot be read is ConfigError."""
+    try:
+        return config.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except IsADirectoryError:
+        raise ConfigError(f"{config}: a folder, not the Dagster instance configuration; remove it (dbops then writes its "
+                          "own) or put your dagster.yaml there") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{config}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); "
+                          "save it as UTF-8") from None
+    except OSError as exc:
+        raise ConfigError(f"{config}: cannot read the Dagster instance configuration: {exc.strerror or exc}; "
+                          "make it readable, or set DAGSTER_HOME to another folder") from None
 
 
 def embedded_storage_url() -> str:

@@ -12,6 +12,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy.exc
+import yaml
 from dagster import (
     AssetKey,
     DagsterError,
@@ -24,6 +26,7 @@ from dagster import (
     execute_job,
     reconstructable,
 )
+from dagster_shared.check import CheckError  # what Dagster's own checks raise (dagster._check re-exports it)
 
 from dbops.config import Settings, settings_variables
 from dbops.engine.applier import ScriptResult
@@ -128,11 +131,13 @@ def launch_migrate(
     environment: str | None = None,
 ) -> int:
     """Execute the migrate job on the instance at DAGSTER_HOME; print what --direct prints, plus the run id.
-    `plan`: the validated plan the command line read; `url`: the database URL as given (None: embedded);
+    `plan`: the plan the command line read (not validated yet); `url`: the database URL as given (None: embedded);
     `environment`: the flyway.toml environment it is (its dbops/environment tag).
 
     Before anything is applied: the storage is checked, runs a killed `dbops migrate` left STARTED are marked
-    failed, and with nothing pending and nothing to record late, no run is started.
+    failed, the plan is validated (when it has problems, again under the run lock, which marks a killed run's
+    unfinished attempts interrupted; ValidationFailed then, and no run), and with nothing pending and nothing to
+    record late, no run is started.
     """
     started = time.perf_counter()
     verbose = console.verbose
@@ -150,6 +155,9 @@ def launch_migrate(
         with open_instance(home) as instance:
             for run_id in fail_abandoned_runs(instance, MIGRATE_JOB):
                 console.log(f"Dagster run {run_id} was left STARTED by a dbops migrate that is gone: marked failed")
+            if plan.problems():
+                # Raises as --direct does, under the run lock: the attempts a killed run left are marked interrupted first.
+                plan = engine.validate_locked(console.log)
             if not plan.pending() and not unrecorded(engine, plan, lambda m: keys.get(m.script), instance, environment):
                 print_results(console, [], target, time.perf_counter() - started, None)
                 return 0
@@ -198,28 +206,70 @@ def report_run(console: Console, events: list[Any], engine: Engine, run_id: str,
     return 0
 
 
+DIRECT = "or migrate with --direct"
+
+
 @contextmanager
-def open_instance(home: Path, hold: bool = True) -> Iterator[DagsterInstance]:
+def open_instance(home: Path, hold: bool = True, fallback: str = DIRECT) -> Iterator[DagsterInstance]:
     """The instance at `home`, probed once, holding its storage connections (with `hold`; else the caller holds
-    them later, see hold_storage_connection); a storage that cannot be used is StorageUnavailable."""
+    them later, see hold_storage_connection). A dagster.yaml Dagster cannot use is ConfigError naming the line or
+    the key; a storage that cannot be used is StorageUnavailable, its advice ending with `fallback`."""
     try:
         instance = DagsterInstance.get()
         if hold:
             hold_storage_connection(instance)
         instance.get_runs(limit=1)
-    except (DagsterInvalidConfigError, DagsterInvariantViolationError) as exc:
-        raise ConfigError(f"{home / 'dagster.yaml'}: {_first_line(exc)}; fix the instance configuration") from None
     except Exception as exc:  # storage drivers raise errors of many kinds
-        raise storage_failure(home, exc, during_run=False) from None
+        raise (instance_config_problem(home, exc) or storage_failure(home, exc, during_run=False, fallback=fallback)) from None
     with instance:
         yield instance
 
 
-def storage_failure(home: Path, exc: BaseException, during_run: bool) -> StorageUnavailable:
-    """The one-line error for a Dagster storage that failed, naming the instance and what to do."""
-    cause = exc.__cause__ or exc.__context__ or exc
-    what = _first_line(cause if isinstance(exc, DagsterError) else exc)
-    where = f"the Dagster storage of the instance in {home} ({home / 'dagster.yaml'})"
+def instance_config_problem(home: Path, exc: BaseException) -> ConfigError | None:
+    """The ConfigError for an instance that failed because of what its dagster.yaml says: YAML that does not parse
+    (its line and column), a key or value Dagster's schema refuses (Dagster's message names it), a storage class that
+    cannot be loaded, a storage URL SQLAlchemy cannot parse. None for anything else (a storage that cannot be used)."""
+    config = instance_config_file(home)
+    fix = "fix it there (it is Dagster's instance configuration)"
+    links = list(_chain(exc))
+    if any(isinstance(link, ImportError) for link in links):  # a storage class whose module is not installed
+        return ConfigError(f"{config}: {_first_line(exc).removeprefix('Failure condition: ')}; install the package "
+                           "that provides it here, or fix the module and class it names")
+    for link in links:
+        if isinstance(link, yaml.MarkedYAMLError) and link.problem_mark is not None:
+            mark = link.problem_mark
+            what = ": ".join(part for part in (link.context, link.problem) if part)
+            return ConfigError(f"{config}:{mark.line + 1}:{mark.column + 1}: not valid YAML ({what}); fix the YAML there")
+        if isinstance(link, yaml.YAMLError):
+            return ConfigError(f"{config}: not valid YAML ({_first_line(link)}); fix the YAML there")
+        if isinstance(link, DagsterInvalidConfigError):
+            reasons = [e.message.split('. Expected: "')[0].strip() for e in link.errors] or [_first_line(link)]
+            return ConfigError(f"{config}: {'; '.join(redact(r) for r in reasons)}; {fix}")
+        if isinstance(link, sqlalchemy.exc.ArgumentError):  # a storage URL that does not parse, an unknown dialect
+            return ConfigError(f"{config}: {_first_line(link)}; {fix}")
+        if isinstance(link, (DagsterInvariantViolationError, CheckError)):  # Dagster's checks of what the file asks for
+            return ConfigError(f"{config}: {_first_line(link).removeprefix('Failure condition: ')}; {fix}")
+    return None
+
+
+def instance_config_file(home: Path) -> Path:
+    """The instance's configuration file: dagster.yaml (or the dagster.yml Dagster also reads)."""
+    yml = home / "dagster.yml"
+    return yml if yml.exists() and not (home / "dagster.yaml").exists() else home / "dagster.yaml"
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """`exc`, then what it was raised from or during, innermost last."""
+    link: BaseException | None = exc
+    while link is not None:
+        yield link
+        link = link.__cause__ or (None if link.__suppress_context__ else link.__context__)
+
+
+def storage_failure(home: Path, exc: BaseException, during_run: bool, fallback: str = DIRECT) -> StorageUnavailable:
+    """The one-line error for a Dagster storage that failed, naming the instance, the cause and what to do."""
+    what = storage_cause(exc)
+    where = f"the Dagster storage of the instance in {home} ({instance_config_file(home)})"
     if during_run:
         return StorageUnavailable(
             f"{where} failed during the run: {what}; the history table has every script applied so far, and the next "
@@ -227,8 +277,22 @@ def storage_failure(home: Path, exc: BaseException, during_run: bool) -> Storage
         )
     return StorageUnavailable(
         f"cannot use {where}: {what}; nothing was applied. Check that its database is reachable (the DAGSTER_PG_* "
-        "settings of a deployment; `dbops local start` for the local one), or migrate with --direct"
+        f"settings of a deployment; `dbops local start` for the local one){', ' + fallback if fallback else ''}"
     )
+
+
+def storage_cause(exc: BaseException) -> str:
+    """What made the storage fail, in one line without a password: the driver's own error at the bottom of the
+    chain (dagster-postgres gives up with "too many retries for DB connection", raised from the last attempt's
+    error; SQLAlchemy wraps the driver's), with the wrapper's words after it when they add something."""
+    *_, root = _chain(exc)
+    root = getattr(root, "orig", None) or root  # SQLAlchemy's DBAPIError: the driver's exception
+    what = _first_line(root)
+    if root is not exc and not isinstance(exc, DagsterError):
+        wrapper = _first_line(exc)
+        if wrapper not in what:
+            what = f"{what} ({wrapper})"
+    return what
 
 
 def _first_line(exc: BaseException) -> str:
@@ -292,13 +356,27 @@ def _cause_of(error: Any) -> str:
     return f"the migrate step failed: {error.message.strip()}"
 
 
+class StorageRetryWarnings(logging.Filter):
+    """Drops the warnings dagster-postgres logs on the root logger for each storage connection it retries (each
+    with the whole SQLAlchemy error): a storage that stays down ends in one `error:` line with the cause instead,
+    and one that comes back needed no message. Every other record passes."""
+
+    MESSAGES = ("Retrying failed database connection", "Retrying failed database creation")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from_dagster_postgres = "dagster_postgres" in record.pathname.replace("\\", "/").split("/")
+        return not (record.levelno == logging.WARNING and from_dagster_postgres and str(record.msg).startswith(self.MESSAGES))
+
+
 @contextmanager
 def quiet_dagster(verbose: bool) -> Iterator[None]:
-    """Keep Dagster's own warnings and INFO logs off the terminal unless -v."""
+    """Keep Dagster's own warnings and INFO logs, and dagster-postgres's retry warnings, off the terminal unless -v."""
     logger = logging.getLogger("dagster")
     level = logger.level
+    retries = StorageRetryWarnings()
     if not verbose:
         logger.setLevel(logging.WARNING)
+        logging.getLogger().addFilter(retries)
     with warnings.catch_warnings():
         if not verbose:
             warnings.simplefilter("ignore")
@@ -306,6 +384,7 @@ def quiet_dagster(verbose: bool) -> Iterator[None]:
             yield
         finally:
             logger.setLevel(level)
+            logging.getLogger().removeFilter(retries)
 
 
 def open_ui(console: Console, settings: Settings, url: str | None) -> int:

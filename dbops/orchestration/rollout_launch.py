@@ -181,7 +181,8 @@ def launch_rollout(
         load_definitions()
         # The instance first, without a held connection: the storage modules are imported once, before the
         # workers fork, and the probe's connection is closed again (a forked worker must not share one).
-        with open_instance(home, hold=False) as instance, worker_pool(min(parallel, len(selected)), console.verbose) as pool:
+        # No --direct advice when the storage is down: a rollout's waves are the instance's runs.
+        with open_instance(home, hold=False, fallback="") as instance, worker_pool(min(parallel, len(selected)), console.verbose) as pool:
             hold_storage_connection(instance)
             for run_id in fail_abandoned_runs(instance, MIGRATE_JOB):
                 console.log(f"Dagster run {run_id} was left STARTED by a dbops process that is gone: marked failed")

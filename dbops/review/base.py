@@ -58,7 +58,8 @@ def _files_at(source: GitSource, commit: str, locations: list[str]) -> list[Scri
     the commit does not have yet holds no scripts."""
     files: list[ScriptFile] = []
     for shown, inside, absolute in zip(locations, source.repo_locations, source.locations):
-        if inside and not source.run("ls-tree", "-d", commit, "--", inside).strip():
+        # --full-tree: the path is the repository's, not relative to the folder git runs in (a subfolder of the work tree)
+        if inside and not source.run("ls-tree", "-d", "--full-tree", commit, "--", inside).strip():
             continue
         at = GitSource(repo=source.repo, ref=commit, locations=(absolute,))
         files += [ScriptFile(f.relpath, f.data, shown) for f in at.snapshot().files]

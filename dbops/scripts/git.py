@@ -230,7 +230,8 @@ def _git(args: list[str], cwd: str | None, input: bytes | None = None, what: str
     env.update(GIT_TERMINAL_PROMPT="0", LC_ALL="C")
     try:
         done = subprocess.run(
-            ["git", "-c", "core.quotepath=off", *args], cwd=cwd, input=input, capture_output=True, env=env, timeout=timeout, check=False
+            # diff.relative=false: a user's setting must not make log/diff paths relative to the folder git runs in
+            ["git", "-c", "core.quotepath=off", "-c", "diff.relative=false", *args], cwd=cwd, input=input, capture_output=True, env=env, timeout=timeout, check=False
         )
     except FileNotFoundError:
         raise SourceError("git is not installed; install git (the sensor and git runs use the git command)") from None

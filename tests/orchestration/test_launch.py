@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 import os
 import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -146,9 +148,6 @@ def test_a_dagster_yaml_of_your_own_is_left_as_it_is(project, pg_url, pg_server,
 
 def test_two_migrates_started_together_on_a_new_instance_both_finish(project, pg_url):
     """Concurrent first use of a new DAGSTER_HOME: one applies, the other waits for the run lock; storage stays usable."""
-    import subprocess
-    import sys
-
     env = {**os.environ, "DBOPS_URL": pg_url}
     command = [sys.executable, "-m", "dbops.cli", "migrate"]
     processes = [subprocess.Popen(command, cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -161,8 +160,6 @@ def test_two_migrates_started_together_on_a_new_instance_both_finish(project, pg
 
 
 def test_ui_starts_dagster_dev_on_localhost_with_the_command_line_settings(project, monkeypatch, capsys):
-    import subprocess
-
     seen = {}
 
     def call(command):
@@ -208,6 +205,99 @@ def test_an_unreachable_storage_is_one_error_line_exit_3_and_nothing_applied(pro
     assert len(lines) == 1 and lines[0].startswith("error: cannot use the Dagster storage of the instance in "), err
     assert str(home / "dagster.yaml") in err and "nothing was applied" in err and "--direct" in err
     assert "storage-secret" not in err and "Traceback" not in err
+    assert query(pg_url, "select count(*) from information_schema.tables where table_name = 'flyway_schema_history'") == [(0,)]
+
+
+def test_a_storage_server_that_does_not_exist_is_one_error_line_with_its_cause(project, pg_url, tmp_path):
+    """As a user runs it (a process of its own, Python's logging set up by dbops): dagster-postgres's retry warnings
+    stay off the terminal, and the error line says why the storage cannot be used."""
+    home = own_instance(project, f"postgresql://dagster:storage-secret@/dagster?host={tmp_path / 'no_server_here'}")
+    env = {**os.environ, "DAGSTER_HOME": str(home)}
+    done = subprocess.run([sys.executable, "-m", "dbops.cli", "--url", pg_url, "migrate"], cwd=project, env=env,
+                          capture_output=True, text=True, timeout=180)
+    assert done.returncode == 3, done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: cannot use the Dagster storage of the instance in "), done.stderr
+    assert str(home / "dagster.yaml") in lines[0]
+    assert "no_server_here" in lines[0] and "No such file or directory" in lines[0]  # the cause, not only "too many retries"
+    assert "storage-secret" not in done.stderr and "Retrying" not in done.stderr and "Traceback" not in done.stderr
+
+
+def test_only_dagster_postgres_s_retry_warnings_are_kept_off_the_terminal(caplog):
+    import logging
+
+    import sqlalchemy.exc
+    from dagster_postgres.utils import DagsterPostgresException, retry_pg_connection_fn
+
+    from dbops.orchestration.launch import quiet_dagster
+
+    def refused() -> None:
+        raise sqlalchemy.exc.OperationalError("connect", {}, Exception("connection refused"))
+
+    with caplog.at_level(logging.WARNING), quiet_dagster(verbose=False):
+        with pytest.raises(DagsterPostgresException):
+            retry_pg_connection_fn(refused, retry_limit=1, retry_wait=0.01)
+        logging.warning("Retrying failed database connection: said by something else")
+        logging.getLogger("dagster").error("a real error")
+    assert [r.getMessage() for r in caplog.records] == ["Retrying failed database connection: said by something else", "a real error"]
+
+
+BAD_INSTANCE_CONFIGS = {
+    "bad YAML": ("storage: [\n  postgres: {\n", ["dagster.yaml:3:1: not valid YAML", "fix the YAML there"]),
+    "unknown storage module": ("storage:\n  custom:\n    module: no_such_mod\n    class: Foo\n    config: {}\n",
+                               ["no_such_mod", "install the package that provides it"]),
+    "unknown key": ("storage:\n  postgres:\n    nonsense: 1\n", ['unexpected config entry "nonsense" at path root:storage:postgres', "fix it there"]),
+    "storage URL that does not parse": ("storage:\n  postgres:\n    postgres_url: 'not a url'\n", ["Could not parse SQLAlchemy URL", "fix it there"]),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(BAD_INSTANCE_CONFIGS))
+def test_a_dagster_yaml_dagster_cannot_use_is_a_configuration_error_naming_where(project, pg_url, monkeypatch, capsys, kind):
+    text, expected = BAD_INSTANCE_CONFIGS[kind]
+    home = project / "own_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text(text)
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    assert main(["--url", pg_url, "migrate"]) == 2
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith(f"error: {home / 'dagster.yaml'}"), err
+    assert all(part in lines[0] for part in expected), err
+    assert "reachable" not in err and "--direct" not in err and "Traceback" not in err  # not the storage-outage advice
+    assert query(pg_url, "select count(*) from information_schema.tables where table_name = 'flyway_schema_history'") == [(0,)]
+
+
+def bad_home(project: Path, kind: str) -> tuple[str, str]:
+    """A DAGSTER_HOME that cannot be used, and the path its error must name."""
+    if kind == "a file":
+        (project / "afile").write_text("")
+        return str(project / "afile"), str(project / "afile")
+    if kind == "under a file":
+        (project / "afile").write_text("")
+        return str(project / "afile" / "home"), str(project / "afile" / "home")
+    if kind == "unwritable":
+        return "/sys/dbops_dagster_home", "/sys/dbops_dagster_home"
+    home = project / "home"
+    home.mkdir()
+    if kind == "dagster.yaml a folder":
+        (home / "dagster.yaml").mkdir()
+    else:
+        (home / "dagster.yaml").write_bytes(b"telemetry:\n  enabled: false # caf\xe9\n")
+    return str(home), str(home / "dagster.yaml")
+
+
+@pytest.mark.parametrize("kind", ["a file", "under a file", "unwritable", "dagster.yaml a folder", "dagster.yaml not UTF-8"])
+def test_a_dagster_home_that_cannot_be_used_is_one_error_line_exit_2(project, pg_url, monkeypatch, capsys, kind):
+    home, named = bad_home(project, kind)
+    if kind == "unwritable" and os.access("/sys", os.W_OK) and not Path("/sys").is_mount():
+        pytest.skip("/sys is writable here")
+    monkeypatch.setenv("DAGSTER_HOME", home)
+    assert main(["--url", pg_url, "migrate"]) == 2
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and named in lines[0], err
+    assert any(fix in lines[0] for fix in ("set DAGSTER_HOME to a folder you can write", "remove it", "save it as UTF-8"))
+    assert "Traceback" not in err
     assert query(pg_url, "select count(*) from information_schema.tables where table_name = 'flyway_schema_history'") == [(0,)]
 
 

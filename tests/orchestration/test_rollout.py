@@ -110,6 +110,23 @@ def test_a_selector_rolls_out_to_some_environments_and_a_plain_url_is_refused(pr
     assert "drop --url" in capsys.readouterr().err
 
 
+def test_a_rollout_on_a_bad_instance_says_what_is_wrong_without_advising_migrate_direct(project, pg_server, capsys):
+    fleet = make_fleet(pg_server, [0])
+    write_flyway_toml(project / "flyway.toml", fleet)
+    home = project / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("storage:\n  postgres:\n    nonsense: 1\n")
+    assert main(["rollout"]) == 2
+    err = capsys.readouterr().err
+    assert f"error: {home / 'dagster.yaml'}: " in err and '"nonsense"' in err and "--direct" not in err, err
+    (home / "dagster.yaml").write_text('storage:\n  postgres:\n    postgres_url: "postgresql://dagster:storage-secret@127.0.0.1:1/dagster"\n')
+    assert main(["rollout"]) == 3
+    err = capsys.readouterr().err
+    assert "error: cannot use the Dagster storage of the instance in " in err and "Connection refused" in err, err
+    assert "reachable" in err and "--direct" not in err and "storage-secret" not in err
+    assert applied_versions(fleet[0].url) == []
+
+
 def test_a_rollout_run_selects_only_what_its_environment_has_pending(project, pg_server, capsys):
     """Each planned materialization is a stored event: a run applying one new script to an environment that has
     the others selects that script only, not the whole job."""

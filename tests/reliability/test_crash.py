@@ -14,6 +14,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from dagster import DagsterInstance, DagsterRunStatus
 
 from dbops.cli import main
 from dbops.config import Settings
@@ -380,3 +381,34 @@ def test_sigkill_of_a_dagster_run_inside_a_non_transactional_script_is_audited(
     code, out, err = cli(capsys, db.url, folder, "--json", "info")
     failure = json.loads(out)["migrations"][0]["last_failure"]
     assert (failure["status"], failure["run_id"], failure["commit"]) == ("interrupted", run_id, "c0ffee01")
+
+
+def test_the_next_dagster_migrate_after_a_kill_marks_the_run_failed_and_the_attempt_interrupted(
+    pg_server, tmp_path, request, capsys, dbops_home, monkeypatch
+) -> None:
+    """The next `dbops migrate` (Dagster path) refuses the partly applied script as --direct does, and first cleans up
+    what the killed one left: its Dagster run is marked failed and its audit row interrupted."""
+    folder = tmp_path / "sql"
+    folder.mkdir()
+    for name, text in INTERRUPTED_SET.items():
+        (folder / name).write_text(text)
+    db = fresh_db(pg_server, "psycopg", request)
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)  # the local instance, in DBOPS_HOME
+    with Dbops(db.url, folder, "migrate", "--commit", "c0ffee01") as process:
+        wait_until(lambda: sleeping(db, process) or not process.running(), 120, "the Dagster run to sleep in the script")
+        assert process.running(), process.stderr
+        process.kill()
+    with connect(db.pg_url) as conn:
+        (run_id,) = conn.execute("select run_id from dbops_audit").fetchone()
+    assert audit_of(db, INTERRUPTED_SCRIPT) == [("started", "c0ffee01")]
+
+    code, out, err = cli(capsys, db.url, folder, "migrate", "--lock-timeout", "60")
+    assert code == 1 and "validation failed" in err and INTERRUPTED_SCRIPT in err and "dbops repair" in err, err
+    assert f"Dagster run {run_id} was left STARTED by a dbops migrate that is gone: marked failed" in err
+    assert "marked 1 attempt(s) that an earlier run left unfinished as interrupted" in err
+    assert "Traceback" not in err
+    assert audit_of(db, INTERRUPTED_SCRIPT) == [("interrupted", "c0ffee01")]
+    with DagsterInstance.get() as instance:
+        run = instance.get_run_by_id(run_id)
+        assert run is not None and run.status == DagsterRunStatus.FAILURE
+        assert len(instance.get_runs()) == 1  # a run that fails validation starts no run of its own
