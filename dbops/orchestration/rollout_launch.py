@@ -25,16 +25,8 @@ from dbops.errors import ConfigError, DbopsError
 from dbops.orchestration.apply import hold_storage_connection
 from dbops.orchestration.build import MIGRATE_JOB, migrate_definitions
 from dbops.orchestration.home import dagster_home
-from dbops.orchestration.launch import (
-    failure_of,
-    launched_migrate_job,
-    open_instance,
-    patched_environ,
-    pending_selection,
-    quiet_dagster,
-    run_tags,
-    use_definitions,
-)
+from dbops.orchestration.instance import open_instance, quiet_dagster
+from dbops.orchestration.launch import failure_of, launched_migrate_job, patched_environ, pending_selection, run_tags, use_definitions
 from dbops.orchestration.project import MigrationProject
 from dbops.orchestration.reconcile import RECORDED_LATE, fail_abandoned_runs, process_tags
 from dbops.orchestration.resource import DbopsResource

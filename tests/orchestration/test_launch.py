@@ -229,7 +229,7 @@ def test_only_dagster_postgres_s_retry_warnings_are_kept_off_the_terminal(caplog
     import sqlalchemy.exc
     from dagster_postgres.utils import DagsterPostgresException, retry_pg_connection_fn
 
-    from dbops.orchestration.launch import quiet_dagster
+    from dbops.orchestration.instance import quiet_dagster
 
     def refused() -> None:
         raise sqlalchemy.exc.OperationalError("connect", {}, Exception("connection refused"))
