@@ -358,9 +358,8 @@ def test_sigkill_inside_a_non_transactional_script_is_audited_with_its_commit(dr
     assert json.loads(out)["migrations"][0]["last_failure"] is None
 
 
-def test_sigkill_of_a_dagster_run_inside_a_non_transactional_script_is_audited(
-    pg_server, tmp_path, request, capsys, dbops_home, monkeypatch
-) -> None:
+def killed_dagster_migrate_in_a_sleep(pg_server, tmp_path, request, monkeypatch):
+    """A Dagster-path `dbops migrate --commit c0ffee01` killed while its non-transactional script sleeps."""
     folder = tmp_path / "sql"
     folder.mkdir()
     for name, text in INTERRUPTED_SET.items():
@@ -371,6 +370,13 @@ def test_sigkill_of_a_dagster_run_inside_a_non_transactional_script_is_audited(
         wait_until(lambda: sleeping(db, process) or not process.running(), 120, "the Dagster run to sleep in the script")
         assert process.running(), process.stderr
         process.kill()
+    return folder, db
+
+
+def test_sigkill_of_a_dagster_run_inside_a_non_transactional_script_is_audited(
+    pg_server, tmp_path, request, capsys, dbops_home, monkeypatch
+) -> None:
+    folder, db = killed_dagster_migrate_in_a_sleep(pg_server, tmp_path, request, monkeypatch)
     with connect(db.pg_url) as conn:
         (run_id, source) = conn.execute("select run_id, source from dbops_audit").fetchone()
     assert audit_of(db, INTERRUPTED_SCRIPT) == [("started", "c0ffee01")] and source == "cli"
@@ -388,16 +394,7 @@ def test_the_next_dagster_migrate_after_a_kill_marks_the_run_failed_and_the_atte
 ) -> None:
     """The next `dbops migrate` (Dagster path) refuses the partly applied script as --direct does, and first cleans up
     what the killed one left: its Dagster run is marked failed and its audit row interrupted."""
-    folder = tmp_path / "sql"
-    folder.mkdir()
-    for name, text in INTERRUPTED_SET.items():
-        (folder / name).write_text(text)
-    db = fresh_db(pg_server, "psycopg", request)
-    monkeypatch.delenv("DAGSTER_HOME", raising=False)  # the local instance, in DBOPS_HOME
-    with Dbops(db.url, folder, "migrate", "--commit", "c0ffee01") as process:
-        wait_until(lambda: sleeping(db, process) or not process.running(), 120, "the Dagster run to sleep in the script")
-        assert process.running(), process.stderr
-        process.kill()
+    folder, db = killed_dagster_migrate_in_a_sleep(pg_server, tmp_path, request, monkeypatch)
     with connect(db.pg_url) as conn:
         (run_id,) = conn.execute("select run_id from dbops_audit").fetchone()
     assert audit_of(db, INTERRUPTED_SCRIPT) == [("started", "c0ffee01")]
