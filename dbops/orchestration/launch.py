@@ -139,7 +139,7 @@ def launch_migrate(
         home = dagster_home()
         resource = DbopsResource.from_env(placeholders=dict(settings.placeholders))
         # The scripts as the command line read them: the definitions do not read every file a second time.
-        project = MigrationProject.load(resource.settings(), resource.dialect, snapshot=engine.snapshot)
+        project = MigrationProject.load(resource.settings(), resource.dialect, snapshot=engine.snapshot, keep_files=True)
         # An environment's run is its partition of the migrations; a run on one URL is unpartitioned.
         defs = migrate_definitions(resource, project, environments=None if environment else {})
         use_definitions(defs)

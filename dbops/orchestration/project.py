@@ -25,17 +25,24 @@ class MigrationProject:
     facts: dict[str, ScriptFacts]
     dialect: Dialect = Dialect.POSTGRESQL
     default_schema: str = "public"
-    snapshot: Snapshot | None = None  # the files `load` read the catalog from, in `locations`
+    snapshot: Snapshot | None = None  # the files `load` read the catalog from, in `locations` (with keep_files)
     locations: tuple[str, ...] = ()
 
     @classmethod
-    def load(cls, settings: Settings, dialect: Dialect = Dialect.POSTGRESQL, snapshot: Snapshot | None = None) -> MigrationProject:
-        """Discover the scripts of `settings.locations` (or of `snapshot`); naming or placeholder errors raise."""
+    def load(
+        cls, settings: Settings, dialect: Dialect = Dialect.POSTGRESQL, snapshot: Snapshot | None = None, keep_files: bool = False
+    ) -> MigrationProject:
+        """Discover the scripts of `settings.locations` (or of `snapshot`); naming or placeholder errors raise.
+
+        `keep_files`: for definitions a process builds to run them itself at once (`dbops migrate`, `dbops rollout`'s
+        workers), whose runs then apply these files instead of reading the folders again (see `files_of`). A code
+        location keeps none: its runs read the folders when they start, scripts added since it loaded included."""
         snapshot = snapshot or FolderSource(settings.locations).snapshot()
         context = PlaceholderContext(values=settings.placeholders, schema=settings.schema, table=settings.table)
         catalog = discover(snapshot.files, context, settings.ignore_invalid_names)
         project = cls.from_catalog(catalog, dialect, default_schema=settings.schema)
-        project.snapshot, project.locations = snapshot, tuple(settings.locations)
+        if keep_files:
+            project.snapshot, project.locations = snapshot, tuple(settings.locations)
         return project
 
     @classmethod

@@ -57,12 +57,13 @@ class Outcome:
 
 def load_definitions() -> None:
     """The migrate job's definitions for this process (and the workers it forks): the environments' partitions.
-    The scripts read for them are kept too, so each environment's plan reads the same files."""
+    The scripts read for them are kept too: each environment's plan and run apply the files as they were when the
+    rollout started (what its id digests), not a script added to the folder meanwhile."""
     resource = DbopsResource.from_env()
     environments = resource.environments()
     settings = resource.environment_settings(next(iter(environments.values())))
     snapshot = FolderSource(settings.locations).snapshot()
-    project = MigrationProject.load(settings, resource.dialect, snapshot=snapshot)
+    project = MigrationProject.load(settings, resource.dialect, snapshot=snapshot, keep_files=True)
     defs = migrate_definitions(resource, project, environments=environments)
     use_definitions(defs)
     _worker.update(resource=resource, snapshot=snapshot, locations=settings.locations, keys=script_keys(defs.resolve_asset_graph()))

@@ -253,6 +253,9 @@ def test_random_bytes_give_flyways_checksum_or_exit_2_naming_the_file(url, tmp_p
     except UnicodeDecodeError:
         assert_user_error(outcome, f"{folder}/V1__random.sql", "not valid utf-8")
         return
+    if "\x00" in text:  # no server takes a NUL in SQL text
+        assert_user_error(outcome, f"{folder}/V1__random.sql:", "NUL byte")
+        return
     if re.search(r"\$\{[^}\r\n]+\}", text):
         assert_user_error(outcome, f"{folder}/V1__random.sql:", "placeholder")
         return
