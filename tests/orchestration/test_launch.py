@@ -246,6 +246,10 @@ BAD_INSTANCE_CONFIGS = {
     "bad YAML": ("storage: [\n  postgres: {\n", ["dagster.yaml:3:1: not valid YAML", "fix the YAML there"]),
     "unknown storage module": ("storage:\n  custom:\n    module: no_such_mod\n    class: Foo\n    config: {}\n",
                                ["no_such_mod", "install the package that provides it"]),
+    # Dagster's check of the class raises dagster_shared.check.CheckError, which instance.py classifies: this case breaks
+    # if Dagster raises something else for it.
+    "storage class that is not in its module": ("storage:\n  custom:\n    module: dbops.orchestration.instance\n    class: NoSuchStorage\n"
+                                                 "    config: {}\n", ["NoSuchStorage", "fix it there"]),
     "unknown key": ("storage:\n  postgres:\n    nonsense: 1\n", ['unexpected config entry "nonsense" at path root:storage:postgres', "fix it there"]),
     "storage URL that does not parse": ("storage:\n  postgres:\n    postgres_url: 'not a url'\n", ["Could not parse SQLAlchemy URL", "fix it there"]),
 }
