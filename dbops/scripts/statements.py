@@ -328,12 +328,7 @@ def _normalize_tokens(stmt) -> str:
 def may_hold_non_transactional(sql: str, dialect: str | None = None) -> bool:
     """False when no statement of `sql` can be non-transactional on `dialect` (a cheap test before splitting)."""
     words = _PREFILTER.get(dialect) or _PREFILTER[None]
-    overlap = max(map(len, words)) - 1
-    for start in range(0, len(sql), _PREFILTER_CHUNK):  # upper-cased a slice at a time: never a copy of the whole
-        chunk = sql[max(start - overlap, 0) : start + _PREFILTER_CHUNK].upper()
-        if any(word in chunk for word in words):
-            return True
-    return False
+    return any(any(word in chunk for word in words) for chunk in _chunks_upper(sql, max(map(len, words)) - 1))
 
 
 _PREFILTER_CHUNK = 1 << 20
